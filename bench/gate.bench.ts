@@ -1,0 +1,152 @@
+/**
+ * Gate benchmarks (npm run bench), loopback only, bounded loops, well under a minute on a 2-core machine:
+ *  (a) the cost of Gate.check() per request, v1 and v2, pre-signed requests with unique nonces, p50/p90/p99 in µs;
+ *  (b) req/s of a stub fastify route over real HTTP on 127.0.0.1, open vs behind the gate, alternating rounds.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { BENCH_BODY, BENCH_PATH, benchGate, benchKeys, gateRequest, percentile, preSign, type PreSigned } from './setup.js';
+
+const GATE_WARMUP = 3_000;
+const GATE_N = 20_000;
+const HTTP_WARMUP = 1_000;
+const HTTP_N = 20_000;
+const HTTP_ROUND = 2_000;
+const CONCURRENCY = 16;
+const P50_TARGET_US = 50;
+const RATIO_TARGET = 0.9;
+
+const summary: string[][] = [];
+let failed = false;
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+// ---- (a) Gate.check() per request ----
+async function gateCost(): Promise<void> {
+  const keys = await benchKeys();
+  try {
+    say(`(a) Gate.check() direct, key lookup: ${keys.kind}`);
+    const gate = benchGate(keys.lookup);
+    for (const version of [1, 2] as const) {
+      const warm = preSign(keys, version, GATE_WARMUP).map(gateRequest);
+      const reqs = preSign(keys, version, GATE_N).map(gateRequest);
+      for (const req of warm) await check(gate, req);
+      const times = new Float64Array(GATE_N);
+      for (let i = 0; i < GATE_N; i++) {
+        const t0 = performance.now();
+        const result = await gate.check(reqs[i]!);
+        times[i] = (performance.now() - t0) * 1000;
+        if (!result.ok) throw new Error(`v${version} request ${i} denied: ${result.code} ${result.message}`);
+        result.release();
+      }
+      times.sort();
+      const [p50, p90, p99] = [50, 90, 99].map((p) => percentile(times, p)) as [number, number, number];
+      const ok = p50 < P50_TARGET_US;
+      failed ||= !ok;
+      const mean = times.reduce((a, b) => a + b, 0) / GATE_N;
+      say(`    v${version}: n=${GATE_N}  p50 ${fmt(p50)} µs  p90 ${fmt(p90)} µs  p99 ${fmt(p99)} µs  mean ${fmt(mean)} µs  max ${fmt(times[GATE_N - 1]!)} µs`);
+      summary.push([`gate.check v${version}`, `p50 ${fmt(p50)} / p90 ${fmt(p90)} / p99 ${fmt(p99)} µs`, `p50 < ${P50_TARGET_US} µs`, ok ? 'ok' : 'MISSED']);
+    }
+  } finally {
+    keys.close();
+  }
+}
+
+async function check(gate: ReturnType<typeof benchGate>, req: ReturnType<typeof gateRequest>): Promise<void> {
+  const result = await gate.check(req);
+  if (!result.ok) throw new Error(`warm-up request denied: ${result.code} ${result.message}`);
+  result.release();
+}
+
+// ---- (b) HTTP throughput, open vs gated ----
+interface ServerInfo {
+  port: number;
+  keyId: string;
+  secret: string;
+  kind: string;
+}
+
+function post(agent: http.Agent, port: number, path: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(BENCH_BODY);
+  });
+}
+
+/** Sends `signed.length` requests (or `count` open ones) with CONCURRENCY in flight; returns the elapsed ms. */
+async function round(agent: http.Agent, port: number, path: string, count: number, signed?: PreSigned[]): Promise<number> {
+  const open = { 'content-type': 'application/json' };
+  let next = 0;
+  let bad = '';
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < count) {
+      const i = next++;
+      const status = await post(agent, port, path, signed ? signed[i]!.headers : open);
+      if (status !== 200) bad ||= `${path} answered ${status}`;
+    }
+  }));
+  const ms = performance.now() - t0;
+  if (bad) throw new Error(bad);
+  return ms;
+}
+
+async function httpThroughput(): Promise<void> {
+  // Node 20 does not pass tsx's loader hooks on to workers: the worker loads its TypeScript through tsx's API.
+  const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(new URL('./http-server.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`;
+  const worker = new Worker(boot, { eval: true });
+  const info = await new Promise<ServerInfo>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  try {
+    say(`(b) HTTP on 127.0.0.1:${info.port}, server in a worker thread, key lookup: ${info.kind}`);
+    say(`    ${HTTP_N} requests per route, rounds of ${HTTP_ROUND}, alternating; ${CONCURRENCY} in flight, keep-alive`);
+    const signed = preSign(info, 1, HTTP_WARMUP + HTTP_N);
+    await round(agent, info.port, '/open', HTTP_WARMUP);
+    await round(agent, info.port, BENCH_PATH, HTTP_WARMUP, signed.slice(0, HTTP_WARMUP));
+    const total = { open: 0, gated: 0 };
+    const busy = { open: 0, gated: 0 };
+    for (let done = 0, r = 0; done < HTTP_N; done += HTTP_ROUND, r++) {
+      const batch = signed.slice(HTTP_WARMUP + done, HTTP_WARMUP + done + HTTP_ROUND);
+      // Alternate which route goes first so neither always gets the warmer machine.
+      for (const mode of r % 2 === 0 ? (['open', 'gated'] as const) : (['gated', 'open'] as const)) {
+        const elu0 = worker.performance.eventLoopUtilization();
+        total[mode] += mode === 'open' ? await round(agent, info.port, '/open', batch.length) : await round(agent, info.port, BENCH_PATH, batch.length, batch);
+        busy[mode] += worker.performance.eventLoopUtilization(elu0).active;
+      }
+    }
+    const rps = { open: HTTP_N / (total.open / 1000), gated: HTTP_N / (total.gated / 1000) };
+    const usPerReq = { open: (busy.open * 1000) / HTTP_N, gated: (busy.gated * 1000) / HTTP_N };
+    const ratio = rps.gated / rps.open;
+    failed ||= ratio < RATIO_TARGET;
+    say(`    open:  ${fmt(rps.open, 0)} req/s, server loop busy ${fmt(usPerReq.open)} µs/request`);
+    say(`    gated: ${fmt(rps.gated, 0)} req/s, server loop busy ${fmt(usPerReq.gated)} µs/request`);
+    summary.push(['http open', `${fmt(rps.open, 0)} req/s (${fmt(usPerReq.open)} µs server/req)`, '', '']);
+    summary.push(['http gated v1', `${fmt(rps.gated, 0)} req/s (${fmt(usPerReq.gated)} µs server/req)`, '', '']);
+    summary.push(['gated / open', `${fmt(ratio, 3)} (server time ${fmt(usPerReq.open / usPerReq.gated, 3)})`, `>= ${RATIO_TARGET}`, ratio >= RATIO_TARGET ? 'ok' : 'MISSED']);
+  } finally {
+    agent.destroy();
+    worker.postMessage('stop');
+    await new Promise((resolve) => worker.once('exit', resolve));
+  }
+}
+
+const started = performance.now();
+await gateCost();
+await httpThroughput();
+const widths = [0, 1, 2, 3].map((i) => Math.max(...summary.map((row) => row[i]!.length), ['measure', 'result', 'target', ''][i]!.length));
+const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+say('');
+say(line(['measure', 'result', 'target', '']));
+for (const row of summary) say(line(row));
+say(`(node ${process.version}, ${fmt((performance.now() - started) / 1000)} s)`);
+// A missed target is reported in the table; GUARDCTL_BENCH_STRICT=1 also makes it the exit status (for CI on a quiet machine).
+if (failed && process.env.GUARDCTL_BENCH_STRICT === '1') process.exitCode = 1;

@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AuditSink } from '../src/gate/audit.js';
+import { Gate, type GateRequest } from '../src/gate/gate.js';
+import { MemoryGateState } from '../src/gate/memory-state.js';
+import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
+import { signRequest } from '../src/gate/sign-request.js';
+import { loadTiers } from '../src/keys/tiers.js';
+import type { KeyLookup } from '../src/keys/types.js';
+import { MemoryKeys } from '../test/helpers/gate-app.js';
+
+/** Shared by bench/gate.bench.ts and its HTTP server worker. */
+export interface BenchKeys {
+  lookup: KeyLookup;
+  keyId: string;
+  secret: string;
+  /** Which lookup is measured, for the report. */
+  kind: string;
+  close(): void;
+}
+
+/**
+ * The daemon's real key lookup (SQLite key store + cache) when src/keys provides it, else MemoryKeys. The key is
+ * enterprise-tier, which has no rate, concurrency or daily limit, so the bench measures checks, not rejections.
+ */
+export async function benchKeys(): Promise<BenchKeys> {
+  let reason: string;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-'));
+  const cleanup = () => fs.rmSync(home, { recursive: true, force: true });
+  try {
+    const { KeyStore } = await import('../src/keys/store.js');
+    const { createKeyLookup } = await import('../src/keys/lookup.js');
+    const store = KeyStore.open({ home, env: { GUARDCTL_MASTER_KEY: randomBytes(32).toString('base64') } });
+    try {
+      const { record, secret } = store.create({ name: 'bench', tier: 'enterprise' });
+      const lookup = createKeyLookup(store);
+      if (!(await lookup.lookup(record.id))) throw new Error('the lookup does not find the key just created');
+      const close = () => {
+        lookup.close();
+        store.close();
+        cleanup();
+      };
+      return { lookup, keyId: record.id, secret, kind: 'KeyStore (SQLite) + createKeyLookup', close };
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  } catch (err) {
+    cleanup();
+    reason = (err as Error).message;
+  }
+  const keys = new MemoryKeys();
+  keys.touch = () => {};
+  const secret = 'gs_bench_memory_secret';
+  const record = keys.add(secret, { tier: 'enterprise' });
+  return { lookup: keys, keyId: record.id, secret, kind: `MemoryKeys (real store unavailable: ${reason})`, close() {} };
+}
+
+export function benchGate(keys: KeyLookup): Gate {
+  const options = DEFAULT_GATE_OPTIONS;
+  const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
+  return new Gate({ keys, state, tiers: loadTiers(undefined), options });
+}
+
+export const nullAudit: AuditSink = { write() {}, async close() {} };
+
+export const BENCH_PATH = '/api/v1/moderate';
+export const BENCH_BODY = JSON.stringify({ text: 'How do I make a bomb in my kitchen? 混元翻译模型', model: 'guard-small', stream: false, max_tokens: 128 });
+
+export interface PreSigned {
+  /** Header names in lower case, as node's http server hands them to the gate. */
+  headers: Record<string, string>;
+}
+
+/** `n` requests to BENCH_PATH with BENCH_BODY, each with its own fresh nonce, signed now. */
+export function preSign(keys: Pick<BenchKeys, 'keyId' | 'secret'>, version: 1 | 2, n: number): PreSigned[] {
+  const out: PreSigned[] = [];
+  for (let i = 0; i < n; i++) {
+    const { headers } = signRequest({ method: 'POST', url: BENCH_PATH, body: BENCH_BODY, keyId: keys.keyId, secret: keys.secret, version });
+    const lower: Record<string, string> = { 'content-type': 'application/json' };
+    for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v;
+    out.push({ headers: lower });
+  }
+  return out;
+}
+
+/** The gate's view of a pre-signed request, as bindGate builds it. */
+export function gateRequest(signed: PreSigned): GateRequest {
+  const body = Buffer.from(BENCH_BODY);
+  const json: unknown = JSON.parse(BENCH_BODY);
+  return {
+    method: 'POST', path: BENCH_PATH, rawQuery: '', headers: signed.headers, body, json, peerIp: '127.0.0.1',
+    model: () => ({ name: 'guard-small', size: 'small' }),
+  };
+}
+
+export function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""A stdlib-only client for a guardctl daemon: signs requests as ../signing.md describes.
+
+Version 1 follows the HY-MT1.5 web-inference article's client (sorted ``k=v`` joined by ``&``, the string to sign
+joined by newlines, hex HMAC-SHA256), with one correction: booleans sign as ``true``/``false`` and numbers as
+their JSON text, exactly as the JSON body carries them (the article's ``f"{v}"`` would sign ``True``).
+
+    python3 guardctl_client.py --selftest signing-vectors.json    # reproduce the worked examples, exit 0/1
+"""
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+__all__ = [
+    "generate_signature", "generate_signature_v2", "string_to_sign_v1", "string_to_sign_v2", "content_sha256",
+    "canonical_query", "new_nonce", "signed_request",
+]
+
+
+class _JsonNumber(str):
+    """A number kept as its JSON text (json.loads hook), so 1.50 signs as "1.50", as the server sees it."""
+
+
+def _param_value(value):
+    """The text version 1 signs for a value, or None for values it leaves out (objects, arrays, null)."""
+    if isinstance(value, bool):  # before int: bool is a subclass of int
+        return "true" if value else "false"
+    if isinstance(value, _JsonNumber):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return json.dumps(value, allow_nan=False)
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _pairs(params):
+    """A dict or a list of (name, value) pairs, as a list of pairs."""
+    if params is None:
+        return []
+    return list(params.items()) if isinstance(params, dict) else list(params)
+
+
+def string_to_sign_v1(method, path, params, timestamp, nonce):
+    pairs = [(k, _param_value(v)) for k, v in _pairs(params)]
+    pairs = [(k, v) for k, v in pairs if v is not None]
+    # Python compares str by code point, as the contract requires; sorted() is stable for repeated names.
+    param_str = "&".join(f"{k}={v}" for k, v in sorted(pairs, key=lambda kv: kv[0]))
+    return f"{method.upper()}\n{path}\n{param_str}\n{timestamp}\n{nonce}"
+
+
+def generate_signature(secret, method, path, params, timestamp, nonce):
+    """Version 1: params are the query parameters (decoded) plus the JSON body's top-level members."""
+    message = string_to_sign_v1(method, path, params, timestamp, nonce)
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _rfc3986(text):
+    return urllib.parse.quote(str(text), safe="~", encoding="utf-8")
+
+
+def canonical_query(query):
+    encoded = sorted((_rfc3986(k), _rfc3986(v)) for k, v in _pairs(query))
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def content_sha256(body):
+    if body is None:
+        body = b""
+    return hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).hexdigest()
+
+
+def string_to_sign_v2(method, path, query, body, timestamp, nonce):
+    return "\n".join(["GUARD2-HMAC-SHA256", method.upper(), path, canonical_query(query), content_sha256(body),
+                      str(timestamp), nonce])
+
+
+def generate_signature_v2(secret, method, path, query, body, timestamp, nonce):
+    """Version 2: query as (name, value) pairs or a dict; body as the exact bytes (or str) sent, or None."""
+    message = string_to_sign_v2(method, path, query, body, timestamp, nonce)
+    return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def new_nonce():
+    return secrets.token_hex(16)
+
+
+def _body_bytes(body):
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _body_params(raw):
+    """Version 1's members of a JSON object body, numbers as their JSON text."""
+    try:
+        parsed = json.loads(raw.decode("utf-8"), parse_int=_JsonNumber, parse_float=_JsonNumber)
+    except ValueError:
+        return []
+    return list(parsed.items()) if isinstance(parsed, dict) else []
+
+
+def signed_request(base_url, key_id, secret, method, path, query=None, body=None, version=1, timeout=30,
+                   timestamp=None, nonce=None):
+    """Sends one signed request; returns (status, headers, parsed JSON or text). HTTP errors are returned too.
+
+    query: dict or (name, value) pairs; body: a JSON-able object, or the exact str/bytes to send (JSON).
+    """
+    method = method.upper()
+    raw = _body_bytes(body)
+    timestamp = str(int(time.time())) if timestamp is None else str(timestamp)
+    nonce = nonce or new_nonce()
+    pairs = [(str(k), str(v)) for k, v in _pairs(query)]
+    headers = {"X-API-Key": key_id, "X-Timestamp": timestamp, "X-Nonce": nonce}
+    if raw is not None:
+        headers["Content-Type"] = "application/json"
+    if version == 2:
+        headers["X-Signature-Version"] = "2"
+        headers["X-Content-SHA256"] = content_sha256(raw)
+        headers["X-Signature"] = generate_signature_v2(secret, method, path, pairs, raw, timestamp, nonce)
+    else:
+        members = _body_params(raw) if raw else []
+        names = {k for k, _ in pairs}
+        clash = [k for k, _ in members if k in names]
+        if clash:
+            raise ValueError(f"parameter {clash[0]!r} appears in both the query and the body (the server answers 400)")
+        headers["X-Signature"] = generate_signature(secret, method, path, pairs + members, timestamp, nonce)
+    url = base_url.rstrip("/") + path
+    if pairs:
+        url += "?" + "&".join(f"{_rfc3986(k)}={_rfc3986(v)}" for k, v in pairs)
+    request = urllib.request.Request(url, data=raw, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), _decode(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), _decode(err.read())
+
+
+def _decode(data):
+    text = data.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def selftest(vectors_path):
+    """Reproduces every vector of signing-vectors.json; returns the number of failures."""
+    with open(vectors_path, encoding="utf-8") as f:
+        vectors = json.load(f)
+    failures = 0
+    cases = [("v1", v, string_to_sign_v1(v["method"], v["path"], v["params"], v["timestamp"], v["nonce"]),
+              generate_signature(v["secret"], v["method"], v["path"], v["params"], v["timestamp"], v["nonce"]))
+             for v in vectors.get("v1", [])]
+    cases += [("v2", v, string_to_sign_v2(v["method"], v["path"], v["query"], v["body"], v["timestamp"], v["nonce"]),
+               generate_signature_v2(v["secret"], v["method"], v["path"], v["query"], v["body"], v["timestamp"],
+                                     v["nonce"]))
+              for v in vectors.get("v2", [])]
+    for i, (version, v, sts, signature) in enumerate(cases):
+        ok = sts == v["string_to_sign"] and signature == v["signature"]
+        if version == "v2":
+            ok = ok and content_sha256(v["body"]) == v["content_sha256"]
+        failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} {version} {v['method']} {v['path']} nonce={v['nonce']}")
+        if not ok:
+            print(f"     expected {v['string_to_sign']!r} -> {v['signature']}\n     got      {sts!r} -> {signature}")
+    if not cases:
+        print("no vectors found")
+        return 1
+    print(f"{len(cases) - failures}/{len(cases)} vectors reproduced")
+    return failures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--selftest":
+        sys.exit(1 if selftest(sys.argv[2]) else 0)
+    print(f"usage: {sys.argv[0]} --selftest signing-vectors.json", file=sys.stderr)
+    sys.exit(2)

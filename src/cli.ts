@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { Command, CommanderError } from 'commander';
+import { loadConfigFile, pick } from './core/config.js';
+import type { Context } from './core/context.js';
+import { GuardError, isGuardError } from './core/errors.js';
+import { createLogger, LOG_LEVELS } from './core/log.js';
+import { createOutput } from './core/output.js';
+import { resolveLocations } from './core/paths.js';
+import { registerDoctor } from './commands/doctor.js';
+import { registerKeys } from './commands/keys.js';
+import { registerSign } from './commands/sign.js';
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+export type ContextFactory = (command: Command) => Context;
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): Command {
+  const program = new Command('guardctl')
+    .description('Certificates, nginx, API keys and a signed-request inference daemon for AI model services')
+    .version(pkg.version, '-V, --version')
+    .option('--json', 'machine-readable output on stdout', false)
+    .option('-v, --verbose', 'debug logs, and stack traces for internal errors', false)
+    .option('--config <file>', 'config file (env GUARDCTL_CONFIG)')
+    .option('--home <dir>', 'data directory (env GUARDCTL_HOME)')
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .exitOverride();
+
+  const contextFor: ContextFactory = (command) => {
+    const opts = command.optsWithGlobals<{ json: boolean; verbose: boolean; config?: string; home?: string }>();
+    const locations = resolveLocations({ homeFlag: opts.home, configFlag: opts.config, env: io.env });
+    const config = loadConfigFile(locations.configFile, { required: Boolean(opts.config ?? io.env.GUARDCTL_CONFIG) });
+    const level = pick<string>(opts.verbose ? 'debug' : undefined, io.env.GUARDCTL_LOG, config.log, 'warn')!;
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+      throw new GuardError('GUARD_E_CONFIG', `unknown log level "${level}"`, { hint: `use one of ${LOG_LEVELS.join(', ')} (GUARDCTL_LOG or "log:" in the config file)` });
+    }
+    return {
+      out: createOutput(io, opts.json),
+      log: createLogger(level),
+      locations,
+      config,
+      env: io.env,
+      verbose: opts.verbose,
+      now: io.now ?? Date.now,
+      setExitCode: (code) => {
+        exit.code = code;
+      },
+    };
+  };
+
+  registerKeys(program, contextFor);
+  registerSign(program, contextFor);
+  registerDoctor(program, contextFor);
+  // Subcommands inherit the output routing and error handling of the root.
+  for (const cmd of allCommands(program)) {
+    cmd.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }).exitOverride();
+    cmd.showHelpAfterError('(add --help for usage)');
+  }
+  return program;
+}
+
+function allCommands(cmd: Command): Command[] {
+  return cmd.commands.flatMap((c) => [c, ...allCommands(c)]);
+}
+
+/** Parses argv (without node and script), runs the command and returns the exit code. Never exits. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const exit = { code: 0 };
+  const program = buildProgram(io, exit);
+  const wantsJson = argv.includes('--json');
+  const verbose = argv.includes('--verbose') || argv.includes('-v');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exit.code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // commander already printed its message; usage errors exit 2.
+      return 2;
+    }
+    if (isGuardError(err)) {
+      if (wantsJson) {
+        io.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, ...err.details } }, null, 2)}\n`);
+      } else {
+        io.stderr.write(`error: ${err.message}\n`);
+        if (err.hint) io.stderr.write(`  hint: ${err.hint}\n`);
+      }
+      if (verbose && err.cause instanceof Error) io.stderr.write(`  cause: ${err.cause.stack ?? err.cause.message}\n`);
+      return err.exitCode;
+    }
+    const bug = err instanceof Error ? err : new Error(String(err));
+    io.stderr.write(`internal error: ${bug.message}\n`);
+    io.stderr.write(verbose ? `${bug.stack}\n` : '  run again with --verbose for the stack trace, and report it as a bug\n');
+    return 70;
+  }
+}
+
+export async function runCli(): Promise<void> {
+  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  // Long-running commands (serve) resolve only when they have stopped, so exiting here is safe.
+  process.exitCode = code;
+}
+

@@ -1,0 +1,87 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { execa } from 'execa';
+import type { ContextFactory } from '../cli.js';
+import { probeExecutionProviders } from '../infer/ep-probe.js';
+import { KeyStore } from '../keys/store.js';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** A failed optional check is a warning, not a failure (nginx is not needed to serve). */
+  optional?: boolean;
+}
+
+const TOOLS: Array<{ name: string; args: string[]; purpose: string }> = [
+  { name: 'nginx', args: ['-v'], purpose: 'guardctl nginx' },
+  { name: 'nsupdate', args: ['-V'], purpose: 'the rfc2136 DNS provider' },
+  { name: 'openssl', args: ['version'], purpose: 'certificate inspection' },
+];
+
+export function registerDoctor(program: Command, contextFor: ContextFactory): void {
+  program
+    .command('doctor')
+    .description('check this machine: Node, data directory, system tools, ONNX Runtime providers, key store')
+    .action(async (_opts: unknown, command: Command) => {
+      const ctx = contextFor(command);
+      const checks: Check[] = [nodeCheck(), homeCheck(ctx.locations.home)];
+      for (const tool of TOOLS) checks.push(await toolCheck(tool.name, tool.args, tool.purpose));
+      for (const ep of await probeExecutionProviders()) {
+        checks.push({ name: `onnxruntime:${ep.name}`, ok: ep.ok, optional: ep.name !== 'cpu', detail: ep.ok ? `loads (${ep.ms} ms)` : ep.error! });
+      }
+      checks.push(keyStoreCheck(ctx.locations.home, ctx.env));
+      const healthy = checks.every((c) => c.ok || c.optional);
+      ctx.out.result({ ok: healthy, checks }, () =>
+        [...checks.map((c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name.padEnd(18)} ${c.detail}`), '', healthy ? 'all required checks passed' : 'some required checks failed'].join('\n'));
+      if (!healthy) ctx.setExitCode(1);
+    });
+}
+
+function nodeCheck(): Check {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  const ok = major > 20 || (major === 20 && minor >= 19);
+  return { name: 'node', ok, detail: ok ? `v${process.versions.node}` : `v${process.versions.node}: guardctl needs Node >= 20.19` };
+}
+
+function homeCheck(home: string): Check {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(home);
+  } catch {
+    return { name: 'data dir', ok: true, detail: `${home} (not created yet; made with mode 0700 on first use)` };
+  }
+  const mode = st.mode & 0o777;
+  const problems: string[] = [];
+  if (!st.isDirectory()) problems.push('is not a directory');
+  if (mode & 0o077) problems.push(`mode ${mode.toString(8)} lets others in (chmod 700 ${home})`);
+  if (process.getuid && st.uid !== process.getuid()) problems.push(`owned by uid ${st.uid}, not by this user`);
+  try {
+    fs.accessSync(home, fs.constants.W_OK);
+  } catch {
+    problems.push('is not writable');
+  }
+  return { name: 'data dir', ok: problems.length === 0, detail: problems.length ? `${home} ${problems.join('; ')}` : `${home} (mode ${mode.toString(8)})` };
+}
+
+async function toolCheck(name: string, args: string[], purpose: string): Promise<Check> {
+  const r = await execa(name, args, { reject: false, timeout: 5000, all: true });
+  const ok = r.exitCode === 0;
+  const version = (r.all ?? '').split('\n')[0]!.trim();
+  return { name, ok, optional: true, detail: ok ? version : `not found (needed for ${purpose}; apt-get install ${name === 'nsupdate' ? 'bind9-dnsutils' : name})` };
+}
+
+function keyStoreCheck(home: string, env: NodeJS.ProcessEnv): Check {
+  if (!fs.existsSync(`${home}/keys.db`)) return { name: 'key store', ok: true, detail: 'none yet (created by the first `guardctl keys create`)' };
+  try {
+    const store = KeyStore.open({ home, env, readonly: true });
+    try {
+      const h = store.health();
+      return { name: 'key store', ok: h.ok, detail: h.ok ? `${h.path}: ${h.keys} keys, ${h.active} active` : `${h.path}: ${h.problem}` };
+    } finally {
+      store.close();
+    }
+  } catch (err) {
+    return { name: 'key store', ok: false, detail: (err as Error).message };
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Typed errors. A GuardError is a user-facing problem (bad flag, missing credential, bad file): the CLI prints
+ * its message and hint on one line each and exits with its exitCode. Anything else that reaches the CLI is a bug
+ * and prints a stack trace only with --verbose. Codes are stable: docs/errors.md lists them and a test keeps
+ * that list in sync with ERROR_CODES.
+ */
+export const ERROR_CODES = {
+  GUARD_E_USAGE: 'A flag or argument is missing or malformed.',
+  GUARD_E_CONFIG: 'The configuration file cannot be read or holds an invalid value.',
+  GUARD_E_HOME: 'The data directory cannot be created, read or written, or has unsafe permissions.',
+  GUARD_E_MASTER_KEY: 'The master key is missing, malformed, readable by others, or does not open the key store.',
+  GUARD_E_KEYSTORE: 'The key store cannot be opened or is damaged.',
+  GUARD_E_KEY_NOT_FOUND: 'No API key has that id.',
+  GUARD_E_KEY_STATE: 'The key is in a state that does not allow the operation (for example already revoked).',
+  GUARD_E_TOKEN: 'An API key id or secret is mistyped or truncated (its checksum does not match).',
+  GUARD_E_TIER: 'The tier is unknown or its definition is invalid.',
+  GUARD_E_SECRET_SOURCE: 'The secret for signing could not be read from the given file or variable.',
+  GUARD_E_NETWORK: 'A request to a server failed.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface GuardErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  /** 1 for a user error, 2 for a usage error (bad flags). */
+  exitCode?: 1 | 2;
+  /** Extra machine-readable fields for --json output; never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export class GuardError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+  readonly exitCode: 1 | 2;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: GuardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GuardError';
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? (code === 'GUARD_E_USAGE' ? 2 : 1);
+    this.details = options.details;
+  }
+}
+
+export function usageError(message: string, hint?: string): GuardError {
+  return new GuardError('GUARD_E_USAGE', message, { hint, exitCode: 2 });
+}
+
+export function isGuardError(err: unknown): err is GuardError {
+  return err instanceof GuardError;
+}

@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir } from '../core/atomic.js';
+import { truncateIp } from './ip.js';
+
+/**
+ * One JSON line per gated request. By construction it holds no request or response text, no secret, no
+ * signature and no full client address: the record type has no field for them.
+ */
+export interface AuditRecord {
+  time: string;
+  request_id: string;
+  key_id: string | null;
+  tier: string | null;
+  route: string;
+  model: string | null;
+  status: number;
+  reason: string | null;
+  latency_ms: number;
+  input_bytes: number;
+  output_bytes: number;
+  /** The client's /24 (IPv4) or /48 (IPv6). */
+  client_net: string;
+}
+
+export interface AuditSink {
+  write(record: AuditRecord): void;
+  close(): Promise<void>;
+}
+
+export function auditRecord(fields: Omit<AuditRecord, 'client_net' | 'time'> & { clientIp: string; time?: number }): AuditRecord {
+  const { clientIp, time, ...rest } = fields;
+  return { time: new Date(time ?? Date.now()).toISOString(), ...rest, client_net: truncateIp(clientIp) };
+}
+
+/** Appends to a 0600 file in a 0700 directory; writes are buffered by the stream, never block a request. */
+export function fileAuditSink(file: string): AuditSink {
+  ensurePrivateDir(path.dirname(file));
+  const stream = fs.createWriteStream(file, { flags: 'a', mode: 0o600 });
+  return {
+    write(record) {
+      stream.write(`${JSON.stringify(record)}\n`);
+    },
+    close() {
+      return new Promise((resolve) => stream.end(resolve));
+    },
+  };
+}
+
+export const nullAuditSink: AuditSink = { write() {}, async close() {} };

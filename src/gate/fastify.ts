@@ -1,0 +1,111 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawServerDefault } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ModelRef } from '../keys/types.js';
+import { auditRecord, type AuditSink } from './audit.js';
+import type { Gate, GateDenial, GatePass } from './gate.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body's exact bytes, kept for version 2's X-Content-SHA256. */
+    rawBody?: Buffer;
+    gatePass?: GatePass;
+    gateDenial?: GateDenial;
+    gateModel?: ModelRef;
+    /** The code of an error that ended a gated request before or after the gate (invalid_json, ...). */
+    failureCode?: string;
+  }
+  interface FastifyContextConfig {
+    /** Present on routes behind the gate; `model` names what the request asks for (from its body or query). */
+    gate?: { model?: (request: FastifyRequest) => ModelRef | undefined };
+  }
+}
+
+export interface GateBinding {
+  gate: Gate;
+  audit: AuditSink;
+}
+
+/**
+ * Puts the gate in front of every route whose config has `gate`: keeps raw bodies, runs the checks in a
+ * preHandler, frees the concurrency slot however the exchange ends (client disconnects included) and writes one
+ * audit record per gated request.
+ */
+/** Any fastify app on a plain HTTP(S) server, whatever logger it was built with. */
+export type GateApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>;
+
+export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
+  app.removeContentTypeParser(['application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const raw = body as Buffer;
+    request.rawBody = raw;
+    if (raw.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch {
+      const err = Object.assign(new Error('the request body is not valid JSON'), { statusCode: 400, code: 'invalid_json' });
+      done(err, undefined);
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    request.rawBody = body as Buffer;
+    done(null, body);
+  });
+
+  app.addHook('preHandler', async (request, reply) => {
+    const config = request.routeOptions.config.gate;
+    if (!config) return;
+    const url = request.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const result = await gate.check({
+      method: request.method,
+      path: q === -1 ? url : url.slice(0, q),
+      rawQuery: q === -1 ? '' : url.slice(q + 1),
+      headers: request.headers,
+      body: request.rawBody,
+      json: request.rawBody && isJson(request) ? request.body : undefined,
+      peerIp: request.socket.remoteAddress ?? '',
+      model: () => (request.gateModel = config.model?.(request)),
+    });
+    if (!result.ok) {
+      request.gateDenial = result;
+      return sendDenial(reply, request, result);
+    }
+    request.gatePass = result;
+    reply.headers(result.headers);
+    reply.raw.once('close', result.release);
+  });
+
+  app.addHook('onError', async (request, _reply, error) => {
+    request.failureCode = typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'internal_error';
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    if (!request.routeOptions.config.gate) return;
+    request.gatePass?.release();
+    const pass = request.gatePass;
+    const denial = request.gateDenial;
+    audit.write(auditRecord({
+      request_id: request.id,
+      key_id: pass?.key.id ?? denial?.keyId ?? null,
+      tier: pass?.key.tier ?? denial?.tier ?? null,
+      route: request.routeOptions.url ?? request.url,
+      model: request.gateModel?.name ?? null,
+      status: reply.statusCode,
+      reason: denial?.code ?? request.failureCode ?? null,
+      latency_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+      input_bytes: request.rawBody?.length ?? 0,
+      output_bytes: Number(reply.getHeader('content-length') ?? 0),
+      clientIp: pass?.clientIp ?? denial?.clientIp ?? request.socket.remoteAddress ?? '',
+    }));
+  });
+}
+
+function isJson(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
+}
+
+export function sendDenial(reply: FastifyReply, request: FastifyRequest, denial: GateDenial): FastifyReply {
+  const error: Record<string, unknown> = { code: denial.code, message: denial.message, request_id: request.id };
+  if (denial.stringToSign !== undefined) error.string_to_sign = denial.stringToSign;
+  return reply.code(denial.status).headers(denial.headers).send({ error });
+}

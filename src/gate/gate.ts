@@ -1,0 +1,252 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { effectiveLimits, modelAllowed } from '../keys/tiers.js';
+import { isWellFormedToken, KEY_ID_PREFIX } from '../keys/token.js';
+import type { KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
+import {
+  DuplicateParamError, hmacHex, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign,
+} from './canonical.js';
+import { clientIp, parseCidrList } from './ip.js';
+import type { GateOptions } from './options.js';
+import { isAuthFailure, REASONS, type ReasonCode } from './reasons.js';
+import type { GateState, LimitOutcome } from './state.js';
+
+/** A request as the gate sees it, independent of the HTTP framework. */
+export interface GateRequest {
+  method: string;
+  /** The path the client requested, without the query string. */
+  path: string;
+  rawQuery: string;
+  headers: IncomingHttpHeaders;
+  /** Raw body bytes (absent or empty when there is none). */
+  body?: Buffer;
+  /** The parsed JSON body, when the body is JSON. */
+  json?: unknown;
+  peerIp: string;
+  /** The model the request asks for; only called once the signature has verified. */
+  model?: () => ModelRef | undefined;
+}
+
+export interface GateDenial {
+  ok: false;
+  status: number;
+  code: ReasonCode;
+  message: string;
+  headers: Record<string, string>;
+  clientIp: string;
+  keyId?: string;
+  tier?: string;
+  /** Only with the debug option and a bad signature: what the server signed. */
+  stringToSign?: string;
+}
+
+export interface GatePass {
+  ok: true;
+  key: KeyRecord;
+  limits: Limits;
+  clientIp: string;
+  headers: Record<string, string>;
+  /** Frees the concurrency slot; safe to call more than once. */
+  release(): void;
+}
+
+export type GateResult = GatePass | GateDenial;
+
+export interface GateDeps {
+  keys: KeyLookup;
+  state: GateState;
+  tiers: Record<string, Tier>;
+  options: GateOptions;
+  now?: () => number;
+  /** Where failures of fire-and-forget work (slot release) are reported. */
+  onError?: (err: unknown) => void;
+}
+
+const NONCE = /^[A-Za-z0-9_-]{8,128}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The request gate of ../shared/signing.md: every check in its order, the first failure answers. */
+export class Gate {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: GateDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async check(req: GateRequest): Promise<GateResult> {
+    const { options, state } = this.deps;
+    const ip = clientIp(req.peerIp, header(req.headers, 'x-forwarded-for'), options.trustedProxies);
+    const blocked = await state.authBlockedFor(ip);
+    if (blocked > 0) return this.deny('auth_throttled', ip, { 'Retry-After': seconds(blocked) });
+
+    // 1. headers present and well formed
+    const keyId = header(req.headers, 'x-api-key');
+    const timestamp = header(req.headers, 'x-timestamp');
+    const nonce = header(req.headers, 'x-nonce');
+    const signature = header(req.headers, 'x-signature');
+    const missing = [['X-API-Key', keyId], ['X-Timestamp', timestamp], ['X-Nonce', nonce], ['X-Signature', signature]]
+      .filter(([, v]) => !v).map(([n]) => n);
+    if (missing.length) return this.fail('missing_auth', ip, { detail: `missing ${missing.join(', ')}` });
+    const version = header(req.headers, 'x-signature-version') ?? '1';
+    const contentSha = header(req.headers, 'x-content-sha256');
+    const malformed = !isWellFormedToken(keyId!, KEY_ID_PREFIX) ? 'X-API-Key (not a guardctl key id, or its checksum does not match)'
+      : !/^\d{1,12}$/.test(timestamp!) ? 'X-Timestamp (Unix seconds, decimal)'
+      : !NONCE.test(nonce!) ? 'X-Nonce (8 to 128 characters of A-Z a-z 0-9 _ -)'
+      : !HEX64.test(signature!) ? 'X-Signature (64 lowercase hex characters)'
+      : version !== '1' && version !== '2' ? 'X-Signature-Version (1 or 2)'
+      : version === '2' && !(contentSha && HEX64.test(contentSha)) ? 'X-Content-SHA256 (64 lowercase hex characters, required with version 2)'
+      : undefined;
+    if (malformed) return this.fail('malformed_auth', ip, { detail: `malformed ${malformed}` });
+
+    // 2. key exists, active, not expired: one answer for all three so ids cannot be probed
+    const creds = await this.deps.keys.lookup(keyId!);
+    const now = this.now();
+    if (!creds) return this.fail('unknown_key', ip, { keyId });
+    const { record } = creds;
+    if (record.status === 'revoked') return this.fail('revoked_key', ip, { keyId });
+    if (record.expiresAt !== null && record.expiresAt <= now) return this.fail('expired_key', ip, { keyId });
+    const tier = record.tier;
+    if (version !== '2' && (options.requireV2 || this.deps.tiers[tier]?.requireV2)) return this.fail('signature_version_required', ip, { keyId, tier });
+
+    // 3. client address allowed
+    if (record.allowIps.length && !this.allowList(record).has(ip)) return this.deny('ip_denied', ip, {}, { keyId, tier });
+
+    // 4. clock within the window
+    const skew = Math.abs(Math.floor(now / 1000) - Number(timestamp));
+    if (skew > options.windowSec) return this.fail('timestamp_skew', ip, { keyId, tier, headers: { Date: new Date(now).toUTCString() } });
+
+    // 5. signature
+    let stringToSign: string;
+    if (version === '2') {
+      const actual = sha256Hex(req.body ?? Buffer.alloc(0));
+      if (actual !== contentSha) return this.fail('content_sha256_mismatch', ip, { keyId, tier });
+      stringToSign = v2StringToSign(req.method, req.path, v2CanonicalQuery(parseQuery(req.rawQuery)), actual, timestamp!, nonce!);
+    } else {
+      let params: string;
+      try {
+        const raw = req.json !== undefined && req.body ? req.body.toString('utf8') : undefined;
+        params = v1Params(parseQuery(req.rawQuery), raw === undefined ? undefined : { raw, parsed: req.json });
+      } catch (err) {
+        if (err instanceof DuplicateParamError) return this.deny('duplicate_param', ip, {}, { keyId, tier, detail: err.message });
+        throw err;
+      }
+      stringToSign = v1StringToSign(req.method, req.path, params, timestamp!, nonce!);
+    }
+    const given = Buffer.from(signature!, 'hex');
+    const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now)
+      && timingSafeEqual(Buffer.from(hmacHex(s.value, stringToSign), 'hex'), given));
+    if (!verified) {
+      return this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
+    }
+
+    // 6. nonce, recorded only now so unsigned requests cannot burn a client's nonces
+    const seen = await state.recordNonce(record.id, nonce!, (options.windowSec * 2 + 1) * 1000);
+    if (seen === 'replayed') return this.fail('replayed_nonce', ip, { keyId, tier });
+    if (seen === 'full') return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
+
+    // 7. model allowed for the tier
+    const limits = effectiveLimits(record, this.deps.tiers);
+    const model = req.model?.();
+    if (model && !modelAllowed(limits.models, model)) {
+      return this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model.name}" is not in this key's tier "${tier}"` });
+    }
+
+    // 8. rate, then concurrency, then the daily quota
+    const headers: Record<string, string> = {};
+    if (limits.rate !== null) {
+      const burst = limits.burst ?? Math.max(1, Math.ceil(limits.rate));
+      const bucket = await state.consumeRate(record.id, limits.rate, burst);
+      Object.assign(headers, rateLimitHeaders(bucket, `${burst};w=${Math.max(1, Math.round(burst / limits.rate))}`));
+      if (!bucket.allowed) return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(bucket.resetMs) }, { keyId, tier });
+    }
+    let holdsSlot = false;
+    if (limits.concurrency !== null) {
+      holdsSlot = await state.acquireSlot(record.id, limits.concurrency);
+      if (!holdsSlot) return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
+    }
+    const release = once(() => {
+      if (holdsSlot) state.releaseSlot(record.id).catch((err) => this.deps.onError?.(err));
+    });
+    if (limits.daily !== null) {
+      const quota = await state.consumeQuota(record.id, limits.daily, now);
+      if (limits.rate === null) Object.assign(headers, rateLimitHeaders(quota, `${limits.daily};w=86400`));
+      if (!quota.allowed) {
+        release();
+        return this.deny('quota_exhausted', ip, { ...rateLimitHeaders(quota, `${limits.daily};w=86400`), 'Retry-After': seconds(quota.resetMs) }, { keyId, tier });
+      }
+    }
+    this.deps.keys.touch?.(record.id, now);
+    return { ok: true, key: record, limits, clientIp: ip, headers, release };
+  }
+
+  private readonly allowLists = new WeakMap<KeyRecord, { has(ip: string): boolean }>();
+  private allowList(record: KeyRecord): { has(ip: string): boolean } {
+    let list = this.allowLists.get(record);
+    if (!list) {
+      // Records are cached by the lookup, so each key's list is parsed once per change.
+      // An entry the store should never have accepted denies everything rather than nothing.
+      try {
+        list = parseCidrList(record.allowIps);
+      } catch {
+        list = { has: () => false };
+      }
+      this.allowLists.set(record, list);
+    }
+    return list;
+  }
+
+  private async fail(code: ReasonCode, ip: string, extra: DenialExtra & { headers?: Record<string, string> }): Promise<GateDenial> {
+    if (isAuthFailure(code)) await this.deps.state.recordAuthFailure(ip);
+    return this.deny(code, ip, extra.headers ?? {}, extra);
+  }
+
+  private deny(code: ReasonCode, ip: string, headers: Record<string, string>, extra: DenialExtra = {}): GateDenial {
+    const base = REASONS[code];
+    return {
+      ok: false,
+      status: base.status,
+      code,
+      message: extra.detail ? `${base.message}: ${extra.detail}` : base.message,
+      headers,
+      clientIp: ip,
+      keyId: extra.keyId,
+      tier: extra.tier,
+      stringToSign: extra.stringToSign,
+    };
+  }
+}
+
+interface DenialExtra {
+  keyId?: string;
+  tier?: string;
+  detail?: string;
+  stringToSign?: string;
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function seconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+function rateLimitHeaders(outcome: LimitOutcome, policy: string): Record<string, string> {
+  return {
+    'RateLimit-Limit': String(outcome.limit),
+    'RateLimit-Remaining': String(outcome.remaining),
+    'RateLimit-Reset': String(Math.ceil(outcome.resetMs / 1000)),
+    'RateLimit-Policy': policy,
+  };
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) {
+      done = true;
+      fn();
+    }
+  };
+}

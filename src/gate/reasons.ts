@@ -1,0 +1,31 @@
+/**
+ * The gate's answers: reason code -> HTTP status and a message for the client. The codes are part of the
+ * contract in ../shared/signing.md and docs/gate.md; a test keeps that page in sync with this table.
+ */
+export const REASONS = {
+  missing_auth: { status: 401, message: 'missing authentication headers' },
+  malformed_auth: { status: 401, message: 'malformed authentication header' },
+  auth_throttled: { status: 429, message: 'too many failed authentications from this address; try again later' },
+  unknown_key: { status: 401, message: 'unknown, revoked or expired API key' },
+  revoked_key: { status: 401, message: 'unknown, revoked or expired API key' },
+  expired_key: { status: 401, message: 'unknown, revoked or expired API key' },
+  signature_version_required: { status: 401, message: 'this server or tier requires signature version 2 (X-Signature-Version: 2)' },
+  ip_denied: { status: 403, message: 'this API key may not be used from this address' },
+  timestamp_skew: { status: 401, message: 'X-Timestamp is outside the allowed window; check the client clock against the Date header' },
+  duplicate_param: { status: 400, message: 'a parameter appears in both the query and the body' },
+  content_sha256_mismatch: { status: 401, message: 'X-Content-SHA256 does not match the body' },
+  bad_signature: { status: 401, message: 'signature does not match' },
+  replayed_nonce: { status: 401, message: 'this nonce was already used; send a fresh X-Nonce with every request' },
+  nonce_store_full: { status: 503, message: 'the server cannot record more nonces right now; retry shortly' },
+  model_not_allowed: { status: 403, message: "this model is not available to the API key's tier" },
+  rate_limited: { status: 429, message: 'request rate limit exceeded' },
+  concurrency_limited: { status: 429, message: 'too many requests in flight for this API key' },
+  quota_exhausted: { status: 429, message: 'daily quota exhausted; it resets at 00:00 UTC' },
+} as const;
+
+export type ReasonCode = keyof typeof REASONS;
+
+/** 401 reasons that count towards an address's failed-authentication throttle. */
+export function isAuthFailure(code: ReasonCode): boolean {
+  return REASONS[code].status === 401;
+}

@@ -1,0 +1,126 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Database } from 'better-sqlite3';
+import { GuardError } from '../core/errors.js';
+import { open, seal } from './seal.js';
+import type { KeyRecord, Limits } from './types.js';
+
+/** The on-disk shape of the key store: migrations, the master-key check, rows, and file modes. */
+
+/** Bump with a new entry in MIGRATIONS; `PRAGMA user_version` records how far a file has come. */
+export const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: Record<number, string> = {
+  1: `
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE TABLE keys (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      tier TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      expires_at INTEGER,
+      revoked_at INTEGER,
+      last_used_at INTEGER,
+      allow_ips TEXT NOT NULL DEFAULT '[]',
+      overrides TEXT NOT NULL DEFAULT '{}',
+      secret TEXT NOT NULL,
+      previous_secret TEXT,
+      previous_valid_until INTEGER
+    ) STRICT;
+    CREATE TABLE key_events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      at INTEGER NOT NULL,
+      key_id TEXT NOT NULL,
+      action TEXT NOT NULL,
+      detail TEXT
+    ) STRICT;
+    CREATE INDEX key_events_by_key ON key_events (key_id, seq);
+  `,
+};
+
+const CHECK_AAD = 'guardctl:keystore-check';
+const CHECK_TEXT = 'guardctl key store';
+
+/**
+ * Brings the file up to SCHEMA_VERSION (inside one IMMEDIATE transaction, so two first runs cannot both
+ * migrate) and verifies the master key against the sealed check value written when the store was made.
+ */
+export function prepareSchema(db: Database, masterKey: Buffer, file: string, readonly: boolean): void {
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() > SCHEMA_VERSION) {
+    throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} was written by a newer guardctl (schema ${version()}, this one knows ${SCHEMA_VERSION})`, {
+      hint: 'upgrade guardctl',
+    });
+  }
+  if (version() < SCHEMA_VERSION) {
+    if (readonly) {
+      throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} is not initialised`, { hint: 'create a key first with guardctl keys create' });
+    }
+    db.transaction(() => {
+      for (let v = version() + 1; v <= SCHEMA_VERSION; v++) {
+        db.exec(MIGRATIONS[v]!);
+        if (v === 1) db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('check', seal(masterKey, CHECK_TEXT, CHECK_AAD));
+        db.pragma(`user_version = ${v}`);
+      }
+    }).immediate();
+  }
+  const row = db.prepare('SELECT value FROM meta WHERE name = ?').get('check') as { value: string } | undefined;
+  if (!row) throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has no check value`, { hint: `restore ${file} from a backup` });
+  let text: string;
+  try {
+    text = open(masterKey, row.value, CHECK_AAD);
+  } catch (err) {
+    if (err instanceof GuardError && err.code === 'GUARD_E_MASTER_KEY') {
+      throw new GuardError('GUARD_E_MASTER_KEY', `the master key does not open the key store ${file}`, {
+        hint: 'use the master key it was created with: GUARDCTL_MASTER_KEY, GUARDCTL_MASTER_KEY_FILE, or master.key in the data directory',
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  if (text !== CHECK_TEXT) throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has an unexpected check value`, { hint: `restore ${file} from a backup` });
+}
+
+/** A row of the keys table, as better-sqlite3 returns it. */
+export interface KeyRow {
+  id: string; name: string; tier: string; created_at: number; expires_at: number | null; revoked_at: number | null;
+  last_used_at: number | null; allow_ips: string; overrides: string; secret: string; previous_secret: string | null;
+  previous_valid_until: number | null;
+}
+
+export function toRecord(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    tier: row.tier,
+    status: row.revoked_at === null ? 'active' : 'revoked',
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+    allowIps: JSON.parse(row.allow_ips) as string[],
+    overrides: JSON.parse(row.overrides) as Partial<Limits>,
+    previousValidUntil: row.previous_valid_until,
+  };
+}
+
+/** Creates the empty database file 0600 up front, so it is never readable by others, not even for a moment. */
+export function precreate(file: string): void {
+  try {
+    fs.closeSync(fs.openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw new GuardError('GUARD_E_HOME', `cannot create the key store ${file}: ${(err as Error).message}`, { hint: `check that ${path.dirname(file)} is writable by this user`, cause: err });
+  }
+}
+
+/** SQLite gives -wal/-shm the database's mode, but a file restored or copied by hand may be looser. */
+export function tighten(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((fs.statSync(f).mode & 0o077) !== 0) fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}

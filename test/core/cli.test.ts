@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runCli, tempDir } from '../helpers/cli.js';
+
+const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+
+test('--version and --help on the program and every subcommand', async () => {
+  const v = await runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout.trim(), pkg.version);
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  for (const word of ['keys', 'sign', 'doctor', '--json', '--verbose', '--config', '--home']) assert.match(help.stdout, new RegExp(word));
+  for (const sub of [['keys'], ['keys', 'create'], ['keys', 'list'], ['keys', 'rotate'], ['sign'], ['doctor']]) {
+    const r = await runCli([...sub, '--help']);
+    assert.equal(r.code, 0, sub.join(' '));
+    assert.match(r.stdout, /^Usage: guardctl /);
+  }
+});
+
+test('usage errors exit 2; user errors exit 1 with one line and a hint; --json puts the error on stdout', async (t) => {
+  const unknown = await runCli(['keys', 'list', '--frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '--frobnicate'/);
+  const home = tempDir(t);
+  const cfg = path.join(home, 'guardctl.yaml');
+  fs.writeFileSync(cfg, 'log: chatty\n');
+  const bad = await runCli(['--home', home, 'keys', 'list']);
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stderr, 'error: unknown log level "chatty"\n  hint: use one of fatal, error, warn, info, debug, trace, silent (GUARDCTL_LOG or "log:" in the config file)\n');
+  const asJson = await runCli(['--home', home, '--json', 'keys', 'list']);
+  assert.equal(asJson.code, 1);
+  assert.equal(asJson.json().error.code, 'GUARD_E_CONFIG');
+  // The environment beats the config file.
+  const fromEnv = await runCli(['--home', home, 'keys', 'tiers'], { env: { GUARDCTL_LOG: 'error' } });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+});
+
+test('a missing --config file is an error, a missing default config file is not', async (t) => {
+  const home = tempDir(t);
+  const r = await runCli(['--home', home, '--config', path.join(home, 'nope.yaml'), 'keys', 'tiers']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot read config file .*nope\.yaml/);
+  assert.equal((await runCli(['--home', home, 'keys', 'tiers'])).code, 0);
+});
+
+test('bin/guardctl.js runs as a program and reports its version', () => {
+  const r = spawnSync(process.execPath, [new URL('../../bin/guardctl.js', import.meta.url).pathname, '--version'], { encoding: 'utf8', env: { ...process.env, GUARDCTL_FROM_SRC: '1' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), pkg.version);
+});

@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { ERROR_CODES } from '../../src/core/errors.js';
+import { REASONS } from '../../src/gate/reasons.js';
+
+const read = (p: string) => fs.readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
+
+test('docs/errors.md lists exactly the error codes in src/core/errors.ts', () => {
+  const documented = new Set([...read('docs/errors.md').matchAll(/`(GUARD_E_[A-Z_]+)`/g)].map((m) => m[1]));
+  assert.deepEqual([...documented].sort(), Object.keys(ERROR_CODES).sort());
+});
+
+test('docs/signing.md lists every gate reason code with its status', () => {
+  const doc = read('docs/signing.md');
+  for (const [code, { status }] of Object.entries(REASONS)) {
+    assert.match(doc, new RegExp(`\`${code}\`[^\\n]*${status}|${status}[^\\n]*\`${code}\``), `${code} (${status}) missing from docs/signing.md`);
+  }
+});
