@@ -28,9 +28,21 @@ export interface AuditSink {
   close(): Promise<void>;
 }
 
-export function auditRecord(fields: Omit<AuditRecord, 'client_net' | 'time'> & { clientIp: string; time?: number }): AuditRecord {
-  const { clientIp, time, ...rest } = fields;
-  return { time: new Date(time ?? Date.now()).toISOString(), ...rest, client_net: truncateIp(clientIp) };
+export function auditRecord(f: Omit<AuditRecord, 'client_net' | 'time'> & { clientIp: string; time?: number }): AuditRecord {
+  return {
+    time: new Date(f.time ?? Date.now()).toISOString(),
+    request_id: f.request_id,
+    key_id: f.key_id,
+    tier: f.tier,
+    route: f.route,
+    model: f.model,
+    status: f.status,
+    reason: f.reason,
+    latency_ms: f.latency_ms,
+    input_bytes: f.input_bytes,
+    output_bytes: f.output_bytes,
+    client_net: truncateIp(f.clientIp),
+  };
 }
 
 /** Appends to a 0600 file in a 0700 directory; writes are buffered by the stream, never block a request. */

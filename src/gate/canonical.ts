@@ -80,5 +80,9 @@ export function v2StringToSign(
 }
 
 export function hmacHex(secret: string | Buffer, message: string): string {
-  return createHmac('sha256', secret).update(message, 'utf8').digest('hex');
+  return hmac(secret, message).toString('hex');
+}
+
+export function hmac(secret: string | Buffer, message: string): Buffer {
+  return createHmac('sha256', secret).update(message, 'utf8').digest();
 }

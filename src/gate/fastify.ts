@@ -1,4 +1,7 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onErrorAsyncHookHandler, onResponseAsyncHookHandler,
+  preHandlerAsyncHookHandler, RawServerDefault,
+} from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ModelRef } from '../keys/types.js';
 import { auditRecord, type AuditSink } from './audit.js';
@@ -51,53 +54,63 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     done(null, body);
   });
 
-  app.addHook('preHandler', async (request, reply) => {
-    const config = request.routeOptions.config.gate;
+  // Hooks are attached to gated routes only, when they are declared: open routes pay nothing, and the hooks
+  // never read request.routeOptions (fastify builds that object anew on every access).
+  app.addHook('onRoute', (route) => {
+    const config = route.config?.gate;
     if (!config) return;
-    const url = request.raw.url ?? '/';
-    const q = url.indexOf('?');
-    const result = await gate.check({
-      method: request.method,
-      path: q === -1 ? url : url.slice(0, q),
-      rawQuery: q === -1 ? '' : url.slice(q + 1),
-      headers: request.headers,
-      body: request.rawBody,
-      json: request.rawBody && isJson(request) ? request.body : undefined,
-      peerIp: request.socket.remoteAddress ?? '',
-      model: () => (request.gateModel = config.model?.(request)),
-    });
-    if (!result.ok) {
-      request.gateDenial = result;
-      return sendDenial(reply, request, result);
-    }
-    request.gatePass = result;
-    reply.headers(result.headers);
-    reply.raw.once('close', result.release);
+    const routeUrl = route.url;
+    const preHandler: preHandlerAsyncHookHandler = async (request, reply) => {
+      const url = request.raw.url ?? '/';
+      const q = url.indexOf('?');
+      const result = await gate.check({
+        method: request.method,
+        path: q === -1 ? url : url.slice(0, q),
+        rawQuery: q === -1 ? '' : url.slice(q + 1),
+        headers: request.headers,
+        body: request.rawBody,
+        json: request.rawBody && isJson(request) ? request.body : undefined,
+        peerIp: request.socket.remoteAddress ?? '',
+        model: () => (request.gateModel = config.model?.(request)),
+      });
+      if (!result.ok) {
+        request.gateDenial = result;
+        return sendDenial(reply, request, result);
+      }
+      request.gatePass = result;
+      reply.headers(result.headers);
+      reply.raw.once('close', result.release);
+    };
+    const onError: onErrorAsyncHookHandler = async (request, _reply, error) => {
+      const code = (error as { code?: unknown }).code;
+      request.failureCode = typeof code === 'string' ? code : 'internal_error';
+    };
+    const onResponse: onResponseAsyncHookHandler = async (request, reply) => {
+      const pass = request.gatePass;
+      const denial = request.gateDenial;
+      pass?.release();
+      audit.write(auditRecord({
+        request_id: request.id,
+        key_id: pass?.key.id ?? denial?.keyId ?? null,
+        tier: pass?.key.tier ?? denial?.tier ?? null,
+        route: routeUrl,
+        model: request.gateModel?.name ?? null,
+        status: reply.statusCode,
+        reason: denial?.code ?? request.failureCode ?? null,
+        latency_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+        input_bytes: request.rawBody?.length ?? 0,
+        output_bytes: Number(reply.getHeader('content-length') ?? 0),
+        clientIp: pass?.clientIp ?? denial?.clientIp ?? request.socket.remoteAddress ?? '',
+      }));
+    };
+    route.preHandler = [preHandler, ...asArray(route.preHandler)];
+    route.onError = [...asArray(route.onError), onError];
+    route.onResponse = [...asArray(route.onResponse), onResponse];
   });
+}
 
-  app.addHook('onError', async (request, _reply, error) => {
-    request.failureCode = typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'internal_error';
-  });
-
-  app.addHook('onResponse', async (request, reply) => {
-    if (!request.routeOptions.config.gate) return;
-    request.gatePass?.release();
-    const pass = request.gatePass;
-    const denial = request.gateDenial;
-    audit.write(auditRecord({
-      request_id: request.id,
-      key_id: pass?.key.id ?? denial?.keyId ?? null,
-      tier: pass?.key.tier ?? denial?.tier ?? null,
-      route: request.routeOptions.url ?? request.url,
-      model: request.gateModel?.name ?? null,
-      status: reply.statusCode,
-      reason: denial?.code ?? request.failureCode ?? null,
-      latency_ms: Math.round(reply.elapsedTime * 1000) / 1000,
-      input_bytes: request.rawBody?.length ?? 0,
-      output_bytes: Number(reply.getHeader('content-length') ?? 0),
-      clientIp: pass?.clientIp ?? denial?.clientIp ?? request.socket.remoteAddress ?? '',
-    }));
-  });
+function asArray<T>(value: T | T[] | undefined): T[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
 function isJson(request: FastifyRequest): boolean {

@@ -2,6 +2,7 @@ import net from 'node:net';
 
 /** "::ffff:1.2.3.4" (how Node reports IPv4 clients on a dual-stack socket) -> "1.2.3.4". */
 export function normalizeIp(ip: string): string {
+  if (ip.length < 14 || ip.charCodeAt(0) !== 58 /* : */) return ip;
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return m ? m[1]! : ip;
 }
@@ -55,7 +56,7 @@ export function clientIp(peer: string, forwardedFor: string | undefined, trusted
 export function truncateIp(ip: string): string {
   const n = normalizeIp(ip);
   const family = net.isIP(n);
-  if (family === 4) return `${n.split('.').slice(0, 3).join('.')}.0/24`;
+  if (family === 4) return `${n.slice(0, n.lastIndexOf('.'))}.0/24`;
   if (family === 6) {
     const groups = [...expandIpv6(n).slice(0, 3), '0', '0', '0', '0', '0'];
     // The WHATWG URL parser prints IPv6 in its canonical compressed form.

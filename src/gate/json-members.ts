@@ -7,12 +7,13 @@ export type ScalarMember = [name: string, value: string];
 
 /** Top-level members of a JSON object whose values are strings, numbers or booleans, in document order. */
 export function topLevelScalars(raw: string, parsed: Record<string, unknown>): ScalarMember[] {
-  const numbers = rawNumberTexts(raw);
+  // The raw scan is only needed when some member is a number (most bodies hold only strings).
+  const numbers = Object.values(parsed).some((v) => typeof v === 'number') ? rawNumberTexts(raw) : undefined;
   const out: ScalarMember[] = [];
   for (const [name, value] of Object.entries(parsed)) {
     if (typeof value === 'string') out.push([name, value]);
     else if (typeof value === 'boolean') out.push([name, value ? 'true' : 'false']);
-    else if (typeof value === 'number') out.push([name, numbers.get(name) ?? String(value)]);
+    else if (typeof value === 'number') out.push([name, numbers?.get(name) ?? String(value)]);
   }
   return out;
 }

@@ -19,11 +19,13 @@ export class MemoryGateState implements GateState {
   private readonly quotas = new Map<number, RateLimiterMemory>();
   private readonly slots = new Map<string, number>();
   private readonly failures: RateLimiterMemory;
-  private readonly failureLimit: number;
+  /** Blocked addresses and until when: checked on every request without touching the limiter. */
+  private readonly blocked = new Map<string, number>();
+  private readonly clock: () => number;
 
   constructor(options: MemoryStateOptions) {
     this.nonces = new NonceCache(options.nonceCapacity, options.clock);
-    this.failureLimit = options.authFailures.limit;
+    this.clock = options.clock ?? Date.now;
     this.failures = new RateLimiterMemory({
       keyPrefix: 'authfail',
       points: options.authFailures.limit,
@@ -32,7 +34,7 @@ export class MemoryGateState implements GateState {
     });
   }
 
-  async recordNonce(keyId: string, nonce: string, ttlMs: number): Promise<NonceResult> {
+  recordNonce(keyId: string, nonce: string, ttlMs: number): NonceResult {
     return this.nonces.record(`${keyId}\n${nonce}`, ttlMs);
   }
 
@@ -70,14 +72,19 @@ export class MemoryGateState implements GateState {
       await this.failures.consume(ip);
       return 0;
     } catch (res) {
-      if (res instanceof RateLimiterRes) return res.msBeforeNext;
-      throw res;
+      if (!(res instanceof RateLimiterRes)) throw res;
+      this.blocked.set(ip, this.clock() + res.msBeforeNext);
+      return res.msBeforeNext;
     }
   }
 
-  async authBlockedFor(ip: string): Promise<number> {
-    const res = await this.failures.get(ip);
-    return res && res.consumedPoints > this.failureLimit ? res.msBeforeNext : 0;
+  authBlockedFor(ip: string): number {
+    if (this.blocked.size === 0) return 0;
+    const until = this.blocked.get(ip);
+    if (until === undefined) return 0;
+    const left = until - this.clock();
+    if (left <= 0) this.blocked.delete(ip);
+    return Math.max(0, left);
   }
 
   async close(): Promise<void> {}

@@ -13,9 +13,13 @@ export interface LimitOutcome {
 
 export type NonceResult = 'ok' | 'replayed' | 'full';
 
+/**
+ * Methods on the hot path may answer synchronously (the in-memory state does), saving the gate an await per
+ * request; shared stores (Redis) return promises.
+ */
 export interface GateState {
   /** Records a nonce for a key unless seen; remembered for ttlMs. 'full' when no room is left: never forgets early. */
-  recordNonce(keyId: string, nonce: string, ttlMs: number): Promise<NonceResult>;
+  recordNonce(keyId: string, nonce: string, ttlMs: number): NonceResult | Promise<NonceResult>;
   /** Takes one token from the key's bucket (refill `rate`/s, capacity `burst`). */
   consumeRate(keyId: string, rate: number, burst: number): Promise<LimitOutcome>;
   /** Takes a concurrency slot if fewer than `max` are held. */
@@ -26,7 +30,7 @@ export interface GateState {
   /** Counts a failed authentication from an address; returns ms the address is now blocked for (0 if not). */
   recordAuthFailure(ip: string): Promise<number>;
   /** Milliseconds the address is still blocked for after too many failures (0 if not). */
-  authBlockedFor(ip: string): Promise<number>;
+  authBlockedFor(ip: string): number | Promise<number>;
   close(): Promise<void>;
 }
 

@@ -17,3 +17,9 @@ test('docs/signing.md lists every gate reason code with its status', () => {
     assert.match(doc, new RegExp(`\`${code}\`[^\\n]*${status}|${status}[^\\n]*\`${code}\``), `${code} (${status}) missing from docs/signing.md`);
   }
 });
+
+test('the vectors published beside the Python client are the shared contract, byte for byte', () => {
+  const published = read('docs/clients/signing-vectors.json');
+  const shared = fs.readFileSync(new URL('../../../shared/signing-vectors.json', import.meta.url), 'utf8');
+  assert.equal(published, shared);
+});
