@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import type { ContextFactory } from '../cli.js';
+import { GuardError, usageError } from '../core/errors.js';
+import { signRequest } from '../gate/sign-request.js';
+import { readSecret } from './secret-source.js';
+
+interface RequestOpts {
+  data?: string;
+  key?: string;
+  secretFile?: string;
+  secretEnv?: string;
+  url: string;
+  v2?: boolean;
+  timeout: string;
+}
+
+/** `guardctl request`: sign, send and print, so an operator can try the daemon without writing a client. */
+export function registerRequest(program: Command, contextFor: ContextFactory): void {
+  program
+    .command('request')
+    .description('sign a request with an API key, send it to the daemon and print the answer')
+    .argument('<method>', 'HTTP method, e.g. POST')
+    .argument('<path>', 'path with an optional query string, e.g. /api/v1/moderate or /api/v1/translate?source_lang=zh&target_lang=en')
+    .option('--data <json>', 'request body (JSON)')
+    .option('--key <id>', 'API key id (env GUARDCTL_KEY_ID)')
+    .option('--secret-file <file>', 'file holding the secret')
+    .option('--secret-env <var>', 'environment variable holding the secret (default GUARDCTL_SECRET)')
+    .option('--url <url>', 'the daemon\'s base URL (env GUARDCTL_URL)', 'http://127.0.0.1:7860')
+    .option('--v2', 'signature version 2')
+    .option('--timeout <seconds>', 'give up after this many seconds', '120')
+    .action(async (method: string, path: string, opts: RequestOpts, command: Command) => {
+      const ctx = contextFor(command);
+      const base = command.getOptionValueSource('url') === 'default' && ctx.env.GUARDCTL_URL ? ctx.env.GUARDCTL_URL : opts.url;
+      if (!/^https?:\/\//.test(base)) throw usageError(`--url must be an http(s) URL, got "${base}"`, 'for example --url https://guard.example.com');
+      if (!path.startsWith('/')) throw usageError(`the path must start with "/", got "${path}"`, 'for example /api/v1/moderate');
+      if (opts.data !== undefined) {
+        try {
+          JSON.parse(opts.data);
+        } catch {
+          throw usageError('--data is not valid JSON', `quote it for the shell, e.g. --data '{"text": "hello"}'`);
+        }
+      }
+      const url = new URL(path, base.endsWith('/') ? base : `${base}/`);
+      // A base URL with a sub-path (https://host/guard) keeps it: the path is appended, and signed as requested.
+      url.pathname = new URL(base).pathname.replace(/\/$/, '') + path.split('?')[0];
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (opts.data !== undefined) headers['content-type'] = 'application/json';
+      const keyId = opts.key ?? ctx.env.GUARDCTL_KEY_ID;
+      if (keyId) {
+        const secret = readSecret({ secretFile: opts.secretFile, secretEnv: opts.secretFile ? undefined : (opts.secretEnv ?? 'GUARDCTL_SECRET') }, ctx.env);
+        Object.assign(headers, signRequest({ method, url: url.href, body: opts.data, keyId, secret, version: opts.v2 ? 2 : 1 }).headers);
+      } else ctx.out.warn('no --key given: sending the request unsigned (only ops routes and --insecure-no-auth daemons answer it)');
+      let res: Response;
+      try {
+        res = await fetch(url, { method: method.toUpperCase(), headers, body: opts.data, signal: AbortSignal.timeout(Number(opts.timeout) * 1000) });
+      } catch (err) {
+        const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+        throw new GuardError('GUARD_E_NETWORK', `cannot reach ${url.origin}: ${reason}`, { hint: 'is `guardctl serve` running there? check --url', cause: err });
+      }
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        // not JSON (metrics, the web page): printed as it is
+      }
+      ctx.out.result({ status: res.status, body }, () => `${res.status} ${res.statusText}\n${typeof body === 'string' ? body : JSON.stringify(body, null, 2)}`);
+      if (!res.ok) ctx.setExitCode(1);
+    });
+}

@@ -1,0 +1,150 @@
+/**
+ * The inference engine's contract with the rest of the daemon. The server (src/server) and the tasks
+ * (src/tasks) use only this; src/infer implements it with ONNX Runtime sessions in one worker thread per
+ * device. The gate never sees any of it.
+ */
+export type Task = 'moderate' | 'translate';
+export type SizeClass = 'small' | 'large';
+export type Device = 'cpu' | 'webgpu';
+export type DeviceChoice = 'auto' | Device;
+export type Dtype = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+
+/** How a translation model expects its instruction: HY-MT1.5's rule, or the template of the target language. */
+export type TranslateTemplate = 'hy-mt' | 'by-target';
+
+export interface ModelSpec {
+  /** What tiers match (e.g. qwen3guard-gen-0.6b, hy-mt1.5-1.8b). */
+  name: string;
+  task: Task;
+  /** A directory in the Hugging Face ONNX layout. */
+  dir: string;
+  size: SizeClass;
+  /** Picks onnx/model.onnx (fp32) or onnx/model_<dtype>.onnx; default fp32. */
+  dtype?: Dtype;
+  device?: DeviceChoice;
+  translateTemplate?: TranslateTemplate;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export type LoadState = 'loading' | 'warming' | 'ready' | 'failed';
+
+export interface ModelInfo {
+  name: string;
+  task: Task;
+  size: SizeClass;
+  dtype: Dtype;
+  device: Device | null;
+  state: LoadState;
+  /** Why the model failed to load (state 'failed'). */
+  error?: string;
+  /** Longest prompt + answer the model accepts (tokens). */
+  maxContext: number;
+  vocabSize: number;
+  /** Element type of the model's past/present tensors, read from the session metadata. */
+  kvDtype?: 'float32' | 'float16';
+  translateTemplate?: TranslateTemplate;
+}
+
+export interface GenerateRequest {
+  model: string;
+  messages: ChatMessage[];
+  /** Text appended after the rendered prompt (the assistant's answer so far): a forced prefix. */
+  prefix?: string;
+  maxNewTokens: number;
+  /** Aborting stops the request's decode steps at the next step boundary. */
+  signal?: AbortSignal;
+  /** Absolute epoch ms after which the request fails with 'timeout'. */
+  deadline?: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  promptTokens: number;
+  outputTokens: number;
+  /** Why decoding stopped. */
+  finish: 'eos' | 'length';
+  /** Milliseconds waiting in the queue, and in the engine (prefill + decode). */
+  queueMs: number;
+  engineMs: number;
+}
+
+export interface ScoreRequest {
+  model: string;
+  messages: ChatMessage[];
+  /** The forced answer prefix, e.g. "Safety:". */
+  prefix: string;
+  /** Continuations whose first tokens are compared, e.g. [" Safe", " Unsafe", " Controversial"]. */
+  candidates: string[];
+  signal?: AbortSignal;
+  deadline?: number;
+}
+
+export interface ScoreResult {
+  /** Softmax over the candidates' first tokens only, in the order given. */
+  probabilities: number[];
+  promptTokens: number;
+  queueMs: number;
+  engineMs: number;
+}
+
+/** Engine errors map onto HTTP answers in the server: see ENGINE_ERROR_STATUS. */
+export type EngineErrorCode =
+  | 'model_not_found' | 'not_ready' | 'queue_full' | 'input_too_long' | 'timeout' | 'cancelled' | 'ambiguous_candidates' | 'engine_failed';
+
+export const ENGINE_ERROR_STATUS: Record<EngineErrorCode, number> = {
+  model_not_found: 404,
+  not_ready: 503,
+  queue_full: 503,
+  input_too_long: 422,
+  timeout: 504,
+  cancelled: 499,
+  ambiguous_candidates: 500,
+  engine_failed: 500,
+};
+
+export class EngineError extends Error {
+  constructor(readonly code: EngineErrorCode, message: string, readonly details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+/** What the engine reports for metrics, once per executed batch step. */
+export interface StepEvent {
+  model: string;
+  device: Device;
+  kind: 'prefill' | 'decode' | 'score';
+  batchSize: number;
+  tokens: number;
+  ms: number;
+}
+
+export interface EngineOptions {
+  /** Most sequences decoded together. */
+  maxBatch: number;
+  /** How long a new batch waits for more requests before it starts. */
+  maxWaitMs: number;
+  /** Requests waiting (not yet admitted) per device, beyond which new ones get 'queue_full'. */
+  maxQueue: number;
+  /** Prompts longer than this (tokens) get 'input_too_long'. */
+  maxInputTokens: number;
+  onStep?: (event: StepEvent) => void;
+  /** Diagnostics (device choice, warm-up times); never request text. */
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface Engine {
+  /** Loads and warms every model; resolves when all are ready or failed (see models()). */
+  start(): Promise<void>;
+  models(): ModelInfo[];
+  generate(request: GenerateRequest): Promise<GenerateResult>;
+  score(request: ScoreRequest): Promise<ScoreResult>;
+  /** Requests waiting and in flight, per device, for /metrics and /readyz. */
+  load(): Array<{ device: Device; queued: number; active: number }>;
+  /** Stops admitting, lets in-flight requests finish (or be cancelled), and ends the workers. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { GuardOutputError, parseGuardOutput } from '../../src/tasks/guard-output.js';
+import { guardMessages, ModerationInputError } from '../../src/tasks/moderate.js';
+import { toOpenAI } from '../../src/tasks/openai-moderation.js';
+
+test('Qwen3Guard answers parse into level, categories and refusal', () => {
+  assert.deepEqual(parseGuardOutput('Safety: Unsafe\nCategories: Violent', false), { level: 'unsafe', categories: ['Violent'] });
+  assert.deepEqual(parseGuardOutput('Safety: Safe\nCategories: None', false), { level: 'safe', categories: [] });
+  assert.deepEqual(parseGuardOutput('Safety: Controversial\nCategories: Politically Sensitive Topics, PII\n', false), {
+    level: 'controversial', categories: ['Politically Sensitive Topics', 'PII'],
+  });
+  assert.deepEqual(parseGuardOutput('Safety: Safe\nCategories: None\nRefusal: Yes', true), { level: 'safe', categories: [], refusal: 'yes' });
+});
+
+test('answers that do not follow the format are errors, never guesses', () => {
+  const bad: Array<[string, boolean, RegExp]> = [
+    ['', false, /Safety/],
+    ['Safety: Maybe\nCategories: None', false, /Safety/],
+    ['Safety: Unsafe', false, /Categories/],
+    ['Safety: Unsafe\nCategories: Dragons', false, /unknown categories: Dragons/],
+    ['Safety: Safe\nCategories: Violent', false, /Safe.*lists categories/],
+    ['Safety: Safe\nCategories: None', true, /Refusal/],
+    ['Safety: Safe\nCategories: None\nRefusal: Perhaps', true, /Refusal/],
+  ];
+  for (const [text, refusal, message] of bad) {
+    assert.throws(() => parseGuardOutput(text, refusal), (e: Error) => e instanceof GuardOutputError && message.test(e.message), text);
+  }
+});
+
+test('the chat to judge: a user message, or user + assistant; anything else is refused', () => {
+  assert.deepEqual(guardMessages({ text: 'hi' }), [{ role: 'user', content: 'hi' }]);
+  const pair = [{ role: 'user' as const, content: 'q' }, { role: 'assistant' as const, content: 'a' }];
+  assert.deepEqual(guardMessages({ messages: pair }), pair);
+  assert.throws(() => guardMessages({ text: '   ' }), ModerationInputError);
+  assert.throws(() => guardMessages({}), ModerationInputError);
+  assert.throws(() => guardMessages({ messages: [{ role: 'assistant', content: 'a' }] }), ModerationInputError);
+  assert.throws(() => guardMessages({ messages: [...pair, { role: 'user', content: 'again' }] }), ModerationInputError);
+  assert.throws(() => guardMessages({ messages: [{ role: 'user', content: '' }] }), ModerationInputError);
+});
+
+test('OpenAI mapping: corresponding keys plus native names; flagged equals any category', () => {
+  const unsafe = toOpenAI({ level: 'unsafe', categories: ['Violent', 'PII'], score: 0.97, promptTokens: 1, outputTokens: 1 }, false);
+  assert.equal(unsafe.flagged, true);
+  assert.equal(unsafe.categories.violence, true);
+  assert.equal(unsafe.categories['illicit/violent'], true);
+  assert.equal(unsafe.categories.PII, true);
+  assert.equal(unsafe.categories.Violent, true);
+  assert.equal(unsafe.categories.sexual, false);
+  assert.equal(unsafe.category_scores.violence, 0.97);
+  assert.equal(unsafe.category_scores.sexual, 0);
+  const controversial = { level: 'controversial' as const, categories: ['Politically Sensitive Topics'], score: 0.6, promptTokens: 1, outputTokens: 1 };
+  assert.equal(toOpenAI(controversial, false).flagged, false);
+  assert.equal(toOpenAI(controversial, false).categories['Politically Sensitive Topics'], false);
+  assert.equal(toOpenAI(controversial, false).category_scores['Politically Sensitive Topics'], 0.6);
+  assert.equal(toOpenAI(controversial, true).flagged, true);
+  const safe = toOpenAI({ level: 'safe', categories: [], score: 0.9, promptTokens: 1, outputTokens: 0 }, true);
+  assert.equal(safe.flagged, false);
+  assert.ok(Object.values(safe.categories).every((v) => v === false));
+});
