@@ -10,6 +10,7 @@ import { resolveLocations } from './core/paths.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerKeys } from './commands/keys.js';
 import { registerRequest } from './commands/request.js';
+import { registerServe } from './commands/serve.js';
 import { registerSign } from './commands/sign.js';
 
 export interface CliIo {
@@ -60,6 +61,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerKeys(program, contextFor);
   registerSign(program, contextFor);
   registerRequest(program, contextFor);
+  registerServe(program, contextFor);
   registerDoctor(program, contextFor);
   // Subcommands inherit the output routing and error handling of the root.
   for (const cmd of allCommands(program)) {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { GuardError, usageError } from '../core/errors.js';
 import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
@@ -23,6 +24,8 @@ export interface ServeSettings {
   port: number;
   device: 'auto' | 'cpu' | 'webgpu';
   dtype: 'fp32' | 'fp16' | 'q4' | 'q4f16';
+  /** ONNX Runtime intra-op threads on the CPU. */
+  threads: number;
   maxBatch: number;
   maxWaitMs: number;
   maxQueue: number;
@@ -66,6 +69,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'port', flag: '--port <n>', env: 'GUARDCTL_PORT', configKey: 'port', description: 'port to listen on (0: any free port)', default: '7860', parse: port },
   { key: 'device', flag: '--device <d>', env: 'GUARDCTL_DEVICE', configKey: 'device', description: 'auto, cpu or webgpu', default: 'auto', parse: oneOf(['auto', 'cpu', 'webgpu'] as const) },
   { key: 'dtype', flag: '--dtype <t>', env: 'GUARDCTL_DTYPE', configKey: 'dtype', description: 'weights file onnx/model_<dtype>.onnx: fp32, fp16, q4, q4f16', default: 'fp32', parse: oneOf(['fp32', 'fp16', 'q4', 'q4f16'] as const) },
+  { key: 'threads', flag: '--threads <n|auto>', env: 'GUARDCTL_THREADS', configKey: 'threads', description: 'ONNX Runtime CPU threads; auto leaves one core to HTTP and the gate', default: 'auto', parse: (t, w) => (t === 'auto' ? autoThreads() : int(t, w)) },
   { key: 'maxBatch', flag: '--max-batch <n>', env: 'GUARDCTL_MAX_BATCH', configKey: 'max_batch', description: 'most sequences decoded together', default: '32', parse: int },
   { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a new batch waits for more requests', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
   { key: 'maxQueue', flag: '--max-queue <n>', env: 'GUARDCTL_MAX_QUEUE', configKey: 'max_queue', description: 'waiting requests per device before 503', default: '256', parse: int },
@@ -80,6 +84,11 @@ export const SETTINGS: SettingDef[] = [
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
   { key: 'auditFile', flag: '--audit-file <file>', env: 'GUARDCTL_AUDIT_FILE', configKey: 'audit_file', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
 ];
+
+/** All cores but one (for the event loop: HTTP, the gate, tokenization), at least one. */
+export function autoThreads(): number {
+  return Math.max(1, os.availableParallelism() - 1);
+}
 
 function parseBool(t: string, where: string): boolean {
   if (['1', 'true', 'yes', 'on'].includes(t.toLowerCase())) return true;

@@ -28,16 +28,15 @@ export interface GateBinding {
   audit: AuditSink;
 }
 
-/**
- * Puts the gate in front of every route whose config has `gate`: keeps raw bodies, runs the checks in a
- * preHandler, frees the concurrency slot however the exchange ends (client disconnects included) and writes one
- * audit record per gated request.
- */
 /** Any fastify app on a plain HTTP(S) server, whatever logger it was built with. */
 export type GateApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>;
 
-export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
-  app.removeContentTypeParser(['application/json']);
+/**
+ * JSON bodies parsed from, and every body kept as, their exact bytes (request.rawBody): version 2 hashes them
+ * and version 1 reads number members' source text. Used with and without the gate, so both parse alike.
+ */
+export function keepRawBodies(app: GateApp): void {
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const raw = body as Buffer;
     request.rawBody = raw;
@@ -45,14 +44,22 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     try {
       done(null, JSON.parse(raw.toString('utf8')));
     } catch {
-      const err = Object.assign(new Error('the request body is not valid JSON'), { statusCode: 400, code: 'invalid_json' });
-      done(err, undefined);
+      done(Object.assign(new Error('the request body is not valid JSON'), { statusCode: 400, code: 'invalid_json' }), undefined);
     }
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
     request.rawBody = body as Buffer;
     done(null, body);
   });
+}
+
+/**
+ * Puts the gate in front of every route whose config has `gate`: keeps raw bodies, runs the checks in a
+ * preHandler, frees the concurrency slot however the exchange ends (client disconnects included) and writes one
+ * audit record per gated request.
+ */
+export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
+  keepRawBodies(app);
 
   // Hooks are attached to gated routes only, when they are declared: open routes pay nothing, and the hooks
   // never read request.routeOptions (fastify builds that object anew on every access).

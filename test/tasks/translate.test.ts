@@ -46,3 +46,9 @@ test('unknown or identical languages and empty text are input errors naming the 
   assert.throws(() => resolveLanguages('en', 'EN'), /the same/);
   assert.throws(() => translationPrompt({ text: ' ', source: 'en', target: 'zh' }, 'hy-mt'), (e: TranslateInputError) => e.field === 'text');
 });
+
+test('docs/translation.md lists every language code', async () => {
+  const fs = await import('node:fs');
+  const doc = fs.readFileSync(new URL('../../docs/translation.md', import.meta.url), 'utf8');
+  for (const l of LANGUAGES) assert.match(doc, new RegExp(`\\| \`${l.code}\` \\| ${l.english} \\| ${l.chinese} \\|`), l.code);
+});

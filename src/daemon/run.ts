@@ -1,0 +1,125 @@
+import path from 'node:path';
+import type { Server as HttpsServer } from 'node:https';
+import type { FastifyBaseLogger } from 'fastify';
+import { section, type GuardConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import { fileAuditSink, type AuditSink } from '../gate/audit.js';
+import { Gate } from '../gate/gate.js';
+import { MemoryGateState } from '../gate/memory-state.js';
+import { gateOptionsFromConfig } from '../gate/options.js';
+import { createEngine } from '../infer/engine.js';
+import type { Engine, ModelSpec } from '../infer/types.js';
+import { createKeyLookup } from '../keys/lookup.js';
+import { KeyStore } from '../keys/store.js';
+import { loadTiers } from '../keys/tiers.js';
+import { buildServer, type GuardServer } from '../server/app.js';
+import { serveConfig } from '../server/config.js';
+import { createServerMetrics } from '../server/metrics.js';
+import type { ServeSettings } from './settings.js';
+import { readTls, watchTls } from './tls.js';
+
+export interface DaemonInputs {
+  settings: ServeSettings;
+  models: ModelSpec[];
+  home: string;
+  env: NodeJS.ProcessEnv;
+  config: GuardConfig;
+  configFile: string;
+  logger: Logger;
+}
+
+export interface Daemon {
+  /** http(s)://host:port (the port actually bound, also with --port 0). */
+  url: string;
+  app: GuardServer;
+  engine: Engine;
+  /** Resolves when every model is warm (or failed). */
+  ready: Promise<void>;
+  reloadTls(): boolean;
+  /** Drain: /readyz 503, stop accepting, let in-flight requests finish within the drain timeout, then stop. */
+  shutdown(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Composes the daemon: key store -> gate -> engine -> HTTP app, listens, then warms the models (so /healthz
+ * answers during the warm-up and /readyz turns 200 only after it).
+ */
+export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
+  const { settings, logger } = inputs;
+  let host = settings.host;
+  if (settings.insecureNoAuth && !LOOPBACK.has(host)) {
+    logger.warn({ requested: host }, '--insecure-no-auth binds to 127.0.0.1 only');
+    host = '127.0.0.1';
+  }
+  if (settings.insecureNoAuth) logger.warn('--insecure-no-auth: requests are NOT authenticated, rate limited or audited; for local experiments only');
+
+  const closers: Array<() => Promise<void> | void> = [];
+  let gate: { gate: Gate; audit: AuditSink } | undefined;
+  if (!settings.insecureNoAuth) {
+    const store = KeyStore.open({ home: inputs.home, env: inputs.env });
+    const lookup = createKeyLookup(store, { onError: (err) => logger.error({ err: (err as Error).message }, 'key store') });
+    closers.push(() => lookup.close(), () => store.close());
+    if (store.health().active === 0) logger.warn('the key store holds no active key: create one with `guardctl keys create --name NAME --tier TIER`');
+    const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
+    const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
+    const tiers = loadTiers(section(inputs.config, 'tiers', inputs.configFile), inputs.configFile);
+    const audit = fileAuditSink(settings.auditFile ?? path.join(inputs.home, 'audit', 'audit.jsonl'));
+    closers.push(() => audit.close(), () => state.close());
+    gate = { gate: new Gate({ keys: lookup, state, tiers, options, onError: (err) => logger.error({ err: (err as Error).message }, 'gate state') }), audit };
+  }
+
+  const metrics = createServerMetrics({ processMetrics: true });
+  const models = inputs.models.map((m) => ({ ...m, device: m.device ?? settings.device, dtype: m.dtype ?? settings.dtype }));
+  const engine = createEngine(models, {
+    maxBatch: settings.maxBatch,
+    maxWaitMs: settings.maxWaitMs,
+    maxQueue: settings.maxQueue,
+    maxInputTokens: settings.maxInputTokens,
+    intraOpThreads: settings.threads,
+    onStep: metrics.onStep,
+    log: (level, message, fields) => logger[level](fields ?? {}, message),
+  });
+  const tls = settings.tlsCert && settings.tlsKey ? { cert: settings.tlsCert, key: settings.tlsKey } : undefined;
+  const app = await buildServer({
+    config: serveConfig({
+      basePath: settings.basePath,
+      maxBodyBytes: settings.maxBodyBytes,
+      inferenceTimeoutMs: settings.requestTimeoutMs,
+      maxNewTokens: { moderate: Math.min(64, settings.maxNewTokens), translate: settings.maxNewTokens },
+      auth: !settings.insecureNoAuth,
+    }),
+    engine,
+    gate,
+    logger: logger as unknown as FastifyBaseLogger,
+    metrics,
+    https: tls ? readTls(tls) : undefined,
+  });
+  const address = await app.listen({ host, port: settings.port });
+  const url = `${address}${settings.basePath}`;
+  const tlsWatch = tls ? watchTls(app.server as unknown as HttpsServer, tls, (level, msg) => logger[level](msg)) : undefined;
+  logger.info({ url }, 'listening');
+  const ready = engine.start().then(() => {
+    for (const m of engine.models()) {
+      if (m.state === 'ready') logger.info({ model: m.name, device: m.device, dtype: m.dtype }, 'model ready');
+      else logger.error({ model: m.name, error: m.error }, 'model failed to load');
+    }
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => (stopping ??= (async () => {
+    app.drain();
+    logger.info({ drainTimeoutMs: settings.drainTimeoutMs }, 'draining: finishing in-flight requests');
+    const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, settings.drainTimeoutMs, 'timeout').unref());
+    const outcome = await Promise.race([app.close().then(() => 'closed' as const), timer]);
+    if (outcome === 'timeout') logger.warn('drain timeout reached: cancelling what is still running');
+    await engine.close();
+    if (outcome === 'timeout') await app.close();
+    tlsWatch?.close();
+    for (const close of closers.reverse()) await close();
+    logger.info('stopped');
+  })());
+
+  return { url, app, engine, ready, reloadTls: () => tlsWatch?.reload() ?? false, shutdown };
+}

@@ -1,0 +1,201 @@
+/**
+ * The main thread's handle on one device worker: spawns it, keeps the promise of every request sent to it,
+ * counts queued and active requests (for 'queue_full' and load()), and turns abort signals and deadlines into
+ * immediate rejections plus a cancel message, so the worker drops the request from its queue or stops decoding
+ * it at the next step.
+ */
+import { Worker } from 'node:worker_threads';
+import { GuardError } from '../core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
+import { EngineError } from './types.js';
+import type { Device, EngineErrorCode, StepEvent } from './types.js';
+import type { FromWorker, GenerateDone, ScoreDone, ToWorker, WireError, WorkItem, WorkerTuning } from './protocol.js';
+import type { ModelConfig } from './model-dir.js';
+import type { FloatType } from './graph.js';
+
+export interface Done<R> {
+  result: R;
+  queueMs: number;
+  engineMs: number;
+}
+
+interface Pending {
+  resolve(done: Done<GenerateDone | ScoreDone>): void;
+  reject(err: Error): void;
+  admitted: boolean;
+  cleanup(): void;
+}
+
+interface Loading {
+  resolve(v: { kvDtype: FloatType; ms: number }): void;
+  reject(err: Error): void;
+}
+
+export interface WorkerHooks {
+  onStep?: (event: StepEvent) => void;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** The worker module: compiled worker.js next to this file, or worker.ts through tsx when running from src/. */
+function spawn(data: unknown): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here), { workerData: data });
+  // Hooks registered with tsx's API on the main thread (bin/guardctl.js) do not reach workers: register again.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', here).href;
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(code, { eval: true, workerData: data });
+}
+
+export function fromWire(err: WireError): Error {
+  if (err.kind === 'guard' && err.code) return new GuardError(err.code as ErrorCode, err.message, { hint: err.hint, details: err.details });
+  if (err.kind === 'engine' && err.code) return new EngineError(err.code as EngineErrorCode, err.message, err.details);
+  return new EngineError('engine_failed', err.message);
+}
+
+export class DeviceWorker {
+  queued = 0;
+  active = 0;
+  private readonly worker: Worker;
+  private readonly requests = new Map<number, Pending>();
+  private readonly loads = new Map<string, Loading>();
+  private dead: Error | undefined;
+  private closed: Promise<void> | undefined;
+  private onClosed: (() => void) | undefined;
+
+  constructor(
+    readonly device: Device,
+    tuning: WorkerTuning,
+    private readonly hooks: WorkerHooks,
+  ) {
+    this.worker = spawn({ device, tuning });
+    this.worker.on('message', (msg: FromWorker) => this.receive(msg));
+    this.worker.on('error', (err) => this.die(err));
+    this.worker.on('exit', (code) => this.die(new Error(`the ${device} worker exited (code ${code})`)));
+  }
+
+  private post(msg: ToWorker): void {
+    if (!this.dead) this.worker.postMessage(msg);
+  }
+
+  loadModel(model: string, onnxPath: string, config: ModelConfig): Promise<{ kvDtype: FloatType; ms: number }> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      this.loads.set(model, { resolve, reject });
+      this.post({ type: 'load', model, onnxPath, config });
+    });
+  }
+
+  unloadModel(model: string): void {
+    this.post({ type: 'unload', model });
+  }
+
+  submit(item: WorkItem, signal?: AbortSignal): Promise<Done<GenerateDone | ScoreDone>> {
+    if (this.dead) return Promise.reject(new EngineError('engine_failed', `the ${this.device} worker is gone: ${this.dead.message}`));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.abandon(item.id, 'cancelled', 'the request was cancelled');
+      signal?.addEventListener('abort', onAbort, { once: true });
+      // setTimeout's limit is about 24.8 days; a deadline further away is checked again by the worker.
+      const timer =
+        item.deadline === undefined ? undefined : setTimeout(() => this.abandon(item.id, 'timeout', 'the request passed its deadline'), Math.min(2 ** 31 - 1, Math.max(0, item.deadline - Date.now())));
+      const cleanup = () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (timer !== undefined) clearTimeout(timer);
+      };
+      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup });
+      this.queued++;
+      this.post({ type: 'submit', item });
+    });
+  }
+
+  /** Rejects a request now and tells the worker to drop it (from its queue, or from its batch at the next step). */
+  abandon(id: number, code: 'cancelled' | 'timeout', message: string): void {
+    const entry = this.settle(id);
+    if (!entry) return;
+    entry.reject(new EngineError(code, message));
+    this.post({ type: 'cancel', id, code });
+  }
+
+  private settle(id: number): Pending | undefined {
+    const entry = this.requests.get(id);
+    if (!entry) return undefined;
+    this.requests.delete(id);
+    entry.cleanup();
+    if (entry.admitted) this.active--;
+    else this.queued--;
+    return entry;
+  }
+
+  private receive(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'loaded':
+        this.loads.get(msg.model)?.resolve({ kvDtype: msg.kvDtype, ms: msg.ms });
+        this.loads.delete(msg.model);
+        break;
+      case 'load_failed':
+        this.loads.get(msg.model)?.reject(fromWire(msg.error));
+        this.loads.delete(msg.model);
+        break;
+      case 'admitted': {
+        const entry = this.requests.get(msg.id);
+        if (entry && !entry.admitted) {
+          entry.admitted = true;
+          this.queued--;
+          this.active++;
+        }
+        break;
+      }
+      case 'done':
+        this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
+        break;
+      case 'failed':
+        this.settle(msg.id)?.reject(new EngineError(msg.code, msg.message, msg.details));
+        break;
+      case 'step':
+        try {
+          this.hooks.onStep?.(msg.event);
+        } catch {
+          // A metrics callback must not break decoding.
+        }
+        break;
+      case 'log':
+        this.hooks.log?.(msg.level, msg.message, msg.fields);
+        break;
+      case 'closed':
+        this.onClosed?.();
+        break;
+    }
+  }
+
+  private die(err: Error): void {
+    if (this.dead) return;
+    this.dead = err;
+    if (!this.closed) this.hooks.log?.('error', `the ${this.device} inference worker stopped: ${err.message}`);
+    for (const id of [...this.requests.keys()]) this.settle(id)?.reject(new EngineError('engine_failed', `the ${this.device} worker stopped: ${err.message}`));
+    for (const load of this.loads.values()) load.reject(new EngineError('engine_failed', `the ${this.device} worker stopped: ${err.message}`));
+    this.loads.clear();
+    this.onClosed?.();
+  }
+
+  /**
+   * Waiting requests are rejected with 'cancelled' at once; admitted ones may finish within graceMs, then are
+   * cancelled too. Then the worker releases its sessions and ends.
+   */
+  close(graceMs: number): Promise<void> {
+    this.closed ??= (async () => {
+      for (const [id, entry] of [...this.requests]) if (!entry.admitted) this.abandon(id, 'cancelled', 'the engine is closing');
+      const until = Date.now() + graceMs;
+      while (this.active > 0 && Date.now() < until && !this.dead) await new Promise((r) => setTimeout(r, 10));
+      for (const id of [...this.requests.keys()]) this.abandon(id, 'cancelled', 'the engine closed before the request finished');
+      if (!this.dead) {
+        const ended = new Promise<void>((resolve) => (this.onClosed = resolve));
+        this.post({ type: 'close' });
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+        clearTimeout(timer);
+      }
+      await this.worker.terminate();
+    })();
+    return this.closed;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Messages between the engine (main thread) and a device worker. Only token ids and numbers cross: text stays
+ * on the main thread, tensors stay in the worker.
+ */
+import type { Device, EngineErrorCode, StepEvent } from './types.js';
+import type { ModelConfig } from './model-dir.js';
+import type { FloatType } from './graph.js';
+
+export interface WorkItem {
+  id: number;
+  model: string;
+  kind: 'generate' | 'score';
+  ids: number[];
+  /** generate: answer tokens at most (already clamped to the context). */
+  maxNewTokens: number;
+  /** score: the candidates' first token ids. */
+  candidateIds?: number[];
+  /** Epoch ms. */
+  deadline?: number;
+  /** Epoch ms when the engine accepted it, for queueMs. */
+  submittedAt: number;
+}
+
+export interface WorkerTuning {
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
+  continuousAdmission: boolean;
+  /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
+  gpuStyleBatching?: boolean;
+  logitsBudget?: number;
+  intraOpThreads?: number;
+}
+
+export interface WorkerInit {
+  device: Device;
+  tuning: WorkerTuning;
+}
+
+export type ToWorker =
+  | { type: 'load'; model: string; onnxPath: string; config: ModelConfig }
+  | { type: 'unload'; model: string }
+  | { type: 'submit'; item: WorkItem }
+  | { type: 'cancel'; id: number; code: 'cancelled' | 'timeout' }
+  | { type: 'close' };
+
+/** A GuardError or EngineError flattened for postMessage. */
+export interface WireError {
+  kind: 'guard' | 'engine' | 'other';
+  code?: string;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+export type GenerateDone = { kind: 'generate'; tokens: number[]; finish: 'eos' | 'length' };
+export type ScoreDone = { kind: 'score'; probabilities: number[] };
+
+export type FromWorker =
+  | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number }
+  | { type: 'load_failed'; model: string; error: WireError }
+  | { type: 'admitted'; id: number; at: number }
+  | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
+  | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
+  | { type: 'step'; event: StepEvent }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
+  | { type: 'closed' };

@@ -1,0 +1,175 @@
+/**
+ * One model's ONNX Runtime session and the tensors of its decoder contract: prefill (left-padded prompts, in
+ * sequence chunks when the logits would be too large) and decode steps over a KvState. It runs in the device
+ * worker; the scheduler decides what runs when and guarantees one session.run at a time per device.
+ *
+ * On CPU the presents come back as JS typed arrays, so batches can be merged and rows dropped (kv.ts). On WebGPU
+ * the presents stay on the GPU ('gpu-buffer') and feed the next step directly; the previous step's tensors are
+ * disposed as soon as the step that consumed them returns, so GPU memory does not wait for the garbage collector.
+ */
+import ort from 'onnxruntime-node';
+import type { Device } from './types.js';
+import type { GraphInfo } from './graph.js';
+import type { ModelConfig } from './model-dir.js';
+import { concatRows, commonPadding, maskFor, selectRows } from './kv.js';
+import type { KvArray, KvState } from './kv.js';
+import { lastPositionLogits } from './logits.js';
+
+export type Kv = KvState<ort.Tensor>;
+
+/** One session.run of a prefill: its time and the real (unpadded) tokens it processed. */
+export interface PrefillRun {
+  ms: number;
+  tokens: number;
+}
+
+export interface StepOutput {
+  /** Last-position logits of each row, float32. */
+  logits: Float32Array[];
+  ms: number;
+}
+
+/** Logits elements one run may produce (float32: 256 MB). Real vocabularies are ~150k wide, so a batch of long
+ * prompts is prefilled in sequence chunks instead of materialising [batch, seq, vocab] at once. */
+export const DEFAULT_LOGITS_BUDGET = 64 * 1024 * 1024;
+
+export class Runner {
+  readonly gpu: boolean;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly device: Device,
+    private readonly graph: GraphInfo,
+    private readonly config: ModelConfig,
+    private readonly logitsBudget = DEFAULT_LOGITS_BUDGET,
+  ) {
+    this.gpu = device === 'webgpu';
+  }
+
+  private kvShape(rows: number, length: number): number[] {
+    return [rows, this.config.kvHeads, length, this.config.headDim];
+  }
+
+  private emptyPast(rows: number): Kv {
+    const make = () => (this.graph.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0));
+    return { rows, length: 0, lens: new Array<number>(rows).fill(0), tensors: this.graph.pastNames.map(() => new ort.Tensor(this.graph.kvDtype, make(), this.kvShape(rows, 0))) };
+  }
+
+  /** Runs and returns logits (when asked) and the presents as the next past, disposing the consumed past. */
+  private async run(
+    ids: BigInt64Array,
+    seq: number,
+    mask: BigInt64Array,
+    positions: BigInt64Array,
+    past: Kv,
+    lens: number[],
+    want: { logits: boolean; kv: boolean },
+  ): Promise<{ logits?: Float32Array[]; kv?: Kv; ms: number }> {
+    const rows = past.rows;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, [rows, seq]),
+      attention_mask: new ort.Tensor('int64', mask, [rows, past.length + seq]),
+    };
+    if (this.graph.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [rows, seq]);
+    this.graph.pastNames.forEach((name, i) => (feeds[name] = past.tensors[i]!));
+    const fetches = [...(want.logits ? ['logits'] : []), ...(want.kv ? this.graph.presentNames : [])];
+    const started = performance.now();
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = await this.session.run(feeds, fetches);
+    } finally {
+      this.dispose(past);
+    }
+    const ms = performance.now() - started;
+    const result: { logits?: Float32Array[]; kv?: Kv; ms: number } = { ms };
+    if (want.logits) {
+      const logits = out.logits as ort.Tensor;
+      result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, seq, this.config.vocabSize);
+    }
+    if (want.kv) result.kv = { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) };
+    return result;
+  }
+
+  /**
+   * Prefills left-padded prompts: attention_mask 0 on pads, position_ids = cumsum(mask) - 1 clipped at 0.
+   * With keepKv false (scoring) only the logits are fetched.
+   */
+  async prefill(prompts: readonly (readonly number[])[], keepKv: boolean): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
+    const rows = prompts.length;
+    const width = Math.max(...prompts.map((p) => p.length));
+    const pads = prompts.map((p) => width - p.length);
+    const chunk = Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
+    let past = this.emptyPast(rows);
+    const runs: PrefillRun[] = [];
+    for (let from = 0; from < width; from += chunk) {
+      const to = Math.min(width, from + chunk);
+      const seq = to - from;
+      const last = to === width;
+      const ids = new BigInt64Array(rows * seq);
+      const positions = new BigInt64Array(rows * seq);
+      const mask = new BigInt64Array(rows * to);
+      prompts.forEach((prompt, r) => {
+        const pad = pads[r]!;
+        for (let j = from; j < to; j++) {
+          ids[r * seq + j - from] = BigInt(j < pad ? this.config.padId : prompt[j - pad]!);
+          positions[r * seq + j - from] = BigInt(Math.max(0, j - pad));
+        }
+        mask.fill(1n, r * to + Math.min(pad, to), (r + 1) * to);
+      });
+      const lens = pads.map((pad) => Math.max(0, to - pad));
+      const out = await this.run(ids, seq, mask, positions, past, lens, { logits: last, kv: !last || keepKv });
+      runs.push({ ms: out.ms, tokens: pads.reduce((n, pad) => n + Math.max(0, to - Math.max(from, pad)), 0) });
+      if (last) return { logits: out.logits!, ms: runs.reduce((n, r) => n + r.ms, 0), runs, ...(out.kv ? { kv: out.kv } : {}) };
+      past = out.kv!;
+    }
+    throw new Error('prefill of empty prompts');
+  }
+
+  /** One decode step: each row's next token at position lens[r]; the past grows by one for every row. */
+  async decode(kv: Kv, tokens: readonly number[]): Promise<StepOutput & { kv: Kv }> {
+    const ids = BigInt64Array.from(tokens, (t) => BigInt(t));
+    const positions = BigInt64Array.from(kv.lens, (l) => BigInt(l));
+    const out = await this.run(ids, 1, maskFor(kv.lens, kv.length, 1), positions, kv, kv.lens.map((l) => l + 1), { logits: true, kv: true });
+    return { logits: out.logits!, kv: out.kv!, ms: out.ms };
+  }
+
+  /** CPU only: rows of a then rows of b in one batch (left-padding the shorter past). Consumes a and b. */
+  merge(a: Kv, b: Kv): Kv {
+    this.assertCpu('merge');
+    let length = Math.max(a.length, b.length);
+    const tensors = a.tensors.map((ta, i) => {
+      const tb = b.tensors[i]!;
+      const joined = concatRows(ta.data as KvArray, a.rows, a.length, tb.data as KvArray, b.rows, b.length, this.config);
+      length = joined.length;
+      return new ort.Tensor(this.graph.kvDtype, joined.data, this.kvShape(a.rows + b.rows, joined.length));
+    });
+    return { rows: a.rows + b.rows, length, lens: [...a.lens, ...b.lens], tensors };
+  }
+
+  /** CPU only: keeps the given rows, cutting positions that are padding for all of them. Consumes kv. */
+  select(kv: Kv, rows: readonly number[]): Kv {
+    this.assertCpu('select');
+    const lens = rows.map((r) => kv.lens[r]!);
+    const trim = commonPadding(lens, kv.length);
+    const tensors = kv.tensors.map((t) => {
+      const picked = selectRows(t.data as KvArray, kv.length, rows, trim, this.config);
+      return new ort.Tensor(this.graph.kvDtype, picked.data, this.kvShape(rows.length, picked.length));
+    });
+    return { rows: rows.length, length: kv.length - trim, lens, tensors };
+  }
+
+  /** Frees a KvState's tensors now (GPU buffers); harmless for CPU tensors. */
+  dispose(kv: Kv): void {
+    for (const t of kv.tensors) {
+      if (t.location === 'gpu-buffer') t.dispose();
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  private assertCpu(what: string): void {
+    if (this.gpu) throw new Error(`${what} of KV caches is a CPU operation; WebGPU batches admit only at batch boundaries`);
+  }
+}

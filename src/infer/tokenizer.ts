@@ -1,0 +1,93 @@
+/**
+ * The model's tokenizer and chat template, on the main thread: prompts are rendered and counted before they are
+ * queued (so 'input_too_long' and 'ambiguous_candidates' answer at once) and the worker only ever sees token ids.
+ */
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { EngineError } from './types.js';
+import type { ChatMessage } from './types.js';
+import type { ModelDir } from './model-dir.js';
+import { configError } from './model-dir.js';
+
+/** Special-token strings transformers passes to chat templates (tokenizer_config holds strings or {content}). */
+function specialTokens(cfg: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {
+    const v = cfg[key];
+    if (typeof v === 'string') out[key] = v;
+    else if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') out[key] = (v as { content: string }).content;
+  }
+  return out;
+}
+
+export class ChatTokenizer {
+  readonly eosIds: readonly number[];
+  private readonly tokenizer: Tokenizer;
+  private readonly template: Template;
+  private readonly specials: Record<string, string>;
+
+  constructor(model: Pick<ModelDir, 'dir' | 'tokenizerJson' | 'tokenizerConfig' | 'chatTemplate' | 'config'>) {
+    try {
+      this.tokenizer = new Tokenizer(model.tokenizerJson, model.tokenizerConfig);
+    } catch (err) {
+      throw configError(`${model.dir}/tokenizer.json cannot be loaded: ${(err as Error).message}`);
+    }
+    try {
+      this.template = new Template(model.chatTemplate);
+    } catch (err) {
+      throw configError(`${model.dir}/tokenizer_config.json chat_template does not parse: ${(err as Error).message}`);
+    }
+    this.eosIds = model.config.eosIds;
+    this.specials = specialTokens(model.tokenizerConfig);
+  }
+
+  /** The prompt text: the chat template with the generation prompt, then the forced answer prefix. */
+  render(messages: readonly ChatMessage[], prefix = ''): string {
+    let text: string;
+    try {
+      text = this.template.render({ ...this.specials, messages, add_generation_prompt: true });
+    } catch (err) {
+      // Templates reject some conversations on purpose (raise_exception): the caller sent something unusable.
+      throw new EngineError('engine_failed', `the chat template rejected the messages: ${(err as Error).message}`);
+    }
+    return text + prefix;
+  }
+
+  /** Token ids of text, special tokens in it (<|im_start|>) recognised, nothing added around it. */
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /** Text of generated ids, special tokens (eos) left out. */
+  decode(ids: readonly number[]): string {
+    return this.tokenizer.decode([...ids], { skip_special_tokens: true });
+  }
+
+  /**
+   * The token each candidate continuation starts with after `prompt` (rendered prompt + prefix), found by
+   * tokenizing the joint string: "Safety:" + " Unsafe" must tokenize as the prompt's tokens followed by one more,
+   * or the first-token comparison would not mean what the caller thinks. Two candidates starting with the same
+   * token cannot be told apart either.
+   */
+  candidateFirstTokens(prompt: string, promptIds: readonly number[], candidates: readonly string[]): number[] {
+    if (candidates.length === 0) throw new EngineError('ambiguous_candidates', 'score() needs at least one candidate', { candidates: 0 });
+    const firsts: number[] = [];
+    for (const candidate of candidates) {
+      const joint = this.encode(prompt + candidate);
+      const extends_ = joint.length > promptIds.length && promptIds.every((id, i) => joint[i] === id);
+      if (!extends_) {
+        throw new EngineError('ambiguous_candidates', `candidate ${JSON.stringify(candidate)} does not tokenize as a continuation of the prefix`, { candidate });
+      }
+      const first = joint[promptIds.length]!;
+      const clash = firsts.indexOf(first);
+      if (clash >= 0) {
+        throw new EngineError('ambiguous_candidates', `candidates ${JSON.stringify(candidates[clash])} and ${JSON.stringify(candidate)} start with the same token`, {
+          candidates: [candidates[clash], candidate],
+          token: first,
+        });
+      }
+      firsts.push(first);
+    }
+    return firsts;
+  }
+}

@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import type { RouteContext } from './shared.js';
+
+export interface Readiness {
+  ready: boolean;
+  draining: boolean;
+  /** States only: a load error's text (paths) stays behind auth in /api/v1/models. */
+  models: Array<{ name: string; state: string }>;
+  /** Why not ready, for people. */
+  reason?: string;
+}
+
+/** /healthz (the process answers), /readyz (every model warm and not draining), /metrics (Prometheus). No auth. */
+export function opsRoutes(app: FastifyInstance, ctx: RouteContext, state: { draining: boolean }): void {
+  app.get(ctx.path('/healthz'), async (_request, reply) => {
+    reply.header('Cache-Control', 'no-store');
+    return { status: 'ok' };
+  });
+
+  app.get(ctx.path('/readyz'), async (_request, reply) => {
+    const r = readiness(ctx, state.draining);
+    return reply.code(r.ready ? 200 : 503).header('Cache-Control', 'no-store').send(r);
+  });
+
+  app.get(ctx.path('/metrics'), async (_request, reply) => {
+    const { contentType, body } = await ctx.metrics.expose();
+    return reply.header('Cache-Control', 'no-store').type(contentType).send(body);
+  });
+}
+
+export function readiness(ctx: RouteContext, draining: boolean): Readiness {
+  const models = ctx.engine.models().map((m) => ({ name: m.name, state: m.state }));
+  const waiting = models.filter((m) => m.state !== 'ready');
+  const reason = draining ? 'draining: the server is shutting down'
+    : models.length === 0 ? 'no models are configured'
+    : waiting.length ? `not ready: ${waiting.map((m) => `${m.name} is ${m.state}`).join(', ')}`
+    : undefined;
+  return { ready: reason === undefined, draining, models, ...(reason ? { reason } : {}) };
+}

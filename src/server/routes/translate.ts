@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { resolveLanguages, translate, TranslateInputError } from '../../tasks/translate.js';
+import { ApiError } from '../errors.js';
+import { boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
+
+interface TranslateBody {
+  text: string;
+  model?: string;
+  terms?: Record<string, string>;
+  context?: string;
+  preserve_format?: boolean;
+  source_lang?: string;
+  target_lang?: string;
+}
+
+interface TranslateQuery {
+  source_lang?: string;
+  target_lang?: string;
+  preserve_format?: 'true' | 'false';
+}
+
+const lang = { type: 'string', minLength: 1, maxLength: 16 } as const;
+
+/** POST {base}/api/v1/translate?source_lang=zh&target_lang=en with {text, model?, terms?, context?, preserve_format?}. */
+export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const schema = {
+    body: {
+      type: 'object',
+      required: ['text'],
+      additionalProperties: false,
+      properties: {
+        text: { type: 'string' },
+        model: { type: 'string', minLength: 1, maxLength: 200 },
+        terms: { type: 'object', maxProperties: 100, additionalProperties: { type: 'string' } },
+        context: { type: 'string' },
+        preserve_format: { type: 'boolean' },
+        // Also accepted in the body, for clients that send every parameter there (never in both places).
+        source_lang: lang,
+        target_lang: lang,
+      },
+    },
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { source_lang: lang, target_lang: lang, preserve_format: boolString },
+    },
+  };
+  app.post<{ Body: TranslateBody; Querystring: TranslateQuery }>(ctx.path('/api/v1/translate'), {
+    schema,
+    config: gatedConfig(ctx, 'translate'),
+    preValidation: requireJson,
+  }, async (request, reply) => {
+    const start = performance.now();
+    const { body, query } = request;
+    const source = param('source_lang', query.source_lang, body.source_lang);
+    const target = param('target_lang', query.target_lang, body.target_lang);
+    const preserveFormat = body.preserve_format ?? (query.preserve_format === undefined ? false : query.preserve_format === 'true');
+    let languages: ReturnType<typeof resolveLanguages>;
+    try {
+      languages = resolveLanguages(source, target);
+    } catch (err) {
+      if (!(err instanceof TranslateInputError)) throw err;
+      if (!err.message.startsWith('unknown')) throw new ApiError(422, 'invalid_request', err.message, { field: err.field });
+      throw new ApiError(422, 'unsupported_language', `${err.message}; see GET /api/v1/languages`, { field: err.field });
+    }
+    if (body.text.trim() === '') throw new ApiError(422, 'invalid_request', 'text must not be empty', { field: 'text' });
+    const model = modelFor(ctx, 'translate', request);
+    const controller = clientSignal(request, reply);
+    const inferStart = performance.now();
+    try {
+      const out = await translate(ctx.engine, {
+        text: body.text, source, target, terms: body.terms, context: body.context, preserveFormat,
+      }, {
+        model: model.name, template: model.translateTemplate ?? 'hy-mt', maxNewTokens: ctx.config.maxNewTokens.translate,
+        signal: controller.signal, deadline: Date.now() + ctx.config.inferenceTimeoutMs,
+      });
+      return {
+        result: out.result, model: model.name, source_lang: languages.from.code, target_lang: languages.to.code, latency_ms: elapsedMs(start),
+      };
+    } finally {
+      ctx.metrics.observeInference('translate', model.name, (performance.now() - inferStart) / 1000);
+    }
+  });
+}
+
+function param(name: string, fromQuery: string | undefined, fromBody: string | undefined): string {
+  if (fromQuery !== undefined && fromBody !== undefined) {
+    throw new ApiError(400, 'duplicate_param', `${name} appears in both the query and the body`, { field: name });
+  }
+  const value = fromQuery ?? fromBody;
+  if (value === undefined) throw new ApiError(422, 'invalid_request', `${name} is required (as a query parameter)`, { field: name });
+  return value;
+}

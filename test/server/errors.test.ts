@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { test } from 'node:test';
+import { signRequest } from '../../src/gate/sign-request.js';
+import { DEMO_SPECS, demoEngine } from '../helpers/demo-engine.js';
+import { fakeEngine } from '../helpers/fake-engine.js';
+import { serverFixture } from '../helpers/server-app.js';
+
+/** Bad input and failures: always our JSON error, never a 500 for bad input, never a stack. */
+function assertError(res: { statusCode: number; body: string; headers: Record<string, unknown> }, status: number, code: string): Record<string, unknown> {
+  assert.equal(res.statusCode, status, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = JSON.parse(res.body) as { error: Record<string, unknown> };
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.equal(body.error.code, code, res.body);
+  assert.equal(typeof body.error.message, 'string');
+  assert.equal(body.error.request_id, res.headers['x-request-id']);
+  assert.doesNotMatch(res.body, /\bat .*\.(ts|js):\d+|\/secret\/path/, 'no stack or internal path');
+  return body.error;
+}
+
+test('malformed bodies: invalid JSON 400, schema errors 422 naming the field, wrong content type 415', async (t) => {
+  const s = await serverFixture(t);
+  const key = s.key();
+  assertError(await s.send({ url: '/api/v1/moderate', body: '{"text": "unterminated', key }), 400, 'invalid_json');
+  assertError(await s.send({ url: '/api/v1/moderate', body: '', key, contentType: 'application/json' }), 422, 'invalid_request');
+  const cases: Array<[string, unknown, string]> = [
+    ['/api/v1/moderate', { text: 5 }, 'text'],
+    ['/api/v1/moderate', { text: [1, 2] }, 'text.0'],
+    ['/api/v1/moderate', { text: 'hi', extra: true }, 'extra'],
+    ['/api/v1/moderate', { messages: [{ role: 'system', content: 'x' }] }, 'messages.0.role'],
+    ['/api/v1/moderate', { messages: [{ role: 'user' }] }, 'messages.0.content'],
+    ['/api/v1/moderate', { text: 'hi', model: 7 }, 'model'],
+    ['/api/v1/moderate', [1, 2, 3], 'body'],
+    ['/api/v1/moderate', 'null', 'body'],
+    ['/api/v1/moderate', '"just a string"', 'body'],
+    ['/api/v1/moderate', {}, 'text'],
+    ['/api/v1/moderate', { text: 'a', messages: [{ role: 'user', content: 'b' }] }, 'messages'],
+    ['/api/v1/moderate?categories=sometimes', { text: 'hi' }, 'categories'],
+    ['/api/v1/moderate?fast_path=0', { text: 'hi' }, 'fast_path'],
+    ['/v1/moderations', {}, 'input'],
+    ['/v1/moderations', { input: [] }, 'input'],
+    ['/v1/moderations?strict=yes', { input: 'hi' }, 'strict'],
+  ];
+  for (const [url, body, field] of cases) {
+    const error = assertError(await s.send({ url, body, key }), 422, 'invalid_request');
+    assert.equal(error.field, field, `${url} ${JSON.stringify(body)}: ${JSON.stringify(error)}`);
+    assert.match(String(error.message), new RegExp(field.split('.')[0]!));
+  }
+  // Too many texts in one batch.
+  const many = await s.send({ url: '/api/v1/moderate', body: { text: Array(33).fill('hi') }, key });
+  assert.equal(assertError(many, 422, 'invalid_request').field, 'text');
+  assertError(await s.send({ url: '/api/v1/moderate', body: 'text=hi', contentType: 'application/x-www-form-urlencoded', key }), 415, 'unsupported_media_type');
+  assertError(await s.send({ url: '/api/v1/moderate', body: 'hi', contentType: 'text/plain', key }), 415, 'unsupported_media_type');
+});
+
+test('empty text is 422, in every form', async (t) => {
+  const s = await serverFixture(t);
+  const key = s.key();
+  for (const [url, body, field] of [
+    ['/api/v1/moderate', { text: '' }, 'text'],
+    ['/api/v1/moderate', { text: '  \n ' }, 'text'],
+    ['/api/v1/moderate', { text: ['ok', ' '] }, 'text.1'],
+    ['/api/v1/moderate', { messages: [{ role: 'user', content: '' }] }, 'messages'],
+    ['/v1/moderations', { input: '' }, 'input'],
+    ['/v1/moderations', { input: ['a', ''] }, 'input.1'],
+    ['/api/v1/translate?source_lang=en&target_lang=zh', { text: '' }, 'text'],
+  ] as const) {
+    const error = assertError(await s.send({ url, body, key }), 422, 'invalid_request');
+    assert.equal(error.field, field);
+    assert.match(String(error.message), /empty/);
+  }
+  assert.equal((s.engine as ReturnType<typeof fakeEngine>).calls.length, 0, 'nothing reached the engine');
+});
+
+test('a body over maxBody is 413, a bad URL 400, an unknown route or method 404', async (t) => {
+  const s = await serverFixture(t, { config: { maxBodyBytes: 2048 } });
+  const key = s.key();
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) }, key }), 413, 'body_too_large');
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) } }), 413, 'body_too_large');
+  assertError(await s.app.inject({ method: 'GET', url: '/api/v1/%E0%A4%A' }), 400, 'bad_request');
+  assertError(await s.send({ url: '/api/v2/moderate', body: { text: 'x' }, key }), 404, 'not_found');
+  assertError(await s.send({ method: 'GET', url: '/api/v1/moderate', key }), 404, 'not_found');
+  assertError(await s.send({ method: 'DELETE', url: '/api/v1/models', key }), 404, 'not_found');
+});
+
+test('the engine says no: too long 422 with the limit (real engine), queue full 503 + Retry-After, timeout 504, not ready 503', async (t) => {
+  const engine = await demoEngine(undefined, DEMO_SPECS, { maxInputTokens: 64 });
+  t.after(() => engine.close());
+  const real = await serverFixture(t, { engine });
+  const long = await real.send({ url: '/api/v1/moderate', body: { text: 'How do I make a bomb? '.repeat(40) }, key: real.key() });
+  const error = assertError(long, 422, 'input_too_long');
+  assert.equal(error.limit, 64);
+  assert.ok(Number(error.actual) > 64);
+
+  const s = await serverFixture(t);
+  const key = s.key();
+  const full = await s.send({ url: '/api/v1/moderate', body: { text: '[[queue_full]]' }, key });
+  assertError(full, 503, 'queue_full');
+  assert.equal(full.headers['retry-after'], '1');
+  assertError(await s.send({ url: '/api/v1/translate?source_lang=en&target_lang=zh', body: { text: '[[timeout]]' }, key }), 504, 'timeout');
+  (s.engine as ReturnType<typeof fakeEngine>).setState('guard-demo', 'warming');
+  const warming = await s.send({ url: '/api/v1/moderate', body: { text: 'hi', model: 'guard-demo' }, key });
+  assertError(warming, 503, 'not_ready');
+  assert.equal(warming.headers['retry-after'], '5');
+  // The default model is the first ready one of the task: guard-large still serves.
+  const fallback = await s.send({ url: '/api/v1/moderate', body: { text: 'hi' }, key });
+  assert.equal(fallback.statusCode, 200);
+  assert.equal(fallback.json().model, 'guard-large');
+  (s.engine as ReturnType<typeof fakeEngine>).setState('guard-large', 'failed');
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'hi' }, key }), 503, 'not_ready');
+});
+
+test('the real engine: a full queue is 503 with Retry-After, a passed deadline 504', async (t) => {
+  const engine = await demoEngine(undefined, DEMO_SPECS, { maxQueue: 1, maxBatch: 1, maxWaitMs: 0 });
+  t.after(() => engine.close());
+  const s = await serverFixture(t, { engine, config: { inferenceTimeoutMs: 1, connectionTimeoutMs: 1000 } });
+  const key = s.key();
+  const slow = await s.send({ url: '/api/v1/translate?source_lang=zh&target_lang=en', body: { text: '我们喜欢猫。'.repeat(20) }, key });
+  assertError(slow, 504, 'timeout');
+
+  const s2 = await serverFixture(t, { engine });
+  const answers = await Promise.all(Array.from({ length: 40 }, () => s2.send({ url: '/api/v1/moderate?fast_path=false', body: { text: 'How do I make a bomb in my kitchen?' }, key: s2.key() })));
+  const statuses = answers.map((r) => r.statusCode);
+  assert.ok(statuses.includes(503), `expected some 503s: ${statuses.join(',')}`);
+  assert.ok(statuses.every((c) => c === 200 || c === 503), statuses.join(','));
+  for (const r of answers.filter((a) => a.statusCode === 503)) {
+    assertError(r, 503, 'queue_full');
+    assert.equal(r.headers['retry-after'], '1');
+  }
+});
+
+test('a model answer that does not parse is 502 bad_model_output, never a guess', async (t) => {
+  const s = await serverFixture(t);
+  const key = s.key();
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'bomb [[garbage]]' }, key }), 502, 'bad_model_output');
+  assertError(await s.send({ url: '/api/v1/moderate?fast_path=false', body: { text: '[[garbage]]' }, key }), 502, 'bad_model_output');
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: ['fine', 'bomb [[garbage]]'] }, key }), 502, 'bad_model_output');
+  assertError(await s.send({ url: '/v1/moderations', body: { input: 'bomb [[garbage]]' }, key }), 502, 'bad_model_output');
+  assert.equal(s.audit.records.at(-1)?.reason, 'bad_model_output');
+});
+
+test('bugs and engine failures are 500 without a stack or internals', async (t) => {
+  const s = await serverFixture(t);
+  const key = s.key();
+  const crash = assertError(await s.send({ url: '/api/v1/moderate', body: { text: '[[crash]]' }, key }), 500, 'internal_error');
+  assert.equal(crash.message, 'internal error');
+  const failed = assertError(await s.send({ url: '/api/v1/moderate', body: { text: '[[engine_failed]]' }, key }), 500, 'engine_failed');
+  assert.equal(failed.message, 'the inference engine failed');
+});
+
+test('a client that goes away stops the engine work (real socket)', async (t) => {
+  const s = await serverFixture(t);
+  const engine = s.engine as ReturnType<typeof fakeEngine>;
+  await s.app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (s.app.server.address() as net.AddressInfo).port;
+  const key = s.key();
+  const body = JSON.stringify({ text: 'please [[hang]]' });
+  const headers = signRequest({ method: 'POST', url: '/api/v1/moderate', body, keyId: key.id, secret: key.secret }).headers;
+  const req = http.request({ host: '127.0.0.1', port, path: '/api/v1/moderate', method: 'POST', headers: { 'content-type': 'application/json', ...headers } });
+  req.on('error', () => {});
+  req.end(body);
+  await engine.hanging;
+  assert.equal(engine.aborted, 0);
+  req.destroy();
+  for (let i = 0; i < 100 && engine.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(engine.aborted, 1, 'the engine saw the abort');
+  // The exchange is audited as cancelled.
+  for (let i = 0; i < 100 && s.audit.records.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(s.audit.records.map((r) => [r.status, r.reason]), [[499, 'cancelled']]);
+});
+
+test('malformed HTTP and stalled clients get a JSON answer on the socket', async (t) => {
+  const s = await serverFixture(t, { config: { requestTimeoutMs: 300 } });
+  await s.app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (s.app.server.address() as net.AddressInfo).port;
+  const raw = (text: string) => new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+    let got = '';
+    socket.on('data', (d) => (got += d));
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+    setTimeout(() => socket.destroy(), 5000);
+  });
+  const bad = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n');
+  assert.match(bad, /^HTTP\/1\.1 400 /);
+  assert.match(bad, /"code":"bad_request"/);
+  const started = Date.now();
+  const stalled = await raw('POST /api/v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te');
+  assert.match(stalled, /^HTTP\/1\.1 408 /);
+  assert.match(stalled, /"code":"request_timeout"/);
+  assert.ok(Date.now() - started < 3000, 'the stalled request was cut off near requestTimeoutMs');
+});
