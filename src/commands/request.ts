@@ -33,6 +33,10 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
       const base = command.getOptionValueSource('url') === 'default' && ctx.env.GUARDCTL_URL ? ctx.env.GUARDCTL_URL : opts.url;
       if (!/^https?:\/\//.test(base)) throw usageError(`--url must be an http(s) URL, got "${base}"`, 'for example --url https://guard.example.com');
       if (!path.startsWith('/')) throw usageError(`the path must start with "/", got "${path}"`, 'for example /api/v1/moderate');
+      const timeoutMs = Math.ceil(Number(opts.timeout) * 1000);
+      if (!/^\d+(\.\d+)?$/.test(opts.timeout.trim()) || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
+        throw usageError(`--timeout must be a positive number of seconds, got "${opts.timeout}"`, 'for example --timeout 30');
+      }
       if (opts.data !== undefined) {
         try {
           JSON.parse(opts.data);
@@ -52,7 +56,7 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
       } else ctx.out.warn('no --key given: sending the request unsigned (only ops routes and --insecure-no-auth daemons answer it)');
       let res: Response;
       try {
-        res = await fetch(url, { method: method.toUpperCase(), headers, body: opts.data, signal: AbortSignal.timeout(Number(opts.timeout) * 1000) });
+        res = await fetch(url, { method: method.toUpperCase(), headers, body: opts.data, signal: AbortSignal.timeout(timeoutMs) });
       } catch (err) {
         const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
         throw new GuardError('GUARD_E_NETWORK', `cannot reach ${url.origin}: ${reason}`, { hint: 'is `guardctl serve` running there? check --url', cause: err });

@@ -78,6 +78,9 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,
     intraOpThreads: settings.threads,
+    // shutdown() calls engine.close() once the HTTP side is done or --drain-timeout has passed: what is left then
+    // is cancelled at once, as docs/serve.md says (the engine's own default would give it 10 s more).
+    closeGraceMs: 0,
     onStep: metrics.onStep,
     log: (level, message, fields) => logger[level](fields ?? {}, message),
   });

@@ -7,6 +7,7 @@
  * on the left, dropping rows may trim positions that are padding for every remaining row, and neither changes
  * any row's positions or what it attends to.
  */
+/** float32, or float16 as Uint16Array bits (Node 20, 22) or Float16Array values (Node 24+): copied as they are. */
 export type KvArray = Float32Array | Uint16Array;
 
 export interface KvShape {
@@ -24,8 +25,9 @@ export interface KvState<T> {
   tensors: T[];
 }
 
+/** A zeroed array of like's own type, so that elements are copied, never converted. */
 function alloc(like: KvArray, n: number): KvArray {
-  return like instanceof Float32Array ? new Float32Array(n) : new Uint16Array(n);
+  return new (like.constructor as new (length: number) => KvArray)(n);
 }
 
 /**

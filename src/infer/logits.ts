@@ -30,7 +30,9 @@ export function halfToFloat(bits: Uint16Array): Float32Array {
 
 /**
  * The logits of the last position of each row, as float32. `data` is the logits output [rows, seq, vocab];
- * only rows*vocab values are widened when it is float16.
+ * only rows*vocab values are widened when it is float16. onnxruntime-common hands float16 tensors out as
+ * Uint16Array bit patterns where the runtime has no Float16Array (Node 20, 22) and as Float16Array values where it
+ * has one (Node 24+): both are read.
  */
 export function lastPositionLogits(data: Float32Array | Uint16Array, rows: number, seq: number, vocab: number): Float32Array[] {
   if (data.length !== rows * seq * vocab) {
@@ -40,7 +42,7 @@ export function lastPositionLogits(data: Float32Array | Uint16Array, rows: numbe
   for (let r = 0; r < rows; r++) {
     const start = (r * seq + seq - 1) * vocab;
     const slice = data.subarray(start, start + vocab);
-    out.push(slice instanceof Float32Array ? slice : halfToFloat(slice));
+    out.push(slice instanceof Float32Array ? slice : slice instanceof Uint16Array ? halfToFloat(slice) : Float32Array.from(slice as ArrayLike<number>));
   }
   return out;
 }

@@ -65,13 +65,25 @@ export class ModelBatch {
     }
     for (const run of out.runs) this.step('prefill', items.length, run.tokens, run.ms);
     const rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true }));
-    this.accept(rows, out.logits);
-    if (this.kv) {
-      this.kv = this.runner.merge(this.kv, out.kv!);
-      this.rows.push(...rows);
-    } else {
-      this.kv = out.kv!;
-      this.rows = rows;
+    try {
+      this.accept(rows, out.logits);
+      if (this.kv) {
+        this.kv = this.runner.merge(this.kv, out.kv!);
+        this.rows.push(...rows);
+      } else {
+        this.kv = out.kv!;
+        this.rows = rows;
+      }
+    } catch (err) {
+      // The new rows are in no batch yet (a merge can fail to allocate): answer them here, or nobody will. The
+      // running batch is untouched (a merge does not consume its inputs on the CPU).
+      for (const row of rows) {
+        if (!row.live) continue;
+        row.live = false;
+        this.fail(row.item, 'engine_failed', `admission failed: ${(err as Error).message}`);
+      }
+      if (out.kv && out.kv !== this.kv) this.runner.dispose(out.kv);
+      return;
     }
     this.settle();
   }

@@ -25,6 +25,8 @@ export class ChatTokenizer {
   private readonly tokenizer: Tokenizer;
   private readonly template: Template;
   private readonly specials: Record<string, string>;
+  /** The control-token strings (<|im_start|>, <|im_end|>, ...) that user text must never produce. */
+  private readonly controlStrings: string[];
 
   constructor(model: Pick<ModelDir, 'dir' | 'tokenizerJson' | 'tokenizerConfig' | 'chatTemplate' | 'config'>) {
     try {
@@ -39,13 +41,27 @@ export class ChatTokenizer {
     }
     this.eosIds = model.config.eosIds;
     this.specials = specialTokens(model.tokenizerConfig);
+    const added = (model.tokenizerJson as { added_tokens?: Array<{ content?: unknown; special?: unknown }> }).added_tokens ?? [];
+    this.controlStrings = added.filter((a) => a.special === true && typeof a.content === 'string' && a.content.length > 1).map((a) => a.content as string);
+  }
+
+  /**
+   * Message content with every control-token string broken by a zero-width space after its first character:
+   * the tokenizer recognises those strings anywhere in the text, so without this a caller could close the user
+   * turn and forge the assistant's answer (for the guard: its verdict). The visible text is unchanged.
+   */
+  private defang(content: string): string {
+    let out = content;
+    for (const s of this.controlStrings) if (out.includes(s)) out = out.split(s).join(`${s[0]}\u200B${s.slice(1)}`);
+    return out;
   }
 
   /** The prompt text: the chat template with the generation prompt, then the forced answer prefix. */
   render(messages: readonly ChatMessage[], prefix = ''): string {
     let text: string;
     try {
-      text = this.template.render({ ...this.specials, messages, add_generation_prompt: true });
+      const safe = messages.map((m) => ({ ...m, content: this.defang(m.content) }));
+      text = this.template.render({ ...this.specials, messages: safe, add_generation_prompt: true });
     } catch (err) {
       // Templates reject some conversations on purpose (raise_exception): the caller sent something unusable.
       throw new EngineError('engine_failed', `the chat template rejected the messages: ${(err as Error).message}`);

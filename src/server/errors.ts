@@ -83,9 +83,11 @@ function fromEngine(err: EngineError): ApiError {
     case 'model_not_found':
       return new ApiError(404, 'model_not_found', err.message);
     case 'cancelled':
-      return new ApiError(status, 'cancelled', 'the request was cancelled');
+      // A client that went away is recorded as 499 by the error handler and never reads an answer; a client still
+      // waiting had its request cancelled by the engine closing (shutdown past the drain timeout).
+      return new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', {}, { 'Retry-After': '5' });
     default:
-      return new ApiError(500, err.code, 'the inference engine failed');
+      return new ApiError(status, err.code, 'the inference engine failed');
   }
 }
 

@@ -39,6 +39,8 @@ export function parseGuardOutput(text: string, expectRefusal: boolean): GuardVer
   const rawCategories = field('Categories');
   if (rawCategories === undefined) throw new GuardOutputError('the model\'s answer has no "Categories:" line', text);
   const categories = rawCategories === 'None' ? [] : rawCategories.split(',').map((c) => c.trim()).filter(Boolean);
+  // "None" or names: an empty line is an answer cut short, not "no category".
+  if (rawCategories !== 'None' && categories.length === 0) throw new GuardOutputError('the model\'s answer has an empty "Categories:" line', text);
   const unknown = categories.filter((c) => !(GUARD_CATEGORIES as readonly string[]).includes(c));
   if (unknown.length) throw new GuardOutputError(`the model's answer names unknown categories: ${unknown.join(', ')}`, text);
   if (level === 'safe' && categories.length) throw new GuardOutputError('the model\'s answer is "Safe" but lists categories', text);

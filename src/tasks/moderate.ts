@@ -26,6 +26,8 @@ export interface ModerationOptions {
 export interface Moderation extends GuardVerdict {
   /** Probability of the level, from the fast path. */
   score?: number;
+  /** Probability that the text is not safe (1 - P(Safe)), from the fast path: OpenAI's category_scores. */
+  notSafe?: number;
   promptTokens: number;
   outputTokens: number;
 }
@@ -59,14 +61,15 @@ export async function moderate(engine: Engine, messages: ChatMessage[], opts: Mo
   const best = scored.probabilities.indexOf(Math.max(...scored.probabilities));
   const level: Level = LEVELS[best]!;
   const score = round(scored.probabilities[best]!);
+  const notSafe = round(1 - scored.probabilities[LEVELS.indexOf('safe')]!);
   if (level === 'safe' && opts.categories === 'auto' && !judgesResponse) {
-    return { level, categories: [], score, promptTokens: scored.promptTokens, outputTokens: 0 };
+    return { level, categories: [], score, notSafe, promptTokens: scored.promptTokens, outputTokens: 0 };
   }
   // Continue the answer from the scored level, so the decoded categories belong to that level.
   const prefix = `${SCORE_PREFIX} ${LEVEL_LABELS[level]}\nCategories:`;
   const out: GenerateResult = await engine.generate({ ...common, prefix, maxNewTokens: opts.maxNewTokens });
   const verdict = parseGuardOutput(prefix + out.text, judgesResponse);
-  return { ...verdict, score, promptTokens: out.promptTokens, outputTokens: out.outputTokens };
+  return { ...verdict, score, notSafe, promptTokens: out.promptTokens, outputTokens: out.outputTokens };
 }
 
 function round(p: number): number {

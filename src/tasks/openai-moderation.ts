@@ -36,7 +36,7 @@ export interface OpenAIModerationResult {
  */
 export function toOpenAI(m: Moderation, strict: boolean): OpenAIModerationResult {
   const flagged = m.level === 'unsafe' || (strict && m.level === 'controversial');
-  const notSafe = m.score === undefined ? (m.level === 'safe' ? 0 : 1) : m.level === 'safe' ? round(1 - m.score) : m.score;
+  const notSafe = m.notSafe ?? (m.score === undefined ? (m.level === 'safe' ? 0 : 1) : m.level === 'safe' ? round(1 - m.score) : m.score);
   const categories: Record<string, boolean> = {};
   const scores: Record<string, number> = {};
   for (const key of [...OPENAI_KEYS, ...GUARD_CATEGORIES]) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { GuardError } from '../../src/core/errors.js';
 import { concatRows, maskFor, selectRows } from '../../src/infer/kv.js';
-import { halfToFloat } from '../../src/infer/logits.js';
+import { halfToFloat, lastPositionLogits } from '../../src/infer/logits.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { ChatTokenizer } from '../../src/infer/tokenizer.js';
 import type { ModelSpec } from '../../src/infer/types.js';
@@ -29,6 +29,22 @@ test('kv reshuffles keep each row right-aligned (Uint16Array, as float16 caches 
   assert.deepEqual([...picked.data], [12, 13, 15, 16, 1, 2, 3, 4]);
   assert.deepEqual([...maskFor([1, 3], 3, 1)].map(Number), [0, 0, 1, 1, 1, 1, 1, 1]);
   assert.deepEqual([...halfToFloat(Uint16Array.from([0x3c00, 0xc000, 0x4900, 0x0001, 0x7c00]))], [1, -2, 10, 2 ** -24, Infinity]);
+});
+
+test('float16 tensors as value arrays (onnxruntime returns Float16Array where the runtime has one, Node >= 24)', () => {
+  // Float16Array where this Node has it; elsewhere a Float64Array stands in: values, not bit patterns.
+  const Values = ((globalThis as { Float16Array?: typeof Float64Array }).Float16Array ?? Float64Array) as typeof Float64Array;
+  const logits = Values.from([0, 1.5, -2, 3, 0.25, 10]);
+  const rows = lastPositionLogits(logits as unknown as Uint16Array, 2, 1, 3);
+  assert.deepEqual(rows.map((r) => [...r]), [[0, 1.5, -2], [3, 0.25, 10]]);
+  // KV reshuffles copy the elements as they are, in an array of the same type.
+  const shape = { kvHeads: 1, headDim: 1 };
+  const joined = concatRows(Values.from([1.5]) as unknown as Uint16Array, 1, 1, Values.from([2.5, 3.5]) as unknown as Uint16Array, 1, 2, shape);
+  assert.ok(joined.data instanceof Values);
+  assert.deepEqual([...joined.data], [0, 1.5, 2.5, 3.5]);
+  const picked = selectRows(joined.data, 2, [0], 1, shape);
+  assert.ok(picked.data instanceof Values);
+  assert.deepEqual([...picked.data], [1.5]);
 });
 
 test('a float16 model with external data: loads, batches, merges KV caches, scores', async (t) => {

@@ -65,6 +65,20 @@ test('moderation: a batch of texts', async (t) => {
   assert.ok(body.results.every((r: { model?: string }) => r.model === undefined));
 });
 
+test('moderation: a full batch of texts emits no listener-leak warning (one abort listener per text in flight)', async (t) => {
+  const s = await serverFixture(t, { engine, metrics });
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const texts = Array.from({ length: 32 }, (_, i) => (i % 2 ? BOMB : FRANCE));
+  const res = await s.send({ url: '/api/v1/moderate', body: { text: texts }, key: s.key() });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.equal(res.json().results.length, 32);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
+});
+
 test('moderation: a prompt and a response (refusal field)', async (t) => {
   const s = await serverFixture(t, { engine, metrics });
   const key = s.key();

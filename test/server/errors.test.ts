@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { signRequest } from '../../src/gate/sign-request.js';
+import { EngineError } from '../../src/infer/types.js';
 import { DEMO_SPECS, demoEngine } from '../helpers/demo-engine.js';
 import { fakeEngine } from '../helpers/fake-engine.js';
 import { serverFixture } from '../helpers/server-app.js';
@@ -148,6 +149,18 @@ test('bugs and engine failures are 500 without a stack or internals', async (t) 
   assert.equal(crash.message, 'internal error');
   const failed = assertError(await s.send({ url: '/api/v1/moderate', body: { text: '[[engine_failed]]' }, key }), 500, 'engine_failed');
   assert.equal(failed.message, 'the inference engine failed');
+});
+
+test('a request the engine cancels while its client waits (shutdown past the drain timeout) is 503 shutting_down, not 499', async (t) => {
+  const engine = fakeEngine();
+  const closing = () => Promise.reject(new EngineError('cancelled', 'the engine closed before the request finished'));
+  const s = await serverFixture(t, { engine: { ...engine, generate: closing, score: closing } });
+  const key = s.key();
+  for (const [url, body] of [['/api/v1/moderate', { text: 'hi' }], ['/v1/moderations', { input: ['a', 'b'] }], ['/api/v1/translate?source_lang=zh&target_lang=en', { text: '我们喜欢猫。' }]] as const) {
+    const res = await s.send({ url, body, key });
+    assertError(res, 503, 'shutting_down');
+    assert.equal(res.headers['retry-after'], '5');
+  }
 });
 
 test('a client that goes away stops the engine work (real socket)', async (t) => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GuardOutputError, parseGuardOutput } from '../../src/tasks/guard-output.js';
-import { guardMessages, ModerationInputError } from '../../src/tasks/moderate.js';
+import type { Engine } from '../../src/infer/types.js';
+import { guardMessages, moderate, ModerationInputError } from '../../src/tasks/moderate.js';
 import { toOpenAI } from '../../src/tasks/openai-moderation.js';
 
 test('Qwen3Guard answers parse into level, categories and refusal', () => {
@@ -18,6 +19,9 @@ test('answers that do not follow the format are errors, never guesses', () => {
     ['', false, /Safety/],
     ['Safety: Maybe\nCategories: None', false, /Safety/],
     ['Safety: Unsafe', false, /Categories/],
+    // The answer stopped right after the fast path's forced "Categories:" (EOS or the token limit): no guess.
+    ['Safety: Unsafe\nCategories:', false, /Categories/],
+    ['Safety: Controversial\nCategories: , ', false, /Categories/],
     ['Safety: Unsafe\nCategories: Dragons', false, /unknown categories: Dragons/],
     ['Safety: Safe\nCategories: Violent', false, /Safe.*lists categories/],
     ['Safety: Safe\nCategories: None', true, /Refusal/],
@@ -57,4 +61,18 @@ test('OpenAI mapping: corresponding keys plus native names; flagged equals any c
   const safe = toOpenAI({ level: 'safe', categories: [], score: 0.9, promptTokens: 1, outputTokens: 0 }, true);
   assert.equal(safe.flagged, false);
   assert.ok(Object.values(safe.categories).every((v) => v === false));
+});
+
+test('OpenAI category_scores: the probability that the text is not safe, not only that of the winning level', async () => {
+  // The fast path scored Safe 0.05, Unsafe 0.55, Controversial 0.40: the level is unsafe, and P(not safe) is 0.95.
+  const engine = {
+    score: async () => ({ probabilities: [0.05, 0.55, 0.4], promptTokens: 10, queueMs: 0, engineMs: 1 }),
+    generate: async () => ({ text: ' Violent', promptTokens: 14, outputTokens: 2, finish: 'eos' as const, queueMs: 0, engineMs: 1 }),
+  } as unknown as Engine;
+  const m = await moderate(engine, [{ role: 'user', content: 'x' }], { model: 'g', categories: 'auto', fastPath: true, maxNewTokens: 8 });
+  assert.deepEqual([m.level, m.categories, m.score], ['unsafe', ['Violent'], 0.55]);
+  const openai = toOpenAI(m, false);
+  assert.equal(openai.category_scores.violence, 0.95);
+  assert.equal(openai.category_scores.Violent, 0.95);
+  assert.equal(openai.category_scores.sexual, 0);
 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../infer/types.js';
 import { guardMessages, moderate, type Moderation } from '../../tasks/moderate.js';
@@ -80,6 +81,9 @@ export async function moderateAll(
   opts: { categories: 'auto' | 'always'; fastPath: boolean },
 ): Promise<Moderation[]> {
   const controller = clientSignal(request, reply);
+  // Every text in flight listens on this one signal (the engine's abort listener): more than Node's default 10 is
+  // expected here, not a leak warning on stderr for every batch request.
+  setMaxListeners(10 + inputs.length, controller.signal);
   const deadline = Date.now() + ctx.config.inferenceTimeoutMs;
   const start = performance.now();
   try {

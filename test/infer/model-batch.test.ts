@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { FromWorker, WorkItem } from '../../src/infer/protocol.js';
+import type { Kv, Runner } from '../../src/infer/runner.js';
+import { Scheduler } from '../../src/infer/scheduler.js';
+
+/**
+ * The scheduler and ModelBatch over a scripted runner (no ONNX Runtime): every token is 1 (never EOS), and merging
+ * KV caches fails the way a large allocation does. Every request the worker takes must be answered exactly once.
+ */
+function scriptedRunner(): Runner {
+  const kv = (rows: number, lens: number[]): Kv => ({ rows, length: Math.max(0, ...lens), lens, tensors: [] });
+  const logits = (rows: number) => Array.from({ length: rows }, () => Float32Array.from([0, 5, 0]));
+  return {
+    gpu: false,
+    device: 'cpu',
+    async prefill(prompts: readonly (readonly number[])[]) {
+      return { logits: logits(prompts.length), ms: 1, runs: [{ ms: 1, tokens: 1 }], kv: kv(prompts.length, prompts.map((p) => p.length)) };
+    },
+    async decode(state: Kv) {
+      await new Promise((r) => setTimeout(r, 2));
+      return { logits: logits(state.rows), ms: 1, kv: kv(state.rows, state.lens.map((l) => l + 1)) };
+    },
+    merge(): Kv {
+      throw new RangeError('Array buffer allocation failed');
+    },
+    select(state: Kv, rows: readonly number[]) {
+      return kv(rows.length, rows.map((r) => state.lens[r]!));
+    },
+    dispose() {},
+    async release() {},
+  } as unknown as Runner;
+}
+
+const item = (id: number, maxNewTokens: number): WorkItem => ({ id, model: 'm', kind: 'generate', ids: [5, 6, 7], maxNewTokens, submittedAt: Date.now() });
+
+test('a failed KV merge on admission answers the joining request and keeps the running batch', async () => {
+  const answers = new Map<number, FromWorker[]>();
+  let scheduler!: Scheduler;
+  let joined = false;
+  scheduler = new Scheduler({ maxBatch: 8, maxWaitMs: 0, continuousAdmission: true }, (msg) => {
+    if (msg.type === 'done' || msg.type === 'failed') answers.set(msg.id, [...(answers.get(msg.id) ?? []), msg]);
+    // The second request arrives while the first one decodes: it is prefilled, then merged (which fails).
+    if (msg.type === 'step' && msg.event.kind === 'decode' && !joined) {
+      joined = true;
+      scheduler.submit(item(2, 4));
+    }
+  });
+  scheduler.addModel('m', scriptedRunner(), [2], 0);
+  scheduler.submit(item(1, 20));
+  const until = Date.now() + 2000;
+  while (answers.size < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  await scheduler.close();
+  assert.deepEqual([...answers.keys()].sort(), [1, 2], 'every request is answered');
+  const [second] = answers.get(2)!;
+  assert.equal(second!.type, 'failed');
+  assert.equal((second as { code: string }).code, 'engine_failed');
+  // The batch that was already running is not collateral damage.
+  const [first] = answers.get(1)!;
+  assert.equal(first!.type, 'done', JSON.stringify(first));
+  assert.ok([...answers.values()].every((a) => a.length === 1), 'answered once');
+});
