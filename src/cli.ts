@@ -7,11 +7,13 @@ import { GuardError, isGuardError } from './core/errors.js';
 import { createLogger, LOG_LEVELS } from './core/log.js';
 import { createOutput } from './core/output.js';
 import { resolveLocations } from './core/paths.js';
+import { registerCert } from './commands/cert.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerKeys } from './commands/keys.js';
 import { registerRequest } from './commands/request.js';
 import { registerServe } from './commands/serve.js';
 import { registerSign } from './commands/sign.js';
+import { registerSystemd } from './commands/systemd.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -63,6 +65,8 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerRequest(program, contextFor);
   registerServe(program, contextFor);
   registerDoctor(program, contextFor);
+  registerCert(program, contextFor);
+  registerSystemd(program, contextFor);
   // Subcommands inherit the output routing and error handling of the root.
   for (const cmd of allCommands(program)) {
     cmd.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }).exitOverride();

@@ -30,7 +30,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   }
 }
 
-function fsyncDir(dir: string): void {
+/** Makes a rename or a new entry in `dir` durable (the directory's own metadata reaches the disk). */
+export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(fd);

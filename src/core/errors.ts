@@ -16,6 +16,11 @@ export const ERROR_CODES = {
   GUARD_E_TIER: 'The tier is unknown or its definition is invalid.',
   GUARD_E_SECRET_SOURCE: 'The secret for signing could not be read from the given file or variable.',
   GUARD_E_NETWORK: 'A request to a server failed.',
+  GUARD_E_DNS_PROVIDER: 'A DNS provider is misconfigured (missing credentials, unknown zone) or its API refused or failed a request.',
+  GUARD_E_ACME: 'The ACME CA refused a request, or a challenge or order failed.',
+  GUARD_E_CERT_NOT_FOUND: 'No certificate has that name in the store.',
+  GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
+  GUARD_E_DEPLOY: 'A certificate could not be copied to its deploy location, or its reload or hook command failed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,57 @@
+/**
+ * A per-lineage lock file (O_EXCL, holding the owner's pid), so that two renewals of one lineage never
+ * interleave. A lock whose process no longer runs (kill -9, power loss) is taken over.
+ */
+import fs from 'node:fs';
+import { lineageBusy, storeError } from './errors.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function owner(file: string): number | null {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Takes the lock or throws; returns the release function. */
+export function acquireLock(file: string, name: string): () => void {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = fs.openSync(file, 'wx', 0o600);
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      return () => {
+        if (owner(file) === process.pid) fs.rmSync(file, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw storeError(`cannot create the lock ${file}: ${(err as Error).message}`, err);
+      const pid = owner(file);
+      if (pid !== null && pid !== process.pid && alive(pid)) throw lineageBusy(name, pid);
+      if (pid === process.pid) throw lineageBusy(name, pid);
+      // Stale (its process is gone) or still being written: a half-written lock older than a second is stale.
+      const stat = fs.statSync(file, { throwIfNoEntry: false });
+      if (pid === null && stat && Date.now() - stat.mtimeMs < 1000) continue;
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw lineageBusy(name, owner(file) ?? 0);
+}
+
+export async function withLock<T>(file: string, name: string, fn: () => Promise<T>): Promise<T> {
+  const release = acquireLock(file, name);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}

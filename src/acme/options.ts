@@ -1,0 +1,103 @@
+/** `cert issue` flags -> IssueOptions, every check done before anything is written or any server is asked. */
+import { pick } from '../core/config.js';
+import { usageError } from '../core/errors.js';
+import { formatServer, parseDnsServers } from './dns-query.js';
+import { requiresEab, resolveDirectoryUrl, DEFAULT_SERVER } from './directory.js';
+import type { IssueOptions } from './issue.js';
+import { checkKeyType, checkLineageName, defaultLineageName, normalizeNames } from './keys.js';
+import { checkProviderName } from './solver.js';
+import type { DeployTarget, DnsSettings } from './types.js';
+
+export interface IssueFlags {
+  domain?: string[];
+  dns: string;
+  server?: string;
+  email?: string;
+  agreeTos?: boolean;
+  keyType?: string;
+  eabKid?: string;
+  eabHmacKey?: string;
+  profile?: string;
+  name?: string;
+  deployDir?: string;
+  certFile?: string;
+  keyFile?: string;
+  fullchainFile?: string;
+  reloadCmd?: string;
+  dnsTimeout?: string;
+  dnsInterval?: string;
+  dnsCheck?: string;
+  dnsResolvers?: string[];
+  dnsExec?: string;
+  wait?: string;
+}
+
+export function seconds(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text.trim().replace(/s$/, ''));
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a positive number of seconds, got "${text}"`);
+  return n;
+}
+
+function deployTarget(f: IssueFlags): DeployTarget | undefined {
+  const files = f.certFile !== undefined || f.keyFile !== undefined || f.fullchainFile !== undefined;
+  if (f.deployDir !== undefined && files) {
+    throw usageError('--deploy-dir and --cert-file/--key-file/--fullchain-file are exclusive', 'copy all files to one folder with --deploy-dir, or name each file');
+  }
+  if (files && (f.keyFile === undefined || (f.certFile === undefined && f.fullchainFile === undefined))) {
+    throw usageError('--key-file needs --cert-file or --fullchain-file, and the other way round', 'a server needs both the key and a certificate');
+  }
+  const target: DeployTarget = {
+    ...(f.deployDir !== undefined ? { dir: f.deployDir } : {}),
+    ...(f.certFile !== undefined ? { certFile: f.certFile } : {}),
+    ...(f.keyFile !== undefined ? { keyFile: f.keyFile } : {}),
+    ...(f.fullchainFile !== undefined ? { fullchainFile: f.fullchainFile } : {}),
+    ...(f.reloadCmd ? { reloadCmd: f.reloadCmd } : {}),
+  };
+  return Object.keys(target).length > 0 ? target : undefined;
+}
+
+export function issueOptionsFrom(f: IssueFlags, env: NodeJS.ProcessEnv): IssueOptions {
+  const names = normalizeNames(f.domain ?? []);
+  const server = resolveDirectoryUrl(pick(f.server, env.GUARDCTL_ACME_SERVER, DEFAULT_SERVER)!);
+  const kid = pick(f.eabKid, env.GUARDCTL_EAB_KID);
+  const hmacKey = pick(f.eabHmacKey, env.GUARDCTL_EAB_HMAC_KEY);
+  if ((kid === undefined) !== (hmacKey === undefined)) throw usageError('--eab-kid and --eab-hmac-key go together', 'give both, as the CA\'s dashboard shows them');
+  if (requiresEab(server) && kid === undefined) {
+    throw usageError('ZeroSSL needs External Account Binding credentials', 'copy them from the ZeroSSL dashboard (Developer section) and pass --eab-kid KID --eab-hmac-key KEY');
+  }
+  const options: Record<string, string | boolean> = {};
+  if (f.dnsExec !== undefined) options.exec = f.dnsExec;
+  if (f.wait !== undefined) options.wait = f.wait;
+  const resolvers = (f.dnsResolvers ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
+  const dns: DnsSettings = {
+    provider: checkProviderName(f.dns),
+    options,
+    ...(f.dnsTimeout !== undefined ? { timeoutSec: seconds(f.dnsTimeout, '--dns-timeout') } : {}),
+    ...(f.dnsInterval !== undefined ? { intervalSec: seconds(f.dnsInterval, '--dns-interval') } : {}),
+    ...(resolvers.length > 0 ? { resolvers: parseDnsServers(resolvers).map(formatServer) } : {}),
+    ...(f.dnsCheck !== undefined ? { check: dnsCheck(f.dnsCheck, resolvers.length > 0) } : {}),
+  };
+  const email = pick(f.email, env.GUARDCTL_ACME_EMAIL);
+  if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw usageError(`"${email}" is not an email address`, 'give the address the CA may write to, or leave --email out');
+  const deploy = deployTarget(f);
+  return {
+    lineage: checkLineageName(f.name ?? defaultLineageName(names)),
+    names,
+    server,
+    keyType: checkKeyType(f.keyType ?? 'ec256'),
+    dns,
+    ...(email ? { email } : {}),
+    ...(f.agreeTos ? { agreeTos: true } : {}),
+    ...(kid !== undefined && hmacKey !== undefined ? { eab: { kid, hmacKey } } : {}),
+    ...(f.profile ? { profile: f.profile } : {}),
+    ...(deploy ? { deploy } : {}),
+  };
+}
+
+/** --dns-check: whom the propagation check asks. 'resolvers' needs --dns-resolvers to know whom. */
+function dnsCheck(value: string, haveResolvers: boolean): 'authoritative' | 'resolvers' {
+  if (value !== 'authoritative' && value !== 'resolvers') throw usageError(`--dns-check must be authoritative or resolvers, got "${value}"`);
+  if (value === 'resolvers' && !haveResolvers) throw usageError('--dns-check resolvers needs --dns-resolvers', 'name the servers whose answers count, e.g. --dns-resolvers 10.0.0.53');
+  return value;
+}

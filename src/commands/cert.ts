@@ -1,0 +1,188 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import acme from 'acme-client';
+import type { Command } from 'commander';
+import type { ContextFactory } from '../cli.js';
+import type { Context } from '../core/context.js';
+import { parseDuration } from '../core/duration.js';
+import { usageError } from '../core/errors.js';
+import { table } from '../core/output.js';
+import { providerMetadata } from '../dns/registry.js';
+import { configureAcmeTrust } from '../acme/directory.js';
+import { issueCertificate } from '../acme/issue.js';
+import type { LifecycleDeps } from '../acme/obtain.js';
+import { issueOptionsFrom, type IssueFlags } from '../acme/options.js';
+import { createReporter, isInteractive, type Reporter } from '../acme/progress.js';
+import { renewMany } from '../acme/renew-all.js';
+import type { RenewDeps, RenewOutcome } from '../acme/renew.js';
+import { jitterMs } from '../acme/renewal.js';
+import { checkReason, revokeLineage } from '../acme/revoke.js';
+import { rollbackLineage } from '../acme/rollback.js';
+import { solverFor } from '../acme/solver.js';
+import { CertStore } from '../acme/store.js';
+import { lineageRows } from '../acme/summary.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+function reporterFor(ctx: Context): Reporter {
+  return createReporter({ out: ctx.out, logger: ctx.log, interactive: isInteractive(ctx.out.json, ctx.env) });
+}
+
+function depsFor(ctx: Context, reporter: Reporter): LifecycleDeps {
+  configureAcmeTrust(ctx.env);
+  acme.setLogger((message) => ctx.log.debug({ component: 'acme-client' }, message));
+  const poll = ctx.env.GUARDCTL_ACME_POLL_MS;
+  return {
+    home: ctx.locations.home,
+    env: ctx.env,
+    now: ctx.now,
+    log: reporter.log,
+    progress: reporter.progress,
+    solverFor: (dns) => solverFor(dns, ctx.env, reporter.log),
+    ...(poll ? { pollMinMs: parseDuration(`${poll}ms`, 'GUARDCTL_ACME_POLL_MS') } : {}),
+  };
+}
+
+/** The random delay before renewing off a TTY (a timer); GUARDCTL_RENEW_JITTER sets its bound, 0 turns it off. */
+function jitterStep(ctx: Context, reporter: Reporter, force: boolean): () => Promise<void> {
+  let done = false;
+  return async () => {
+    if (done || force || process.stdout.isTTY) return;
+    done = true;
+    const raw = ctx.env.GUARDCTL_RENEW_JITTER ?? '10m';
+    const max = raw === '0' ? 0 : parseDuration(raw, 'GUARDCTL_RENEW_JITTER');
+    const wait = jitterMs(max);
+    if (wait <= 0) return;
+    reporter.log('info', `waiting ${Math.round(wait / 1000)}s before renewing (random delay for timer runs; GUARDCTL_RENEW_JITTER=0 turns it off)`);
+    await sleep(wait);
+  };
+}
+
+export function registerCert(program: Command, contextFor: ContextFactory): void {
+  const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01)');
+
+  cert.command('issue')
+    .description('get a certificate for one or more names (wildcards included) through a DNS provider')
+    .option('-d, --domain <name>', 'a name to certify (repeatable or comma-separated; *.example.com for a wildcard)', collect)
+    .requiredOption('--dns <provider>', 'the DNS provider that writes the challenge records (see guardctl cert providers)')
+    .option('--server <ca>', 'letsencrypt, letsencrypt-staging, zerossl, or an ACME directory URL (env GUARDCTL_ACME_SERVER)')
+    .option('--email <address>', 'contact address for the CA account (env GUARDCTL_ACME_EMAIL)')
+    .option('--agree-tos', 'agree to the CA\'s terms of service (needed to register an account)')
+    .option('--key-type <type>', 'ec256, ec384, rsa2048, rsa3072 or rsa4096', 'ec256')
+    .option('--eab-kid <kid>', 'External Account Binding key id (ZeroSSL, some private CAs; env GUARDCTL_EAB_KID)')
+    .option('--eab-hmac-key <key>', 'External Account Binding HMAC key (env GUARDCTL_EAB_HMAC_KEY)')
+    .option('--profile <name>', 'a certificate profile the CA offers (for example shortlived)')
+    .option('--name <lineage>', 'the name of this certificate in the store (default: the first name)')
+    .option('--deploy-dir <dir>', 'also copy cert.pem, chain.pem, fullchain.pem and privkey.pem here')
+    .option('--cert-file <file>', 'copy the certificate here')
+    .option('--key-file <file>', 'copy the private key here (mode 0600)')
+    .option('--fullchain-file <file>', 'copy the certificate and its chain here')
+    .option('--reload-cmd <cmd>', 'run this shell command after each new certificate (for example "systemctl reload nginx")')
+    .option('--dns-timeout <seconds>', 'how long to wait for the TXT records to reach every name server (default: the provider\'s)')
+    .option('--dns-interval <seconds>', 'how often to check (default: the provider\'s)')
+    .option('--dns-check <whom>', 'authoritative (default): wait until every authoritative name server of the zone serves the records; resolvers: until the --dns-resolvers do (split horizon)')
+    .option('--dns-resolvers <ip[:port],...>', 'ask these DNS servers instead of the system\'s to follow CNAMEs and find the zone\'s name servers', collect)
+    .option('--dns-exec <path>', 'the exec provider\'s script (env GUARDCTL_DNS_EXEC)')
+    .option('--wait <seconds>', 'the manual provider: wait this long after showing the record instead of asking for Enter')
+    .action(async (flags: IssueFlags, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const opts = issueOptionsFrom(flags, ctx.env);
+      const reporter = reporterFor(ctx);
+      reporter.start(`issuing ${opts.names.join(', ')}`);
+      let result;
+      try {
+        result = await issueCertificate(opts, depsFor(ctx, reporter));
+      } catch (err) {
+        reporter.stop(false);
+        throw err;
+      }
+      reporter.stop(true, `issued ${opts.names.join(', ')}`);
+      const m = result.meta;
+      ctx.out.result({ lineage: m.lineage, names: m.names, dir: result.dir, serial: m.cert.serial, issuer: m.cert.issuer, not_before: m.cert.notBefore, not_after: m.cert.notAfter, next_renewal_at: m.nextRenewalAt, deployed: result.deployed }, () => [
+        `Certificate "${m.lineage}" for ${m.names.join(', ')}`,
+        `  files:        ${result.dir}/{cert,chain,fullchain,privkey}.pem`,
+        `  issuer:       ${m.cert.issuer}`,
+        `  valid until:  ${m.cert.notAfter}`,
+        `  renew after:  ${m.nextRenewalAt} (run guardctl cert renew --all from a timer: guardctl systemd render)`,
+        ...(result.deployed.length > 0 ? [`  deployed to:  ${result.deployed.join(', ')}`] : []),
+      ].join('\n'));
+    });
+
+  cert.command('renew')
+    .description('renew the certificates that are due (ARI window, else when a third of the lifetime is left)')
+    .argument('[name]', 'one certificate (see guardctl cert list)')
+    .option('--all', 'every certificate in the store')
+    .option('--force', 'renew now even when not due (no random delay)')
+    .option('--dry-run', 'only say what is due and check the DNS provider\'s configuration; change nothing')
+    .option('--keep-going', 'with --all: go on with the others after a failure')
+    .option('--on-failure <cmd>', 'run this shell command for each failure (env GUARDCTL_LINEAGE, GUARDCTL_ERROR)')
+    .action(async (name: string | undefined, flags: { all?: boolean; force?: boolean; dryRun?: boolean; keepGoing?: boolean; onFailure?: string }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      if ((name === undefined) === !flags.all) throw usageError(name ? 'give a certificate name or --all, not both' : 'which certificate?', 'guardctl cert renew NAME, or guardctl cert renew --all');
+      const store = new CertStore(ctx.locations.home);
+      const names = name !== undefined ? [name] : store.list();
+      if (name !== undefined) store.readMeta(name);
+      const reporter = reporterFor(ctx);
+      const deps: RenewDeps = { ...depsFor(ctx, reporter), beforeRenewal: jitterStep(ctx, reporter, Boolean(flags.force)) };
+      const onLineage = (lineage: string, outcome: RenewOutcome | 'start' | 'failed') => {
+        if (outcome === 'start') reporter.start(`checking ${lineage}`);
+        else reporter.stop(outcome !== 'failed', `${lineage}: ${outcome === 'failed' ? 'failed' : outcome.status}`);
+      };
+      const report = await renewMany(names, { force: flags.force, dryRun: flags.dryRun, keepGoing: flags.keepGoing, onFailure: flags.onFailure, onLineage }, deps)
+        .finally(() => reporter.stop(false));
+      const only = report.failures.length === 1 && names.length === 1 ? report.failures[0]!.error : undefined;
+      if (only !== undefined) throw only;
+      if (report.failures.length > 0) ctx.setExitCode(1);
+      ctx.out.result({ results: report.results, failures: report.failures.map((f) => ({ lineage: f.lineage, error: f.message })), skipped: report.skipped }, () => {
+        if (names.length === 0) return 'No certificates yet: get one with guardctl cert issue -d NAME --dns PROVIDER';
+        const rows = report.results.map((r) => [r.lineage, r.status, r.serial, r.nextRenewalAt, r.reason]);
+        for (const f of report.failures) rows.push([f.lineage, 'FAILED', '-', '-', f.message]);
+        for (const s of report.skipped) rows.push([s, 'skipped', '-', '-', 'an earlier renewal failed (use --keep-going)']);
+        return table(['NAME', 'RESULT', 'SERIAL', 'NEXT RENEWAL', 'WHY'], rows);
+      });
+    });
+
+  cert.command('list')
+    .description('list certificates: names, issuer, expiry, next renewal, last error')
+    .action((_opts: unknown, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const rows = lineageRows(new CertStore(ctx.locations.home), ctx.now());
+      ctx.out.result({ certificates: rows }, () => rows.length === 0
+        ? 'No certificates yet: get one with guardctl cert issue -d NAME --dns PROVIDER'
+        : table(['NAME', 'DOMAINS', 'ISSUER', 'NOT AFTER', 'DAYS LEFT', 'NEXT RENEWAL', 'LAST ERROR'], rows.map((r) => [
+          r.name, r.names.join(','), r.issuer, r.not_after, r.revoked_at ? 'revoked' : String(r.days_left), r.next_renewal_at, r.last_error?.message ?? '-',
+        ])));
+    });
+
+  cert.command('revoke')
+    .description('revoke a certificate (the next cert renew replaces it)')
+    .argument('<name>', 'the certificate (see guardctl cert list)')
+    .option('--reason <reason>', 'unspecified, keyCompromise, affiliationChanged, superseded or cessationOfOperation', 'unspecified')
+    .action(async (name: string, flags: { reason: string }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const reason = checkReason(flags.reason);
+      const reporter = reporterFor(ctx);
+      const meta = await revokeLineage(name, reason, depsFor(ctx, reporter));
+      ctx.out.result({ lineage: name, serial: meta.cert.serial, revoked_at: meta.revokedAt, reason: flags.reason }, () => `Revoked certificate ${meta.cert.serial} of "${name}"; get a new one with guardctl cert renew ${name}`);
+    });
+
+  cert.command('rollback')
+    .description('put the certificate from before the last renewal back in place (and deploy it)')
+    .argument('<name>', 'the certificate (see guardctl cert list)')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const { meta, from, deployed } = await rollbackLineage(name, depsFor(ctx, reporterFor(ctx)));
+      ctx.out.result({ lineage: name, serial: meta.cert.serial, replaced: from, not_after: meta.cert.notAfter, deployed }, () => `Certificate "${name}" is back to ${meta.cert.serial} (valid until ${meta.cert.notAfter}); ${from} was put aside`);
+    });
+
+  cert.command('providers')
+    .description('list the DNS providers and the environment variables each one reads')
+    .action((_opts: unknown, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const metas = providerMetadata();
+      ctx.out.result({ providers: metas }, () => metas.map((m) => [
+        `${m.name}: ${m.description}`,
+        ...m.env.map((v) => `    ${v.name}${v.aliases?.length ? ` (or ${v.aliases.join(', ')})` : ''}${v.required ? ' [required]' : ''}${v.secret ? ' [secret, or _FILE]' : ''}: ${v.description}`),
+        `    propagation: ${m.propagationTimeoutSec}s timeout, checked every ${m.pollIntervalSec}s; ${m.parallel ? 'records written in parallel' : 'records written one at a time'}; ${m.docs}`,
+      ].join('\n')).join('\n\n'));
+    });
+}

@@ -1,0 +1,116 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import Handlebars from 'handlebars';
+import type { ContextFactory } from '../cli.js';
+import { writeFileAtomic, ensurePrivateDir } from '../core/atomic.js';
+import type { Context } from '../core/context.js';
+import { usageError } from '../core/errors.js';
+import { deployPaths } from '../acme/deploy.js';
+import { CertStore } from '../acme/store.js';
+
+const TEMPLATES = new URL('../../templates/systemd/', import.meta.url);
+const UNITS = ['guardctl-renew.service', 'guardctl-renew.timer', 'guardctl.service'] as const;
+
+export interface SystemdInputs {
+  bin: string;
+  home: string;
+  user?: string;
+  envFile: string;
+  rwPaths: string[];
+  onFailure?: string;
+  serveArgs: string[];
+  onCalendar: string;
+  randomizedDelaySec: string;
+}
+
+/** One ExecStart word, quoted the way systemd reads it ("%" and "$" doubled: no specifiers, no variables). */
+export function systemdWord(word: string): string {
+  const plain = /^[A-Za-z0-9_./:=@+,-]+$/.test(word) ? word : `"${word.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return plain.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+}
+
+function absolutePath(value: string, what: string): string {
+  if (!path.isAbsolute(value) || /\s/.test(value)) throw usageError(`${what} must be an absolute path without spaces, got "${value}"`);
+  return path.normalize(value);
+}
+
+/** Renders the three units; pure, so tests (and `systemd-analyze verify`) see exactly what would be written. */
+export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number], string> {
+  const bin = inputs.bin.split(/\s+/).filter(Boolean);
+  if (bin.length === 0 || !path.isAbsolute(bin[0]!)) throw usageError(`--bin must start with an absolute path, got "${inputs.bin}"`, 'for example --bin /usr/local/bin/guardctl');
+  const home = absolutePath(inputs.home, 'the data directory');
+  const exec = (args: string[]) => [...bin, '--home', home, ...args].map(systemdWord).join(' ');
+  const renewArgs = ['cert', 'renew', '--all', '--keep-going', ...(inputs.onFailure ? ['--on-failure', inputs.onFailure] : [])];
+  const underHome = [home, ...inputs.rwPaths].some((p) => p === '/root' || p.startsWith('/root/') || p.startsWith('/home/') || p.startsWith('/run/user/'));
+  const view = {
+    user: inputs.user,
+    home,
+    envFile: absolutePath(inputs.envFile, '--env-file'),
+    protectHome: underHome ? 'read-only' : 'yes',
+    readWritePaths: [...new Set([home, ...inputs.rwPaths.map((p) => absolutePath(p, '--rw-path'))])].join(' '),
+    onCalendar: inputs.onCalendar,
+    randomizedDelaySec: inputs.randomizedDelaySec,
+  };
+  const render = (unit: string, execStart: string) => {
+    const source = fs.readFileSync(new URL(`${unit}.hbs`, TEMPLATES), 'utf8');
+    return Handlebars.compile(source, { noEscape: true, strict: false })({ ...view, execStart });
+  };
+  return {
+    'guardctl-renew.service': render('guardctl-renew.service', exec(renewArgs)),
+    'guardctl-renew.timer': render('guardctl-renew.timer', ''),
+    'guardctl.service': render('guardctl.service', exec(['serve', ...inputs.serveArgs])),
+  };
+}
+
+/** The folders the store's lineages deploy to: the renew unit must be allowed to write there. */
+function deployDirs(ctx: Context): string[] {
+  const store = new CertStore(ctx.locations.home);
+  const dirs = new Set<string>();
+  for (const name of store.list()) {
+    const deploy = store.readMeta(name).deploy;
+    if (deploy) for (const file of Object.values(deployPaths(deploy))) dirs.add(path.dirname(file));
+  }
+  return [...dirs];
+}
+
+function defaultBin(): string {
+  const script = process.argv[1];
+  return script && /guardctl(\.js)?$/.test(script) ? path.resolve(script) : '/usr/local/bin/guardctl';
+}
+
+export function registerSystemd(program: Command, contextFor: ContextFactory): void {
+  const systemd = program.command('systemd').description('systemd units for certificate renewal and the daemon');
+  systemd.command('render')
+    .description('write guardctl-renew.service + .timer (twice a day) and guardctl.service, hardened')
+    .option('--out <dir>', 'write the units into this folder (for example /etc/systemd/system) instead of printing them')
+    .option('--bin <path>', 'the guardctl executable the units run (default: this one)')
+    .option('--user <user>', 'run the units as this user (default root)')
+    .option('--env-file <file>', 'EnvironmentFile with the DNS provider credentials (mode 0600)', '/etc/guardctl/guardctl.env')
+    .option('--rw-path <dir>', 'another folder the renewal may write (deploy targets; repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--on-failure <cmd>', 'the renewal\'s --on-failure command (alerting)')
+    .option('--serve-args <args>', 'arguments for guardctl serve in guardctl.service', '--port 7860')
+    .action((flags: { out?: string; bin?: string; user?: string; envFile: string; rwPath?: string[]; onFailure?: string; serveArgs: string }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      if (flags.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(flags.user)) throw usageError(`"${flags.user}" is not a user name`);
+      const units = renderUnits({
+        bin: flags.bin ?? defaultBin(),
+        home: ctx.locations.home,
+        user: flags.user,
+        envFile: flags.envFile,
+        rwPaths: [...deployDirs(ctx), ...(flags.rwPath ?? [])],
+        onFailure: flags.onFailure,
+        serveArgs: flags.serveArgs.split(/\s+/).filter(Boolean),
+        onCalendar: '*-*-* 00,12:00:00',
+        randomizedDelaySec: '12h',
+      });
+      const files = Object.entries(units).map(([name, content]) => ({ name, content, ...(flags.out ? { path: path.join(path.resolve(flags.out), name) } : {}) }));
+      if (flags.out) {
+        ensurePrivateDir(path.resolve(flags.out));
+        for (const f of files) writeFileAtomic(f.path!, f.content, 0o644);
+      }
+      ctx.out.result({ files: files.map((f) => (flags.out ? { name: f.name, path: f.path } : f)) }, () => flags.out
+        ? [...files.map((f) => `wrote ${f.path}`), 'next: systemctl daemon-reload && systemctl enable --now guardctl-renew.timer'].join('\n')
+        : files.map((f) => `# ---- ${f.name} ----\n${f.content}`).join('\n'));
+    });
+}

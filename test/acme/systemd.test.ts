@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { haveProgram } from '../helpers/system.js';
+import { CertStore } from '../../src/acme/store.js';
+import { renderUnits, systemdWord } from '../../src/commands/systemd.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+
+const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
+
+test('systemd render --out: a twice-daily persistent timer, a hardened renew service and the daemon unit', async (t) => {
+  const home = tempDir(t);
+  const out = path.join(tempDir(t), 'units');
+  // A lineage that deploys to /etc/nginx/ssl: the renew unit must be allowed to write there.
+  new CertStore(home).install('site', { cert: 'c', chain: '', fullchain: 'c', privkey: 'k' }, {
+    version: 1, lineage: 'site', names: ['site.example.test'], server: 'https://ca.test/dir', keyType: 'ec256', dns: { provider: 'manual', options: {} },
+    deploy: { dir: '/etc/nginx/ssl', reloadCmd: 'systemctl reload nginx' },
+    cert: { serial: '01', issuer: 'CA', notBefore: '2026-01-01T00:00:00Z', notAfter: '2026-04-01T00:00:00Z', issuedAt: '2026-01-01T00:00:00Z', certId: null },
+    nextRenewalAt: '2026-03-01T00:00:00Z',
+  });
+  const r = await runCli(['--home', home, '--json', 'systemd', 'render', '--out', out, '--bin', BIN, '--on-failure', 'echo "$GUARDCTL_LINEAGE: $GUARDCTL_ERROR" | logger -t guardctl 100%']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.json<{ files: Array<{ name: string }> }>().files.map((f) => f.name), ['guardctl-renew.service', 'guardctl-renew.timer', 'guardctl.service']);
+  const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
+
+  const timer = read('guardctl-renew.timer');
+  assert.match(timer, /^OnCalendar=\*-\*-\* 00,12:00:00$/m);
+  assert.match(timer, /^RandomizedDelaySec=12h$/m);
+  assert.match(timer, /^Persistent=true$/m);
+  assert.match(timer, /^WantedBy=timers\.target$/m);
+
+  const renew = read('guardctl-renew.service');
+  assert.match(renew, new RegExp(`^ExecStart=${BIN} --home ${home} cert renew --all --keep-going --on-failure "echo \\\\"\\$\\$GUARDCTL_LINEAGE: \\$\\$GUARDCTL_ERROR\\\\" \\| logger -t guardctl 100%%"$`, 'm'));
+  for (const line of ['Type=oneshot', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'UMask=0077', `ReadWritePaths=${home} /etc/nginx/ssl`, 'EnvironmentFile=-/etc/guardctl/guardctl.env']) {
+    assert.ok(renew.split('\n').includes(line), `${line} in\n${renew}`);
+  }
+  const daemon = read('guardctl.service');
+  assert.match(daemon, new RegExp(`^ExecStart=${BIN} --home ${home} serve --port 7860$`, 'm'));
+  assert.ok(daemon.includes('Restart=on-failure') && daemon.includes('KillSignal=SIGTERM') && daemon.includes(`ReadWritePaths=${home}`));
+  assert.doesNotMatch(daemon, /^PrivateDevices=/m, 'the daemon keeps its GPU');
+
+  if (!haveProgram(t, 'systemd-analyze', '--version')) return;
+  const v = spawnSync('systemd-analyze', ['verify', '--man=no', ...['guardctl-renew.service', 'guardctl-renew.timer', 'guardctl.service'].map((f) => path.join(out, f))], { encoding: 'utf8' });
+  assert.equal(v.status, 0, v.stderr + v.stdout);
+  assert.doesNotMatch(v.stderr, /Unknown (key|section)|Invalid|Failed/i, v.stderr);
+});
+
+test('systemd quoting: words with spaces, quotes, % and $ survive systemd\'s parser', () => {
+  assert.equal(systemdWord('/usr/bin/guardctl'), '/usr/bin/guardctl');
+  assert.equal(systemdWord('a b'), '"a b"');
+  assert.equal(systemdWord('say "hi"'), '"say \\"hi\\""');
+  assert.equal(systemdWord('50%'), '"50%%"');
+  assert.equal(systemdWord('$HOME'), '"$$HOME"');
+  assert.throws(() => renderUnits({ bin: 'guardctl', home: '/var/lib/guardctl', envFile: '/etc/guardctl/env', rwPaths: [], serveArgs: [], onCalendar: 'daily', randomizedDelaySec: '1h' }), /absolute path/);
+  const units = renderUnits({ bin: '/usr/bin/guardctl', home: '/root/.local/share/guardctl', envFile: '/etc/guardctl/env', rwPaths: [], serveArgs: [], onCalendar: 'daily', randomizedDelaySec: '1h', user: 'guard' });
+  assert.match(units['guardctl-renew.service'], /^ProtectHome=read-only$/m, 'a data directory under /root stays reachable');
+  assert.match(units['guardctl-renew.service'], /^User=guard$/m);
+});
