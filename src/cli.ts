@@ -10,6 +10,7 @@ import { resolveLocations } from './core/paths.js';
 import { registerCert } from './commands/cert.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerKeys } from './commands/keys.js';
+import { registerNginx } from './commands/nginx.js';
 import { registerRequest } from './commands/request.js';
 import { registerServe } from './commands/serve.js';
 import { registerSign } from './commands/sign.js';
@@ -66,6 +67,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerServe(program, contextFor);
   registerDoctor(program, contextFor);
   registerCert(program, contextFor);
+  registerNginx(program, contextFor);
   registerSystemd(program, contextFor);
   // Subcommands inherit the output routing and error handling of the root.
   for (const cmd of allCommands(program)) {

@@ -1,0 +1,48 @@
+/**
+ * The installed nginx and the OpenSSL it runs with, from `nginx -V` (which writes to stderr): the site's
+ * http2 syntax and key exchange groups depend on them.
+ */
+import { execa } from 'execa';
+import { GuardError } from '../core/errors.js';
+
+export interface NginxVersions {
+  /** nginx version, X.Y.Z. */
+  nginx: string;
+  /** The OpenSSL nginx runs with ("running with OpenSSL"), else the one it was built with; undefined for
+   * LibreSSL/BoringSSL or when not reported. */
+  openssl?: string;
+  /** The OpenSSL it was built with, when reported. */
+  opensslBuilt?: string;
+  /** The whole `nginx -V` output. */
+  raw: string;
+}
+
+export interface DetectOptions {
+  /** The nginx executable (default "nginx" from PATH). */
+  nginxBin?: string;
+}
+
+/** Parses `nginx -V` output; undefined when it names no nginx version. */
+export function parseVersions(text: string): NginxVersions | undefined {
+  const nginx = /nginx version: [A-Za-z-]+\/(\d+\.\d+\.\d+)/.exec(text)?.[1];
+  if (nginx === undefined) return undefined;
+  const built = /built with OpenSSL (\d+\.\d+\.\d+)/.exec(text)?.[1];
+  const running = /running with OpenSSL (\d+\.\d+\.\d+)/.exec(text)?.[1];
+  return { nginx, openssl: running ?? built, opensslBuilt: built, raw: text };
+}
+
+/** Runs `nginx -V`; a GuardError saying what to do when nginx is missing or its output is unexpected. */
+export async function detectVersions(opts: DetectOptions = {}): Promise<NginxVersions> {
+  const bin = opts.nginxBin ?? 'nginx';
+  const r = await execa(bin, ['-V'], { reject: false, all: true, timeout: 10_000, stdin: 'ignore' });
+  const text = r.all ?? '';
+  const parsed = r.failed && text === '' ? undefined : parseVersions(text);
+  if (parsed === undefined) {
+    const why = r.failed && text === '' ? (r.code === 'ENOENT' ? 'not found' : r.shortMessage) : `"${bin} -V" printed no "nginx version:" line`;
+    throw new GuardError('GUARD_E_USAGE', `cannot read the nginx version from ${bin}: ${why}`, {
+      hint: 'install nginx, point --nginx-bin at it, or render for another machine with --nginx-version X.Y.Z (and --openssl-version X.Y.Z)',
+      exitCode: 1,
+    });
+  }
+  return parsed;
+}
