@@ -9,7 +9,8 @@ import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
 import { signRequest } from '../src/gate/sign-request.js';
 import { loadTiers } from '../src/keys/tiers.js';
 import type { KeyLookup } from '../src/keys/types.js';
-import { MemoryKeys } from '../test/helpers/gate-app.js';
+import { createKeyLookup } from '../src/keys/lookup.js';
+import { KeyStore } from '../src/keys/store.js';
 
 /** Shared by bench/gate.bench.ts and its HTTP server worker. */
 export interface BenchKeys {
@@ -22,40 +23,20 @@ export interface BenchKeys {
 }
 
 /**
- * The daemon's real key lookup (SQLite key store + cache) when src/keys provides it, else MemoryKeys. The key is
- * enterprise-tier, which has no rate, concurrency or daily limit, so the bench measures checks, not rejections.
+ * The daemon's real key lookup (SQLite key store + cache) with one enterprise-tier key, which has no rate,
+ * concurrency or daily limit, so the bench measures checks, not rejections.
  */
 export async function benchKeys(): Promise<BenchKeys> {
-  let reason: string;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-'));
-  const cleanup = () => fs.rmSync(home, { recursive: true, force: true });
-  try {
-    const { KeyStore } = await import('../src/keys/store.js');
-    const { createKeyLookup } = await import('../src/keys/lookup.js');
-    const store = KeyStore.open({ home, env: { GUARDCTL_MASTER_KEY: randomBytes(32).toString('base64') } });
-    try {
-      const { record, secret } = store.create({ name: 'bench', tier: 'enterprise' });
-      const lookup = createKeyLookup(store);
-      if (!(await lookup.lookup(record.id))) throw new Error('the lookup does not find the key just created');
-      const close = () => {
-        lookup.close();
-        store.close();
-        cleanup();
-      };
-      return { lookup, keyId: record.id, secret, kind: 'KeyStore (SQLite) + createKeyLookup', close };
-    } catch (err) {
-      store.close();
-      throw err;
-    }
-  } catch (err) {
-    cleanup();
-    reason = (err as Error).message;
-  }
-  const keys = new MemoryKeys();
-  keys.touch = () => {};
-  const secret = 'gs_bench_memory_secret';
-  const record = keys.add(secret, { tier: 'enterprise' });
-  return { lookup: keys, keyId: record.id, secret, kind: `MemoryKeys (real store unavailable: ${reason})`, close() {} };
+  const store = KeyStore.open({ home, env: { GUARDCTL_MASTER_KEY: randomBytes(32).toString('base64') } });
+  const { record, secret } = store.create({ name: 'bench', tier: 'enterprise' });
+  const lookup = createKeyLookup(store);
+  const close = () => {
+    lookup.close();
+    store.close();
+    fs.rmSync(home, { recursive: true, force: true });
+  };
+  return { lookup, keyId: record.id, secret, kind: 'KeyStore (SQLite) + createKeyLookup', close };
 }
 
 export function benchGate(keys: KeyLookup): Gate {
