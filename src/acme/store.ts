@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, writeFileAtomic, fsyncDir } from '../core/atomic.js';
+import { withLock } from '../core/lock.js';
 import type { Bundle } from './certinfo.js';
-import { lineageNotFound, storeError } from './errors.js';
-import { withLock } from './lock.js';
+import { lineageBusy, lineageNotFound, storeError } from './errors.js';
 import type { LineageMeta } from './types.js';
 
 export const CERT_FILES = { privkey: 0o600, cert: 0o644, chain: 0o644, fullchain: 0o644 } as const;
@@ -90,7 +90,7 @@ export class CertStore {
   /** Runs fn holding the lineage's lock, after finishing or sweeping what a killed run left behind. */
   async locked<T>(name: string, fn: () => Promise<T>): Promise<T> {
     ensurePrivateDir(this.dir);
-    return withLock(path.join(this.dir, `.${name}.lock`), name, async () => {
+    return withLock(path.join(this.dir, `.${name}.lock`), { busy: (pid) => lineageBusy(name, pid), failed: storeError }, async () => {
       this.recover(name);
       return fn();
     });

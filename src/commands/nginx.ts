@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
+import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
 import { checkSite, formatProblems } from '../nginx/check.js';
 import { siteNameFrom, siteOptionsFrom, type SiteFlags } from '../nginx/flags.js';
@@ -89,10 +90,12 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .option('--file <file>', 'install this rendered site file (with its snippets) instead of rendering from the flags')
     .option('--nginx-root <dir>', 'the nginx configuration folder', '/etc/nginx')
     .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default: nginx -s reload)')
+    .option('--reload-timeout <duration>', 'how long to wait for the nginx master to start workers with the new configuration', '10s')
     .option('--dry-run', 'print the unified diff of what would change; change nothing')
-    .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; dryRun?: boolean }, cmd: Command) => {
+    .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; reloadTimeout: string; dryRun?: boolean }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const root = path.resolve(flags.nginxRoot);
+      const verifyTimeoutMs = parseDuration(flags.reloadTimeout, '--reload-timeout');
       let name: string;
       let files;
       if (flags.file !== undefined) {
@@ -106,12 +109,12 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
         files = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir }));
       }
       if (!flags.dryRun) ctx.out.note(`installing the nginx site "${name}" into ${root}`);
-      const r = await installSite(root, name, files, { nginxBin: flags.nginxBin, reloadCmd: flags.reloadCmd, dryRun: flags.dryRun });
+      const r = await installSite(root, name, files, { nginxBin: flags.nginxBin, reloadCmd: flags.reloadCmd, verifyTimeoutMs, dryRun: flags.dryRun });
       for (const note of r.notes) ctx.out.warn(note);
-      ctx.out.result({ name, layout: r.layout, site_file: r.siteFile, enabled_link: r.enabledLink, snippets_dir: r.snippetsDir, changed: r.changed, dry_run: r.dryRun, reloaded: r.reloaded, diff: r.diff, warnings: r.warnings }, () => {
+      ctx.out.result({ name, layout: r.layout, site_file: r.siteFile, enabled_link: r.enabledLink, snippets_dir: r.snippetsDir, changed: r.changed, dry_run: r.dryRun, reloaded: r.reloaded, reload_verified: r.reloadVerified, diff: r.diff, warnings: r.warnings }, () => {
         if (r.dryRun) return r.diff === '' ? `nothing would change for the site "${name}"` : r.diff;
         if (!r.changed) return `the site "${name}" is already installed as rendered (nothing changed, no reload)`;
-        return [`installed ${r.siteFile}${r.enabledLink ? ` (enabled: ${r.enabledLink})` : ''}`, `snippets: ${r.snippetsDir}/`, 'nginx -t passed; nginx reloaded'].join('\n');
+        return [`installed ${r.siteFile}${r.enabledLink ? ` (enabled: ${r.enabledLink})` : ''}`, `snippets: ${r.snippetsDir}/`, `nginx -t passed; nginx reloaded${r.reloadVerified ? ' (its new workers run the site)' : ''}`].join('\n');
       });
     });
 }

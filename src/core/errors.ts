@@ -20,7 +20,8 @@ export const ERROR_CODES = {
   GUARD_E_ACME: 'The ACME CA refused a request, or a challenge or order failed.',
   GUARD_E_CERT_NOT_FOUND: 'No certificate has that name in the store.',
   GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
-  GUARD_E_DEPLOY: 'A certificate could not be copied to its deploy location, or its reload or hook command failed.',
+  GUARD_E_DEPLOY: 'A certificate or nginx site could not be put in place, or its reload or hook command failed.',
+  GUARD_E_NGINX_BUSY: 'Another guardctl process is installing a site into that nginx root.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,17 +1,19 @@
 /**
  * Installs a site into an nginx root: snippets into <root>/snippets/guardctl/<name>/, the site into
  * sites-available/<name>.conf with a sites-enabled/ symlink (or conf.d/<name>.conf), each file atomically;
- * then `nginx -t` on the whole configuration and a reload. On any failure the previous files come back byte
- * for byte (symlinks and snippets included) and, if a reload had been attempted, nginx is reloaded again.
+ * then `nginx -t` on the whole configuration and a reload that is confirmed by the master's new workers. On
+ * any failure the previous files come back byte for byte (symlinks and snippets included) and, if a reload had
+ * been attempted, nginx is reloaded again. One install at a time per root (<root>/.guardctl-install.lock).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { GuardError } from '../core/errors.js';
+import { acquireLock } from '../core/lock.js';
 import { formatProblems, testConfig, type Problem, type TestResult } from './check.js';
 import { unifiedDiff } from './diff.js';
 import { ensureDir, writeConfigFile } from './files.js';
+import { describeFailure, reloadNginx, type ReloadOptions } from './reload.js';
 import { matchesSnapshot, restoreSnapshot, takeSnapshot } from './snapshot.js';
 
 export type Layout = 'sites' | 'conf.d';
@@ -51,10 +53,7 @@ export interface SiteFiles {
   snippets?: Record<string, string>;
 }
 
-export interface InstallOptions {
-  nginxBin?: string;
-  /** A shell command to reload nginx (default: nginx -s reload -c <root>/nginx.conf). */
-  reloadCmd?: string;
+export interface InstallOptions extends ReloadOptions {
   /** Only compute the diff. */
   dryRun?: boolean;
 }
@@ -65,6 +64,8 @@ export interface InstallResult extends InstallTargets {
   /** Unified diff of every change ('' when nothing changes). */
   diff: string;
   reloaded: boolean;
+  /** The running master was found and started new workers with the new configuration. */
+  reloadVerified: boolean;
   /** Warnings that nginx -t already gave before the install (they do not fail it). */
   warnings: Problem[];
   notes: string[];
@@ -116,17 +117,25 @@ function apply(c: Change): void {
   }
 }
 
-/** Runs the reload: the --reload-cmd shell command, else nginx -s reload. */
-export async function reloadNginx(t: InstallTargets, opts: InstallOptions): Promise<{ ok: boolean; output: string }> {
-  const r = opts.reloadCmd
-    ? await execa(opts.reloadCmd, { shell: true, reject: false, all: true, timeout: 60_000, stdin: 'ignore' })
-    : await execa(opts.nginxBin ?? 'nginx', ['-s', 'reload', '-c', t.conf], { reject: false, all: true, timeout: 60_000, stdin: 'ignore' });
-  return { ok: !r.failed, output: (r.all ?? '').trim() || r.shortMessage || '' };
-}
-
 function newProblems(before: TestResult, after: TestResult): Problem[] {
   const known = new Set(before.problems.filter((p) => p.level === 'warn').map((p) => p.message));
   return after.problems.filter((p) => p.level !== 'warn' || !known.has(p.message));
+}
+
+function lockErrors(t: InstallTargets) {
+  const file = path.join(t.root, '.guardctl-install.lock');
+  return {
+    file,
+    busy: (pid: number) => new GuardError('GUARD_E_NGINX_BUSY', `another guardctl (pid ${pid}) is installing a site into ${t.root}`, {
+      hint: `wait for it to finish; if no such process runs, its lock ${file} is taken over automatically`,
+    }),
+    failed: (message: string, cause: unknown) => new GuardError('GUARD_E_DEPLOY', message, { hint: `run as a user who may write to ${t.root} (usually root)`, cause }),
+  };
+}
+
+async function planAndDiff(t: InstallTargets, files: SiteFiles): Promise<{ changes: Change[]; diff: string }> {
+  const changes = plan(t, files);
+  return { changes, diff: (await Promise.all(changes.map(diffOf))).join('') };
 }
 
 /** Installs (or with dryRun, diffs) a site named `name` into the nginx root `root`. */
@@ -136,11 +145,26 @@ export async function installSite(root: string, name: string, files: SiteFiles, 
   const main = fs.readFileSync(t.conf, 'utf8');
   const wanted = t.layout === 'sites' ? 'sites-enabled' : 'conf.d';
   if (!main.includes(wanted)) notes.push(`${t.conf} does not mention ${wanted}/: check that it includes it inside http {}`);
-  const changes = plan(t, files);
-  const diff = (await Promise.all(changes.map(diffOf))).join('');
-  const result: InstallResult = { ...t, changed: diff !== '', dryRun: Boolean(opts.dryRun), diff, reloaded: false, warnings: [], notes };
+  const first = await planAndDiff(t, files);
+  const result: InstallResult = { ...t, changed: first.diff !== '', dryRun: Boolean(opts.dryRun), diff: first.diff, reloaded: false, reloadVerified: false, warnings: [], notes };
   if (opts.dryRun || !result.changed) return result;
 
+  const errors = lockErrors(t);
+  const release = acquireLock(errors.file, errors);
+  try {
+    // Planned again under the lock: another install may have changed the files since the first look.
+    const { changes, diff } = await planAndDiff(t, files);
+    result.diff = diff;
+    result.changed = diff !== '';
+    if (!result.changed) return result;
+    await applyTestReload(t, name, changes, opts, result);
+    return result;
+  } finally {
+    release();
+  }
+}
+
+async function applyTestReload(t: InstallTargets, name: string, changes: Change[], opts: InstallOptions, result: InstallResult): Promise<void> {
   const snap = takeSnapshot([t.siteFile, ...(t.enabledLink ? [t.enabledLink] : []), t.snippetsDir], t.root);
   const before = await testConfig(t.conf, { nginxBin: opts.nginxBin });
   result.warnings = before.problems.filter((p) => p.level === 'warn');
@@ -168,16 +192,24 @@ export async function installSite(root: string, name: string, files: SiteFiles, 
     });
   }
 
-  const reload = await reloadNginx(t, opts);
+  const reload = await reloadNginx(t.conf, opts);
   if (!reload.ok) {
     rollback('the reload failed');
-    const again = await reloadNginx(t, opts);
-    throw new GuardError('GUARD_E_DEPLOY', `reloading nginx failed: ${reload.output}; the previous files are back in place${again.ok ? ' and nginx was reloaded with them' : ` (reloading them failed too: ${again.output})`}`, {
-      hint: 'check that nginx is running (systemctl status nginx), or give the right --reload-cmd',
+    const again = await reloadNginx(t.conf, opts);
+    const restored = again.ok
+      ? `nginx was reloaded with them${again.verified ? '' : ` (not verified: ${again.why})`}`
+      : `reloading them failed too (${describeFailure(again)})`;
+    const hint = reload.stage === 'command'
+      ? 'check that nginx is running (systemctl status nginx), or give the right --reload-cmd'
+      : 'nginx -t cannot see everything a reload needs (a port that another program holds, for one): fix what the error log says; nginx served the previous configuration throughout';
+    throw new GuardError('GUARD_E_DEPLOY', `nginx did not take the site "${name}": ${describeFailure(reload)}; the previous files are back in place and ${restored}`, {
+      hint,
+      details: reload.stage === 'apply' ? { error_log: reload.log } : undefined,
     });
   }
   result.reloaded = true;
-  return result;
+  result.reloadVerified = reload.verified;
+  if (!reload.verified) result.notes.push(`the reload was sent but not confirmed: ${reload.why}`);
 }
 
 /**

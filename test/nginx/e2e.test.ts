@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import tls from 'node:tls';
@@ -436,6 +436,7 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     const first = await install(siteArgs);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.json().reloaded, true);
+    assert.equal(first.json().reload_verified, true, 'the master was found through the pid file and started new workers');
     assert.equal(first.json().site_file, path.join(root, 'sites-available', 'e2e.conf'));
     await ngx.waitForReload(mark);
     const v1 = await httpsCall(ca, httpsPort, '/healthz');
@@ -490,6 +491,36 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     // And the whole configuration still passes nginx -t, and a reload of it works.
     await ngx.reload();
     assert.equal((await httpsCall(ca, httpsPort, '/healthz')).status, 200);
+
+    // 4. A site that passes nginx -t but that the master cannot apply (its port is taken by another program):
+    // the reload is seen to fail (no new worker), the files come back, nginx is reloaded with them and serves on.
+    const squatter = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => squatter.once('listening', r));
+    sc.after(() => new Promise((r) => squatter.close(r)));
+    const taken = (squatter.address() as net.AddressInfo).port;
+    const workersBefore = ngx.errorLog().match(/start worker process/g)!.length;
+    mark = ngx.mark();
+    const fourth = await install([...siteArgs, '--http-port', String(taken), '--reload-timeout', '5s']);
+    assert.equal(fourth.code, 1, fourth.stdout);
+    const refused = fourth.json<{ error: { code: string; message: string; hint: string } }>().error;
+    assert.equal(refused.code, 'GUARD_E_DEPLOY');
+    assert.match(refused.message, new RegExp(`nginx did not take the site "e2e": the nginx master \\(pid ${ngx.pid}\\) started no new worker within 5 s`));
+    assert.match(refused.message, new RegExp(`bind\\(\\) to 127\\.0\\.0\\.1:${taken} failed \\(98: Address already in use\\)`));
+    assert.match(refused.message, /the previous files are back in place and nginx was reloaded with them$/);
+    assert.match(refused.hint, /a port that another program holds/);
+    assert.deepEqual(snapshot(), before);
+    // The restoring reload started new workers, and the site answers as before on its old ports.
+    assert.ok(ngx.errorLog().match(/start worker process/g)!.length > workersBefore, ngx.errorLog().slice(mark));
+    const after = await httpsCall(ca, httpsPort, '/healthz');
+    assert.equal(after.status, 200, after.body);
+    assert.equal((await httpCall(httpPort, '/')).status, 308);
+
+    // 5. With the port free again the same install lands, and says that the reload was confirmed.
+    await new Promise((r) => squatter.close(r));
+    const fifth = await install([...siteArgs, '--http-port', String(taken)]);
+    assert.equal(fifth.code, 0, fifth.stdout + fifth.stderr);
+    assert.equal(fifth.json().reload_verified, true);
+    assert.equal((await httpCall(taken, '/')).status, 308);
   });
 });
 

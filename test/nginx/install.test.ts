@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -11,6 +12,7 @@ interface Scratch {
   certs: TestCerts;
   calls: () => string[];
   reloadCmd: string;
+  slowReloadCmd: string;
   failingReloadCmd: string;
   site: (...args: string[]) => string[];
   siteFor: (domain: string, ...args: string[]) => string[];
@@ -44,12 +46,13 @@ function scratch(t: { after(fn: () => void): void }, layout: 'sites' | 'conf.d' 
   }
   const log = path.join(dir, 'reload.log');
   fs.writeFileSync(path.join(dir, 'reload.sh'), `#!/bin/sh\necho "reload $*" >> ${log}\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'reload-slow.sh'), `#!/bin/sh\nsleep 1\necho "reload $*" >> ${log}\n`, { mode: 0o755 });
   fs.writeFileSync(path.join(dir, 'reload-fails.sh'), `#!/bin/sh\necho "reload $*" >> ${log}\necho "nginx is not running" >&2\nexit 1\n`, { mode: 0o755 });
   const certs = makeCerts(dir);
   const siteFor = (domain: string, ...args: string[]) => ['nginx', 'install', '--nginx-root', root, '-d', domain, '--upstream', '127.0.0.1:7860',
     '--cert-file', certs.cert, '--key-file', certs.key, '--http-port', '18083', '--https-port', '18443', '--listen-address', '127.0.0.1', ...args];
   return { root, certs, calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : []),
-    reloadCmd: path.join(dir, 'reload.sh'), failingReloadCmd: path.join(dir, 'reload-fails.sh'), siteFor, site: (...args) => siteFor('guard.example.com', ...args) };
+    reloadCmd: path.join(dir, 'reload.sh'), slowReloadCmd: path.join(dir, 'reload-slow.sh'), failingReloadCmd: path.join(dir, 'reload-fails.sh'), siteFor, site: (...args) => siteFor('guard.example.com', ...args) };
 }
 
 const fixBroken = (s: Scratch, p = 'sites-available/broken.conf') => fs.writeFileSync(path.join(s.root, p), fs.readFileSync(path.join(s.root, p), 'utf8').replace('retrun', 'return'));
@@ -135,9 +138,54 @@ test('install: a failed reload restores the previous files and reloads them agai
   const before = treeHashes(s.root);
   const r = await runCli(s.site('--reload-cmd', s.failingReloadCmd, '--path', '/guard/', '--acme-webroot', '/srv/acme'));
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /reloading nginx failed: nginx is not running; the previous files are back in place \(reloading them failed too/);
+  assert.match(r.stderr, /nginx did not take the site "guard.example.com": the reload command failed: nginx is not running; the previous files are back in place and reloading them failed too/);
   assert.deepEqual(treeHashes(s.root), before);
   assert.equal(s.calls().length, 3, 'the first install, the failed reload, the reload after the restore');
+});
+
+test('install: one install at a time per nginx root; a live lock refuses, a stale one is taken over', async (t) => {
+  if (!haveProgram(t, 'nginx', '-v') || !haveProgram(t, 'openssl', 'version')) return;
+  const s = scratch(t);
+  fixBroken(s);
+  const lock = path.join(s.root, '.guardctl-install.lock');
+
+  // Two installs at once (the first holds the lock through its one-second reload): one lands, the other is refused.
+  const [a, b] = await Promise.all([
+    runCli([...s.siteFor('a.example.com', '--reload-cmd', s.slowReloadCmd), '--json']),
+    runCli([...s.siteFor('b.example.com', '--reload-cmd', s.slowReloadCmd), '--json']),
+  ]);
+  const [won, lost] = a.code === 0 ? [a, b] : [b, a];
+  assert.equal(won.code, 0, won.stdout + won.stderr);
+  assert.equal(lost.code, 1, lost.stdout + lost.stderr);
+  assert.equal(lost.json().error.code, 'GUARD_E_NGINX_BUSY');
+  assert.match(lost.json().error.message, new RegExp(`another guardctl \\(pid ${process.pid}\\) is installing a site into ${s.root}`));
+  const loser = won === a ? 'b.example.com' : 'a.example.com';
+  assert.ok(!fs.existsSync(path.join(s.root, `sites-available/${loser}.conf`)), 'the refused install wrote nothing');
+  assert.ok(!fs.existsSync(path.join(s.root, `snippets/guardctl/${loser}`)));
+  assert.deepEqual(s.calls(), ['reload']);
+  assert.ok(!fs.existsSync(lock), 'the lock is gone after the install');
+
+  // A lock held by another live process refuses, and changes nothing.
+  const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.after(() => void holder.kill('SIGKILL'));
+  await new Promise((r) => holder.once('spawn', r));
+  fs.writeFileSync(lock, `${holder.pid}\n`);
+  const before = treeHashes(s.root);
+  const busy = await runCli([...s.siteFor(loser, '--reload-cmd', s.reloadCmd), '--json']);
+  assert.equal(busy.code, 1);
+  assert.equal(busy.json().error.code, 'GUARD_E_NGINX_BUSY');
+  assert.match(busy.json().error.message, new RegExp(`pid ${holder.pid}`));
+  assert.deepEqual(treeHashes(s.root), before);
+  assert.deepEqual(s.calls(), ['reload']);
+
+  // Once that process is gone its lock is stale: the next install takes it over, and removes it when done.
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  const taken = await runCli([...s.siteFor(loser, '--reload-cmd', s.reloadCmd), '--json']);
+  assert.equal(taken.code, 0, taken.stdout + taken.stderr);
+  assert.ok(fs.existsSync(path.join(s.root, `sites-available/${loser}.conf`)));
+  assert.ok(!fs.existsSync(lock));
+  assert.equal(s.calls().length, 2);
 });
 
 test('install: conf.d layout, and --file from render --out carries its snippets along', async (t) => {

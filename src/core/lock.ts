@@ -1,9 +1,15 @@
 /**
- * A per-lineage lock file (O_EXCL, holding the owner's pid), so that two renewals of one lineage never
- * interleave. A lock whose process no longer runs (kill -9, power loss) is taken over.
+ * A lock file (O_EXCL, holding the owner's pid), so that two guardctl processes never interleave changes to
+ * one thing (a certificate lineage, an nginx root). A lock whose process no longer runs (kill -9, power loss)
+ * is taken over.
  */
 import fs from 'node:fs';
-import { lineageBusy, storeError } from './errors.js';
+
+/** The errors a lock reports, in the words of what it protects. */
+export interface LockErrors {
+  busy(pid: number): Error;
+  failed(message: string, cause: unknown): Error;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -24,7 +30,7 @@ function owner(file: string): number | null {
 }
 
 /** Takes the lock or throws; returns the release function. */
-export function acquireLock(file: string, name: string): () => void {
+export function acquireLock(file: string, errors: LockErrors): () => void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx', 0o600);
@@ -34,21 +40,21 @@ export function acquireLock(file: string, name: string): () => void {
         if (owner(file) === process.pid) fs.rmSync(file, { force: true });
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw storeError(`cannot create the lock ${file}: ${(err as Error).message}`, err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw errors.failed(`cannot create the lock ${file}: ${(err as Error).message}`, err);
       const pid = owner(file);
-      if (pid !== null && pid !== process.pid && alive(pid)) throw lineageBusy(name, pid);
-      if (pid === process.pid) throw lineageBusy(name, pid);
+      if (pid !== null && pid !== process.pid && alive(pid)) throw errors.busy(pid);
+      if (pid === process.pid) throw errors.busy(pid);
       // Stale (its process is gone) or still being written: a half-written lock older than a second is stale.
       const stat = fs.statSync(file, { throwIfNoEntry: false });
       if (pid === null && stat && Date.now() - stat.mtimeMs < 1000) continue;
       fs.rmSync(file, { force: true });
     }
   }
-  throw lineageBusy(name, owner(file) ?? 0);
+  throw errors.busy(owner(file) ?? 0);
 }
 
-export async function withLock<T>(file: string, name: string, fn: () => Promise<T>): Promise<T> {
-  const release = acquireLock(file, name);
+export async function withLock<T>(file: string, errors: LockErrors, fn: () => Promise<T>): Promise<T> {
+  const release = acquireLock(file, errors);
   try {
     return await fn();
   } finally {
