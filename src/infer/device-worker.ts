@@ -33,6 +33,7 @@ interface Loading {
 
 export interface WorkerHooks {
   onStep?: (event: StepEvent) => void;
+  onKv?: (event: Extract<FromWorker, { type: 'kv' }>) => void;
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -157,6 +158,9 @@ export class DeviceWorker {
         } catch {
           // A metrics callback must not break decoding.
         }
+        break;
+      case 'kv':
+        this.hooks.onKv?.(msg);
         break;
       case 'log':
         this.hooks.log?.(msg.level, msg.message, msg.fields);

@@ -78,7 +78,16 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
           ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
         },
-        { onStep: options.onStep, log },
+        {
+          onStep: options.onStep,
+          log,
+          onKv: (kv) => {
+            const info = entries.get(kv.model)?.info;
+            if (info?.device !== kv.device) return; // the other device of an auto warm-up, unloaded
+            info.kvCacheBytes = kv.bytes;
+            info.gpuTensorsHeld = kv.gpuTensors;
+          },
+        },
       );
       workers.set(device, w);
     }

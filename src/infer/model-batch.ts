@@ -5,8 +5,8 @@
  * Continuous admission (CPU): new rows are prefilled as their own batch, then their KV cache is merged into the
  * running one (kv.ts); finished, cancelled and expired rows leave the KV cache at once, so they cost no more
  * steps. On WebGPU the KV cache stays on the GPU, where rows cannot be merged or dropped without a round trip
- * through host memory: a batch admits rows only when it starts, and finished rows ride along (fed the pad token,
- * never reported again) until the last one finishes.
+ * through host memory: a batch admits rows only when it starts, and finished rows ride along (fed the pad token
+ * at a fixed position, never reported again) until the last one finishes.
  */
 import type { FromWorker, WorkItem } from './protocol.js';
 import type { Kv, Runner } from './runner.js';
@@ -20,12 +20,15 @@ interface Row {
   /** The token to feed at the next decode step. */
   next: number;
   live: boolean;
+  /** A finished row that rides along (WebGPU): the position it is fed from then on. */
+  heldAt?: number;
 }
 
 export class ModelBatch {
   private rows: Row[] = [];
   private kv: Kv | undefined;
   private readonly eos: ReadonlySet<number>;
+  private reported = { bytes: 0, gpuTensors: 0 };
 
   constructor(
     readonly name: string,
@@ -55,6 +58,14 @@ export class ModelBatch {
   /** Prefills generate requests: a new batch, or rows merged into the running one (CPU). */
   async admit(items: WorkItem[]): Promise<void> {
     if (items.length === 0) return;
+    try {
+      await this.admitRows(items);
+    } finally {
+      this.report();
+    }
+  }
+
+  private async admitRows(items: WorkItem[]): Promise<void> {
     const admittedAt = Date.now();
     let out;
     try {
@@ -90,11 +101,23 @@ export class ModelBatch {
 
   /** One decode step of the running batch; cancellations are applied before and after it. */
   async decode(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
+    try {
+      await this.decodeStep(cancels);
+    } finally {
+      this.report();
+    }
+  }
+
+  private async decodeStep(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
     this.reap(cancels);
     if (!this.kv) return;
     const live = this.rows.filter((r) => r.live).length;
     try {
-      const out = await this.runner.decode(this.kv, this.rows.map((r) => (r.live ? r.next : this.padId)));
+      // A finished row that rides along keeps its last position: advancing it could run past the model's
+      // context (a long prompt that stopped early, beside a short one that goes on) and fail the whole batch.
+      const lens = this.kv.lens;
+      const positions = this.rows.map((r, i) => (r.live ? lens[i]! : (r.heldAt ??= lens[i]!)));
+      const out = await this.runner.decode(this.kv, this.rows.map((r) => (r.live ? r.next : this.padId)), positions);
       this.kv = out.kv;
       this.step('decode', this.rows.length, live, out.ms);
       this.accept(this.rows, out.logits);
@@ -121,6 +144,7 @@ export class ModelBatch {
     } catch (err) {
       for (const item of items) this.fail(item, 'engine_failed', `scoring failed: ${(err as Error).message}`);
     }
+    this.report();
   }
 
   /** Fails every live row and frees the KV cache (model unloaded, engine closing, or a bug). */
@@ -129,6 +153,15 @@ export class ModelBatch {
     if (this.kv) this.runner.dispose(this.kv);
     this.kv = undefined;
     this.rows = [];
+    this.report();
+  }
+
+  /** Tells the engine what the batch holds, when that changed (for metrics, and to catch GPU buffer leaks). */
+  private report(): void {
+    const now = { bytes: this.kv ? this.runner.bytesOf(this.kv) : 0, gpuTensors: this.runner.gpuTensors };
+    if (now.bytes === this.reported.bytes && now.gpuTensors === this.reported.gpuTensors) return;
+    this.reported = now;
+    this.send({ type: 'kv', model: this.name, device: this.runner.device, ...now });
   }
 
   /** Greedy choice per live row; rows that hit EOS or their token budget are answered now. */

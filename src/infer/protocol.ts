@@ -63,5 +63,7 @@ export type FromWorker =
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
   | { type: 'step'; event: StepEvent }
+  /** What a model's batch holds now: KV cache bytes, and GPU tensors not yet disposed (0 once idle, or a leak). */
+  | { type: 'kv'; model: string; device: Device; bytes: number; gpuTensors: number }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
   | { type: 'closed' };

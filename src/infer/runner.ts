@@ -35,6 +35,8 @@ export const DEFAULT_LOGITS_BUDGET = 64 * 1024 * 1024;
 
 export class Runner {
   readonly gpu: boolean;
+  /** GPU tensors received from runs and not yet disposed: 0 whenever no batch is running, or they leak. */
+  private gpuLive = 0;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -72,7 +74,11 @@ export class Runner {
     };
     if (this.graph.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [rows, seq]);
     this.graph.pastNames.forEach((name, i) => (feeds[name] = past.tensors[i]!));
-    const fetches = [...(want.logits ? ['logits'] : []), ...(want.kv ? this.graph.presentNames : [])];
+    // On WebGPU the presents are always fetched (and freed at once when not wanted): onnxruntime-node 1.30 binds
+    // outputs that have a preferred location even when they are not asked for, and then fails the run once
+    // their shape differs from the one it bound before ("The output OrtValue provided ... has shape").
+    const fetchKv = want.kv || this.gpu;
+    const fetches = [...(want.logits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
     const started = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
@@ -81,12 +87,15 @@ export class Runner {
       this.dispose(past);
     }
     const ms = performance.now() - started;
+    for (const name of this.graph.presentNames) if ((out[name] as ort.Tensor | undefined)?.location === 'gpu-buffer') this.gpuLive++;
     const result: { logits?: Float32Array[]; kv?: Kv; ms: number } = { ms };
     if (want.logits) {
       const logits = out.logits as ort.Tensor;
       result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, seq, this.config.vocabSize);
     }
-    if (want.kv) result.kv = { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) };
+    const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) } : undefined;
+    if (want.kv) result.kv = presents;
+    else if (presents) this.dispose(presents);
     return result;
   }
 
@@ -125,10 +134,13 @@ export class Runner {
     throw new Error('prefill of empty prompts');
   }
 
-  /** One decode step: each row's next token at position lens[r]; the past grows by one for every row. */
-  async decode(kv: Kv, tokens: readonly number[]): Promise<StepOutput & { kv: Kv }> {
+  /**
+   * One decode step: each row's next token at position lens[r] (or positions[r]); the past grows by one for
+   * every row.
+   */
+  async decode(kv: Kv, tokens: readonly number[], positionsOf: readonly number[] = kv.lens): Promise<StepOutput & { kv: Kv }> {
     const ids = BigInt64Array.from(tokens, (t) => BigInt(t));
-    const positions = BigInt64Array.from(kv.lens, (l) => BigInt(l));
+    const positions = BigInt64Array.from(positionsOf, (l) => BigInt(l));
     const out = await this.run(ids, 1, maskFor(kv.lens, kv.length, 1), positions, kv, kv.lens.map((l) => l + 1), { logits: true, kv: true });
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
   }
@@ -161,8 +173,20 @@ export class Runner {
   /** Frees a KvState's tensors now (GPU buffers); harmless for CPU tensors. */
   dispose(kv: Kv): void {
     for (const t of kv.tensors) {
-      if (t.location === 'gpu-buffer') t.dispose();
+      if (t.location !== 'gpu-buffer') continue;
+      t.dispose();
+      this.gpuLive--;
     }
+  }
+
+  get gpuTensors(): number {
+    return this.gpuLive;
+  }
+
+  /** Bytes a KvState's tensors hold. */
+  bytesOf(kv: Kv): number {
+    const element = this.graph.kvDtype === 'float16' ? 2 : 4;
+    return kv.tensors.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1) * element, 0);
   }
 
   async release(): Promise<void> {

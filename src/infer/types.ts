@@ -47,6 +47,10 @@ export interface ModelInfo {
   /** Element type of the model's past/present tensors, read from the session metadata. */
   kvDtype?: 'float32' | 'float16';
   translateTemplate?: TranslateTemplate;
+  /** KV cache the model's running batch holds now (bytes; 0 when idle). */
+  kvCacheBytes?: number;
+  /** GPU tensors (WebGPU KV buffers) held now and not yet disposed: 0 when idle. */
+  gpuTensorsHeld?: number;
 }
 
 export interface GenerateRequest {

@@ -75,6 +75,13 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
       for (const m of engine?.models() ?? []) this.set({ model: m.name, provider: m.device ?? 'none', dtype: m.dtype }, 1);
     },
   });
+  new Gauge({
+    name: 'guard_engine_kv_cache_bytes', help: 'KV cache held by each model\'s running batch (GPU memory on webgpu)', labelNames: ['model', 'device'], registers,
+    collect() {
+      this.reset();
+      for (const m of engine?.models() ?? []) if (m.device) this.set({ model: m.name, device: m.device }, m.kvCacheBytes ?? 0);
+    },
+  });
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'guard_' });
 
   return {

@@ -1,10 +1,10 @@
 import { createEngine } from '../../src/infer/engine.js';
 import type { Engine, EngineOptions, ModelSpec } from '../../src/infer/types.js';
 
-/** The embedded demo models, as the server's route tests serve them. */
+/** The embedded demo models, as the server's route tests serve them (on the CPU: the device choice has its own tests). */
 export const DEMO_SPECS: ModelSpec[] = [
-  { name: 'guard-demo', task: 'moderate', dir: 'models/guard-demo', size: 'small' },
-  { name: 'mt-demo', task: 'translate', dir: 'models/mt-demo', size: 'small', translateTemplate: 'by-target' },
+  { name: 'guard-demo', task: 'moderate', dir: 'models/guard-demo', size: 'small', device: 'cpu' },
+  { name: 'mt-demo', task: 'translate', dir: 'models/mt-demo', size: 'small', translateTemplate: 'by-target', device: 'cpu' },
 ];
 
 /** The real engine on the demo models, started (every model warm) unless `start` is false. The caller closes it. */

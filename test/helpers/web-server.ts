@@ -26,7 +26,7 @@ export async function startWebServer(basePath: string): Promise<WebServer> {
   const options = DEFAULT_GATE_OPTIONS;
   const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
   const gate = new Gate({ keys, state, tiers: loadTiers(undefined), options });
-  const engine = await demoEngine(undefined, DEMO_SPECS.map((s) => ({ ...s, device: 'cpu' as const })));
+  const engine = await demoEngine(undefined, DEMO_SPECS);
   try {
     const app = await buildServer({ config: serveConfig({ basePath }), engine, gate: { gate, audit: new MemoryAudit() }, logger: false });
     const origin = await listenLoopback(app);

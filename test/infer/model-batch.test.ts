@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FromWorker, WorkItem } from '../../src/infer/protocol.js';
 import type { Kv, Runner } from '../../src/infer/runner.js';
+import { ModelBatch } from '../../src/infer/model-batch.js';
 import { Scheduler } from '../../src/infer/scheduler.js';
 
 /**
@@ -28,6 +29,8 @@ function scriptedRunner(): Runner {
       return kv(rows.length, rows.map((r) => state.lens[r]!));
     },
     dispose() {},
+    bytesOf: () => 0,
+    gpuTensors: 0,
     async release() {},
   } as unknown as Runner;
 }
@@ -59,4 +62,23 @@ test('a failed KV merge on admission answers the joining request and keeps the r
   const [first] = answers.get(1)!;
   assert.equal(first!.type, 'done', JSON.stringify(first));
   assert.ok([...answers.values()].every((a) => a.length === 1), 'answered once');
+});
+
+test('WebGPU-style batches: a finished row rides along at a fixed position; live rows advance', async () => {
+  const fed: number[][] = [];
+  const runner = scriptedRunner();
+  const decode = runner.decode.bind(runner);
+  runner.decode = (async (state: Kv, tokens: readonly number[], positions: readonly number[] = state.lens) => {
+    fed.push([...positions]);
+    return decode(state, tokens);
+  }) as Runner['decode'];
+  const answers: FromWorker[] = [];
+  const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg), false);
+  // Prompts of 3 tokens; the first stops after 2 new tokens, the second after 6.
+  await batch.admit([item(1, 2), item(2, 6)]);
+  while (batch.running) await batch.decode(new Map());
+  assert.deepEqual(answers.filter((m) => m.type === 'done').map((m) => m.id), [1, 2]);
+  // Prefill gave each row its first token at position 3 (lens 3); row 1's second token came from the decode at
+  // position 3, then it finished and is fed position 4 from then on; row 2 goes 3, 4, 5, 6, 7.
+  assert.deepEqual(fed, [[3, 3], [4, 4], [4, 5], [4, 6], [4, 7]]);
 });

@@ -12,7 +12,7 @@ let metrics: ServerMetrics;
 before(async () => {
   metrics = createServerMetrics();
   // A second copy of the guard under a large size class, for the tiers' model access.
-  engine = await demoEngine(metrics.onStep, [...DEMO_SPECS, { name: 'guard-large', task: 'moderate', dir: 'models/guard-demo', size: 'large' }]);
+  engine = await demoEngine(metrics.onStep, [...DEMO_SPECS, { name: 'guard-large', task: 'moderate', dir: 'models/guard-demo', size: 'large', device: 'cpu' }]);
 });
 after(() => engine.close());
 

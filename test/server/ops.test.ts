@@ -95,6 +95,7 @@ test('/metrics: Prometheus text with the request, engine and model metrics after
   assert.ok(line(/^guard_engine_batch_size_count\{model="mt-demo",kind="decode"\} [1-9]/));
   assert.ok(line(/^guard_engine_queue_length\{device="(cpu|webgpu)"\} 0$/));
   assert.ok(line(/^guard_model_state\{model="guard-demo",state="ready"\} 1$/));
+  assert.ok(line(/^guard_engine_kv_cache_bytes\{model="mt-demo",device="cpu"\} 0$/), 'no batch runs: no KV cache held');
   assert.ok(line(/^guard_model_state\{model="guard-demo",state="loading"\} 0$/));
   assert.ok(line(/^guard_model_execution_provider\{model="mt-demo",provider="(cpu|webgpu)",dtype="fp32"\} 1$/));
   // No request text in any label.
