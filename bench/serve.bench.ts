@@ -3,7 +3,7 @@
  *  1. served throughput at concurrency 32 through HTTP + gate vs the raw engine on the same requests (target >= 0.9)
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
- *  4. webgpu vs cpu: only on a host with a GPU (see README); here it reports whether webgpu loads.
+ *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
  */
 import http from 'node:http';
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
 
     // 4. GPU
     const [webgpu] = await probeExecutionProviders(['webgpu']);
-    rows.push(['webgpu vs cpu', webgpu!.ok ? 'webgpu loads: run on the GPU host (README)' : `not measured here: ${webgpu!.error}`, '', '']);
+    rows.push(['webgpu vs cpu', webgpu!.ok ? 'webgpu loads: npm run bench:gpu measures it' : `not measured here: ${webgpu!.error}`, '', '']);
   } finally {
     agent.destroy();
     await app.close();
