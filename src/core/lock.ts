@@ -11,7 +11,8 @@ export interface LockErrors {
   failed(message: string, cause: unknown): Error;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs (one of another user's answers EPERM: it runs too). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -42,7 +43,7 @@ export function acquireLock(file: string, errors: LockErrors): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw errors.failed(`cannot create the lock ${file}: ${(err as Error).message}`, err);
       const pid = owner(file);
-      if (pid !== null && pid !== process.pid && alive(pid)) throw errors.busy(pid);
+      if (pid !== null && pid !== process.pid && isAlive(pid)) throw errors.busy(pid);
       if (pid === process.pid) throw errors.busy(pid);
       // Stale (its process is gone) or still being written: a half-written lock older than a second is stale.
       const stat = fs.statSync(file, { throwIfNoEntry: false });

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { builtPaths } from './detect.js';
 
 /** The main configuration's top-level `pid` and `error_log` values (nested blocks and comments skipped). */
 export function topLevelDirectives(text: string): { pid?: string; errorLog?: string } {
@@ -50,14 +50,6 @@ export function topLevelDirectives(text: string): { pid?: string; errorLog?: str
     else word += c;
   }
   return out;
-}
-
-/** The paths nginx was built with (`nginx -V` configure arguments); {} when nginx cannot be run. */
-export async function builtPaths(nginxBin = 'nginx'): Promise<{ prefix?: string; pidPath?: string; errorLogPath?: string }> {
-  const r = await execa(nginxBin, ['-V'], { reject: false, all: true, timeout: 10_000, stdin: 'ignore' });
-  const text = r.all ?? '';
-  const arg = (name: string) => new RegExp(`--${name}=(\\S+)`).exec(text)?.[1];
-  return { prefix: arg('prefix'), pidPath: arg('pid-path'), errorLogPath: arg('error-log-path') };
 }
 
 export type MasterLookup =
@@ -125,15 +117,6 @@ export function childrenOf(pid: number): Set<number> {
     }
   }
   return children;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The size of a file, 0 when it is missing or unreadable (a position to read new log lines from). */

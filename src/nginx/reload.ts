@@ -3,7 +3,8 @@
  * did; when it refused (it keeps serving the old configuration and says why in its error log), none do.
  */
 import { execa } from 'execa';
-import { childrenOf, fileSize, findMaster, isAlive, newSeriousLines } from './master.js';
+import { isAlive } from '../core/lock.js';
+import { childrenOf, fileSize, findMaster, newSeriousLines } from './master.js';
 
 export interface ReloadOptions {
   nginxBin?: string;

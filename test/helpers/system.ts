@@ -7,11 +7,17 @@ import type { FastifyInstance } from 'fastify';
  */
 export function haveProgram(t: { skip(message?: string): void }, program: string, versionArg = '--version'): boolean {
   const probe = spawnSync(program, [versionArg], { stdio: 'ignore', timeout: 10_000 });
-  if (probe.error === undefined && probe.status === 0) return true;
-  if (process.env.GUARDCTL_REQUIRE_SYSTEM === '1') {
-    throw new Error(`${program} is required (GUARDCTL_REQUIRE_SYSTEM=1) but cannot be run: ${probe.error?.message ?? `exit ${probe.status}`}`);
-  }
-  t.skip(`${program} is not available`);
+  return availableOrSkip(t, probe.error === undefined && probe.status === 0, program, `cannot be run: ${probe.error?.message ?? `exit ${probe.status}`}`);
+}
+
+/**
+ * `available`, or else the calling test is skipped (saying `what` is missing and why), unless
+ * GUARDCTL_REQUIRE_SYSTEM=1, where it fails instead.
+ */
+export function availableOrSkip(t: { skip(message?: string): void }, available: boolean, what: string, why: string): boolean {
+  if (available) return true;
+  if (process.env.GUARDCTL_REQUIRE_SYSTEM === '1') throw new Error(`${what} is required (GUARDCTL_REQUIRE_SYSTEM=1) but ${why}`);
+  t.skip(`${what} is not available: ${why}`);
   return false;
 }
 

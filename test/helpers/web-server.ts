@@ -5,7 +5,7 @@ import type { Engine } from '../../src/infer/types.js';
 import { loadTiers } from '../../src/keys/tiers.js';
 import { buildServer } from '../../src/server/app.js';
 import { serveConfig } from '../../src/server/config.js';
-import { DEMO_SPECS, demoEngine } from './demo-engine.js';
+import { demoEngine } from './demo-engine.js';
 import { MemoryAudit, MemoryKeys } from './gate-app.js';
 import { listenLoopback } from './system.js';
 
@@ -26,7 +26,7 @@ export async function startWebServer(basePath: string): Promise<WebServer> {
   const options = DEFAULT_GATE_OPTIONS;
   const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
   const gate = new Gate({ keys, state, tiers: loadTiers(undefined), options });
-  const engine = await demoEngine(undefined, DEMO_SPECS);
+  const engine = await demoEngine();
   try {
     const app = await buildServer({ config: serveConfig({ basePath }), engine, gate: { gate, audit: new MemoryAudit() }, logger: false });
     const origin = await listenLoopback(app);
