@@ -73,7 +73,8 @@ export class Gate {
     this.now = deps.now ?? Date.now;
   }
 
-  async check(req: GateRequest): Promise<GateResult> {
+  /** `refreshed` is for the gate's own second pass after the key store changed (see the signature check). */
+  async check(req: GateRequest, refreshed = false): Promise<GateResult> {
     const { options, state } = this.deps;
     const ip = clientIp(req.peerIp, header(req.headers, 'x-forwarded-for'), options.trustedProxies);
     const blockedOrPromise = state.authBlockedFor(ip);
@@ -138,6 +139,12 @@ export class Gate {
     const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now)
       && timingSafeEqual(hmac(s.value, stringToSign), given));
     if (!verified) {
+      // A rotation made by another process reaches the cached lookup only at its next poll: before refusing (and
+      // counting a failure), check once whether the store changed, and if so answer from what it holds now.
+      if (!refreshed && this.deps.keys.refresh) {
+        const changed = this.deps.keys.refresh(keyId!);
+        if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, true);
+      }
       return this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
     }
 
