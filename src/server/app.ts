@@ -77,20 +77,22 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   const ctx: RouteContext = { config, engine, metrics, path: (route) => `${base}${route}` };
 
   app.setErrorHandler((err, request, reply) => {
+    if (reply.raw.destroyed && !reply.raw.writableFinished && reply.raw.listenerCount('error') > 0) {
+      // The client is gone: nothing can be sent, and fastify runs the onResponse hooks (audit, metrics) only on
+      // the response's 'finish' or 'error'. Record the exchange as 499 cancelled; nothing failed on our side, so
+      // it is not an error in the log (the engine's 'cancelled' would otherwise read as shutting_down).
+      request.failureCode = 'cancelled';
+      request.log.info({ code: 'cancelled' }, 'client went away before the answer');
+      reply.code(499);
+      reply.raw.emit('error', new Error('the client closed the connection'));
+      return;
+    }
     const api = toApiError(err);
     if (api.status >= 500) {
       const e = err as Error;
       // Only the type, message and stack: a model-output error carries the answer, which may echo user text.
       const logged = api.code === 'internal_error' ? { type: e?.name, message: e?.message, stack: e?.stack } : { code: api.code };
       request.log.error({ err: logged }, 'request failed');
-    }
-    if (reply.raw.destroyed && !reply.raw.writableFinished && reply.raw.listenerCount('error') > 0) {
-      // The client is gone: nothing can be sent, and fastify runs the onResponse hooks (audit, metrics) only on
-      // the response's 'finish' or 'error'. Record the exchange as 499 cancelled.
-      request.failureCode = 'cancelled';
-      reply.code(499);
-      reply.raw.emit('error', new Error('the client closed the connection'));
-      return;
     }
     return sendError(reply, request, api);
   });
