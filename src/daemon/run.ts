@@ -59,8 +59,10 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   let gate: { gate: Gate; audit: AuditSink } | undefined;
   if (!settings.insecureNoAuth) {
     const store = KeyStore.open({ home: inputs.home, env: inputs.env });
+    closers.push(() => store.close());
     const lookup = createKeyLookup(store, { onError: (err) => logger.error({ err: (err as Error).message }, 'key store') });
-    closers.push(() => lookup.close(), () => store.close());
+    // Closed first (closers run last-in, first-out): its final flush of last-used times needs the store open.
+    closers.push(() => lookup.close());
     if (store.health().active === 0) logger.warn('the key store holds no active key: create one with `guardctl keys create --name NAME --tier TIER`');
     const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
     const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
