@@ -5,9 +5,11 @@ import { pino } from 'pino';
 import type { AuditSink } from '../gate/audit.js';
 import { bindGate, keepRawBodies, type GateApp } from '../gate/fastify.js';
 import type { Gate } from '../gate/gate.js';
+import type { CidrList } from '../gate/ip.js';
 import type { Engine } from '../infer/types.js';
 import type { ServeConfig } from './config.js';
 import { ApiError, clientErrorHandler, sendError, toApiError } from './errors.js';
+import { answerHalfClosedClients } from './half-close.js';
 import { requestSerializers } from './logging.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { moderateRoutes } from './routes/moderate.js';
@@ -29,6 +31,8 @@ export interface BuildServerOptions {
   metrics?: ServerMetrics;
   /** Serve HTTPS with these options (cert, key, ...); default: plain HTTP (behind nginx). */
   https?: HttpsServerOptions;
+  /** Proxies in front (the gate's trusted_proxies): their FIN means the client went away, never a half-close. */
+  trustedProxies?: CidrList;
 }
 
 export interface GuardServer extends FastifyInstance {
@@ -69,6 +73,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     clientErrorHandler,
   }) as unknown as GateApp;
 
+  answerHalfClosedClients(app.server, opts.trustedProxies);
   if (config.auth) bindGate(app, opts.gate!);
   else keepRawBodies(app);
 

@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../src/gate/audit.js';
+import { parseCidrList } from '../../src/gate/ip.js';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { MemoryStream } from '../helpers/cli.js';
-import type { FakeEngine } from '../helpers/fake-engine.js';
+import { fakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { serverFixture, type TestKey } from '../helpers/server-app.js';
 
 /** A complete signed POST as raw HTTP/1.1 bytes, for a socket the test controls. */
@@ -52,4 +53,61 @@ test('a client that disconnects mid-inference is logged as cancelled at info, ne
   assert.deepEqual(errors, [], 'no error-level line for a client that went away');
   assert.ok(!stream.text.includes('shutting_down'), stream.text);
   assert.ok(lines.some((l) => l.level === 30 && /cancelled/.test(JSON.stringify(l))), stream.text);
+});
+
+/** Sends `request` on a new socket, then shuts down the socket's write side; resolves with all it reads. */
+function sendThenHalfClose(port: number, request: string): { socket: net.Socket; answer: Promise<string> } {
+  const socket = net.connect(port, '127.0.0.1');
+  const answer = new Promise<string>((resolve, reject) => {
+    let got = '';
+    socket.on('data', (d) => (got += d));
+    socket.on('close', () => resolve(got));
+    socket.on('error', reject);
+  });
+  socket.end(request);
+  return { socket, answer };
+}
+
+/** Resolves when the server has seen the client's FIN on its next connection (after Node's own 'end' handler). */
+function serverSeesFin(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.once('connection', (socket: net.Socket) => socket.once('end', () => resolve())));
+}
+
+test('a client that half-closes after a complete request still reads its 200 answer', async (t) => {
+  const engine = fakeEngine();
+  // The model answers only after the server has seen the FIN, so the answer is always written after it.
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const s = await serverFixture(t, {
+    engine: { ...engine, generate: async (req) => (await released, engine.generate(req)), score: async (req) => (await released, engine.score(req)) },
+  });
+  const audited = nextAudit(s);
+  await s.app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (s.app.server.address() as net.AddressInfo).port;
+  const fin = serverSeesFin(s.app.server);
+  const { answer } = sendThenHalfClose(port, rawRequest(s.key(), '/api/v1/moderate', JSON.stringify({ text: 'hello' })));
+  await fin;
+  release();
+  const text = await answer;
+  assert.match(text, /^HTTP\/1\.1 200 /, `no answer after the half-close: ${JSON.stringify(text)}`);
+  assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).level, 'safe');
+  assert.deepEqual([(await audited).status, engine.aborted], [200, 0]);
+});
+
+test('behind a trusted proxy a FIN means the client went away: the work is cancelled, 499', async (t) => {
+  const stream = new MemoryStream();
+  const s = await serverFixture(t, { gate: { trustedProxies: parseCidrList(['127.0.0.1/32']) }, logger: pino({ level: 'trace' }, stream) as unknown as FastifyBaseLogger });
+  const engine = s.engine as FakeEngine;
+  const audited = nextAudit(s);
+  await s.app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (s.app.server.address() as net.AddressInfo).port;
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(rawRequest(s.key(), '/api/v1/moderate', JSON.stringify({ text: 'please [[hang]]' })));
+  await engine.hanging;
+  // What nginx does when its client aborts: it closes the upstream connection with a FIN.
+  socket.end();
+  assert.equal((await audited).status, 499);
+  assert.equal(engine.aborted, 1);
+  assert.deepEqual(logLines(stream).filter((l) => l.level >= 50), []);
 });

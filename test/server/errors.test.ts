@@ -176,7 +176,8 @@ test('a client that goes away stops the engine work (real socket)', async (t) =>
   req.end(body);
   await engine.hanging;
   assert.equal(engine.aborted, 0);
-  req.destroy();
+  // Gone as TCP shows it: a reset. A FIN alone is a half-close, answered (test/server/disconnect.test.ts).
+  req.socket!.resetAndDestroy();
   for (let i = 0; i < 100 && engine.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(engine.aborted, 1, 'the engine saw the abort');
   // The exchange is audited as cancelled.
