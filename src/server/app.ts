@@ -52,7 +52,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
   const app = Fastify({
-    ...(opts.https ? { https: opts.https } : {}),
+    // TLS sockets need the net-level half-open too (plain HTTP servers have it): see half-close.ts.
+    ...(opts.https ? { https: { allowHalfOpen: true, ...opts.https } } : {}),
     ...(opts.logger === false ? { logger: false } : { loggerInstance: withSerializers(opts.logger) }),
     bodyLimit: config.maxBodyBytes,
     connectionTimeout: config.connectionTimeoutMs,

@@ -17,7 +17,8 @@ import type { CidrList } from '../gate/ip.js';
  */
 export function answerHalfClosedClients(server: Server, proxies?: CidrList): void {
   // Node's own switch for this (lib/_http_server.js socketOnEnd), read on every client FIN; createServer has no
-  // option for it. The net-level allowHalfOpen it relies on is already on for HTTP servers.
+  // option for it. It relies on the net-level allowHalfOpen, on by default for HTTP servers; an HTTPS server gets
+  // it from its options (buildServer sets it).
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   if (!proxies || proxies.entries.length === 0) return;
   server.on('connection', (socket: Socket) => {

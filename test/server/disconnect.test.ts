@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
 import { test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import type { AuditRecord } from '../../src/gate/audit.js';
 import { parseCidrList } from '../../src/gate/ip.js';
 import { signRequest } from '../../src/gate/sign-request.js';
-import { MemoryStream } from '../helpers/cli.js';
+import { MemoryStream, tempDir } from '../helpers/cli.js';
+import { haveProgram } from '../helpers/system.js';
 import { fakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { serverFixture, type TestKey } from '../helpers/server-app.js';
 
@@ -56,8 +61,8 @@ test('a client that disconnects mid-inference is logged as cancelled at info, ne
 });
 
 /** Sends `request` on a new socket, then shuts down the socket's write side; resolves with all it reads. */
-function sendThenHalfClose(port: number, request: string): { socket: net.Socket; answer: Promise<string> } {
-  const socket = net.connect(port, '127.0.0.1');
+function sendThenHalfClose(port: number, request: string, ca?: Buffer): Promise<string> {
+  const socket = ca ? tls.connect({ port, host: '127.0.0.1', ca }) : net.connect(port, '127.0.0.1');
   const answer = new Promise<string>((resolve, reject) => {
     let got = '';
     socket.on('data', (d) => (got += d));
@@ -65,34 +70,46 @@ function sendThenHalfClose(port: number, request: string): { socket: net.Socket;
     socket.on('error', reject);
   });
   socket.end(request);
-  return { socket, answer };
+  return answer;
 }
 
 /** Resolves when the server has seen the client's FIN on its next connection (after Node's own 'end' handler). */
-function serverSeesFin(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.once('connection', (socket: net.Socket) => socket.once('end', () => resolve())));
+function serverSeesFin(server: net.Server, tlsServer: boolean): Promise<void> {
+  return new Promise((resolve) => server.once(tlsServer ? 'secureConnection' : 'connection', (socket: net.Socket) => socket.once('end', () => resolve())));
 }
 
-test('a client that half-closes after a complete request still reads its 200 answer', async (t) => {
-  const engine = fakeEngine();
-  // The model answers only after the server has seen the FIN, so the answer is always written after it.
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  const s = await serverFixture(t, {
-    engine: { ...engine, generate: async (req) => (await released, engine.generate(req)), score: async (req) => (await released, engine.score(req)) },
+for (const transport of ['HTTP', 'HTTPS'] as const) {
+  test(`a client that half-closes after a complete request still reads its 200 answer (${transport})`, async (t) => {
+    let https: { cert: Buffer; key: Buffer } | undefined;
+    if (transport === 'HTTPS') {
+      if (!haveProgram(t, 'openssl', 'version')) return;
+      const dir = tempDir(t);
+      const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+      assert.equal(made.status, 0);
+      https = { cert: fs.readFileSync(path.join(dir, 'cert.pem')), key: fs.readFileSync(path.join(dir, 'key.pem')) };
+    }
+    const engine = fakeEngine();
+    // The model answers only after the server has seen the FIN, so the answer is always written after it.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const s = await serverFixture(t, {
+      https,
+      engine: { ...engine, generate: async (req) => (await released, engine.generate(req)), score: async (req) => (await released, engine.score(req)) },
+    });
+    const audited = nextAudit(s);
+    await s.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (s.app.server.address() as net.AddressInfo).port;
+    const fin = serverSeesFin(s.app.server, transport === 'HTTPS');
+    const answer = sendThenHalfClose(port, rawRequest(s.key(), '/api/v1/moderate', JSON.stringify({ text: 'hello' })), https?.cert);
+    await fin;
+    release();
+    const text = await answer;
+    assert.match(text, /^HTTP\/1\.1 200 /, `no answer after the half-close: ${JSON.stringify(text)}`);
+    assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).level, 'safe');
+    assert.deepEqual([(await audited).status, engine.aborted], [200, 0]);
   });
-  const audited = nextAudit(s);
-  await s.app.listen({ port: 0, host: '127.0.0.1' });
-  const port = (s.app.server.address() as net.AddressInfo).port;
-  const fin = serverSeesFin(s.app.server);
-  const { answer } = sendThenHalfClose(port, rawRequest(s.key(), '/api/v1/moderate', JSON.stringify({ text: 'hello' })));
-  await fin;
-  release();
-  const text = await answer;
-  assert.match(text, /^HTTP\/1\.1 200 /, `no answer after the half-close: ${JSON.stringify(text)}`);
-  assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).level, 'safe');
-  assert.deepEqual([(await audited).status, engine.aborted], [200, 0]);
-});
+}
 
 test('behind a trusted proxy a FIN means the client went away: the work is cancelled, 499', async (t) => {
   const stream = new MemoryStream();
