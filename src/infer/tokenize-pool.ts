@@ -5,8 +5,9 @@
  *
  * Jobs asked for in the same tick travel together, in one message to one thread, and come back together: requests
  * that reached the engine at once still reach the device worker at once and share a batch (with a job per
- * message they would straggle in one by one, past maxWaitMs on a busy machine). Long prompts travel alone, so two
- * of them are tokenized in parallel. Each message goes to the thread with the fewest prompt characters in flight,
+ * message they would straggle in one by one, past maxWaitMs on a busy machine). A large group is split over the
+ * threads and its results held until all are back; long prompts travel alone, so two of them are tokenized in
+ * parallel. Each message goes to the thread with the fewest prompt characters in flight,
  * so short prompts avoid a thread busy with a long one while another is free. A thread that dies fails its jobs
  * ('engine_failed') and is replaced.
  * Idle threads are unref'd: an engine that is never closed does not keep the process alive.
@@ -36,6 +37,8 @@ export type FromTokenizer = { type: 'encoded'; results: JobResult[] };
 
 /** Prompts longer than this (UTF-16 units) travel alone: they take long enough to deserve a thread. */
 const ALONE = 16_384;
+/** Groups of more than this many short prompts are split over the threads. */
+const GROUP_SPLIT = 8;
 
 export interface Encoded {
   ids: number[];
@@ -84,10 +87,28 @@ export class TokenizePool {
         queueMicrotask(() => {
           const jobs = this.gathering;
           this.gathering = [];
-          this.dispatch(jobs);
+          this.dispatchGroup(jobs);
         });
       }
     });
+  }
+
+  /**
+   * A large group is split over the threads, and its results are held until the whole group is back, so that it
+   * still reaches the device worker together.
+   */
+  private dispatchGroup(jobs: Array<EncodeJob & Job>): void {
+    const chunks = Math.min(this.threads.length, Math.ceil(jobs.length / GROUP_SPLIT));
+    if (chunks <= 1) return this.dispatch(jobs);
+    let left = jobs.length;
+    const held: Array<() => void> = [];
+    const hold = (settle: () => void) => {
+      held.push(settle);
+      if (--left === 0) for (const f of held) f();
+    };
+    const holding = jobs.map((j) => ({ ...j, resolve: (v: Encoded) => hold(() => j.resolve(v)), reject: (e: Error) => hold(() => j.reject(e)) }));
+    const size = Math.ceil(jobs.length / chunks);
+    for (let i = 0; i < holding.length; i += size) this.dispatch(holding.slice(i, i + size));
   }
 
   private dispatch(jobs: Array<EncodeJob & Job>): void {
