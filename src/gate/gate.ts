@@ -154,6 +154,7 @@ export class Gate {
     if (seen === 'key_full') return this.deny('rate_limited', ip, { 'Retry-After': '1' }, { keyId, tier });
     const admitted = await this.admit(req, record, limits, ip, now);
     if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
+    else if (state.durable) await state.durable().catch((err: unknown) => (admitted.release(), Promise.reject(err)));
     return admitted;
   }
 

@@ -9,7 +9,7 @@ import { takeToken } from './token-bucket.js';
 
 export const GATE_STATE_FILE = 'gate-state.db';
 const SCHEMA_VERSION = 1;
-/** Expired rows deleted per write: more than the one row a write adds, so the tables never fall behind. */
+/** Expired nonces deleted per nonce written: more than one, so the table never falls behind. */
 const SWEEP_PER_WRITE = 4;
 
 export interface SqliteStateOptions {
@@ -20,52 +20,71 @@ export interface SqliteStateOptions {
   clock?: () => number;
 }
 
+// Nonces are kept in insertion order (id), which is expiry order since every nonce lives as long: expired rows
+// are always at the head, so sweeping looks at a few rows and one index serves the replay lookups.
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS nonces (key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (key_id, nonce)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+CREATE TABLE IF NOT EXISTS nonces (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS nonces_key_nonce ON nonces (key_id, nonce);
 CREATE TABLE IF NOT EXISTS buckets (key_id TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quotas (key_id TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (key_id, day)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS auth_failures (ip TEXT PRIMARY KEY, count INTEGER NOT NULL, window_end INTEGER NOT NULL, blocked_until INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS auth_failures_expires ON auth_failures (expires);
 `;
 
+interface PendingNonce {
+  keyId: string;
+  nonce: string;
+  expires: number;
+}
+
 /**
- * The gate's state in an SQLite file of its own (WAL, synchronous=NORMAL): every answer that depends on it is
- * committed before the gate answers, so nonces, token buckets, daily quota counts and blocked addresses survive
- * SIGTERM and kill -9 (a power cut may lose the last transactions; the OS had them, the disk not yet).
+ * The gate's state in an SQLite file of its own (WAL, synchronous=NORMAL), so that nonces, token buckets, daily
+ * quota counts and blocked addresses survive SIGTERM and kill -9 (a power cut may lose the last transactions:
+ * the OS had them, the disk not yet).
  *
- * The file is opened with an exclusive lock: one daemon owns it, which lets the counts the hot path needs (live
- * nonces per key, blocked addresses) live in memory, loaded at start. Concurrency slots stay in memory only: a
- * restart ends every request in flight anyway.
+ * One daemon owns the file (an exclusive lock), so what the hot path reads lives in memory, loaded at start:
+ * buckets, today's counts, failure counts, live nonces per key. Nonces themselves are looked up in the file.
+ * Writes are grouped: everything changed during one turn of the event loop is committed in one transaction
+ * (a commit per request cost several times the whole gate), and the gate lets a request through only once
+ * `durable()` says its nonce, token and quota count are committed, so a crash cannot forget them. A request
+ * refused by a limit forgets its nonce before the commit and so writes nothing: a flood costs no disk writes.
+ * Failed authentications are written the same way without being waited for (a crash can lose one turn).
+ * Concurrency slots stay in memory only: a restart ends every request in flight.
  */
 export class SqliteGateState implements GateState {
   private readonly clock: () => number;
   private readonly capacity: number;
   private readonly policy: AuthFailurePolicy;
-  /** Live nonces per key and overall, as in the nonces table. */
+  /** Live nonces per key and overall, pending ones included. */
   private readonly held = new Map<string, number>();
   private total = 0;
-  /** Addresses blocked and until when, as in auth_failures. */
-  private readonly blocked = new Map<string, number>();
+  private readonly pendingNonces = new Map<string, PendingNonce>();
+  /** Committed nonces forgotten since the last commit: they count as absent already. */
+  private readonly dropped = new Map<string, PendingNonce>();
+  private readonly buckets = new Map<string, number>();
+  private readonly dirtyBuckets = new Set<string>();
+  private quotaDay = '';
+  private quotas = new Map<string, number>();
+  private readonly dirtyQuotas = new Set<string>();
+  private readonly failures = new Map<string, FailureRow>();
+  private readonly dirtyFailures = new Set<string>();
   private readonly slots = new Map<string, number>();
-  private quotaSweptFor = '';
+  private commitTurn: Promise<void> | undefined;
+  private broken: unknown;
+  private lastFullSweep = 0;
   private readonly stmt: ReturnType<typeof prepare>;
-  private readonly recordTx: (keyId: string, nonce: string, ttlMs: number, share: number) => NonceResult;
-  private readonly rateTx: (keyId: string, rate: number, burst: number) => LimitOutcome;
-  private readonly failureTx: (ip: string) => number;
+  private readonly writeAll: () => void;
 
   private constructor(private readonly db: Database.Database, readonly file: string, options: SqliteStateOptions) {
     this.clock = options.clock ?? Date.now;
     this.capacity = options.nonceCapacity;
     this.policy = options.authFailures;
     this.stmt = prepare(db);
-    this.recordTx = db.transaction((keyId: string, nonce: string, ttlMs: number, share: number) => this.recordNow(keyId, nonce, ttlMs, share));
-    this.rateTx = db.transaction((keyId: string, rate: number, burst: number) => this.rateNow(keyId, rate, burst));
-    this.failureTx = db.transaction((ip: string) => this.failureNow(ip));
+    this.writeAll = db.transaction(() => this.write());
     this.load();
   }
 
-  /** Opens (or creates, mode 0600) the state file; a damaged or foreign file is a GUARD_E_STATE error. */
+  /** Opens (or creates, mode 0600) the state file; a damaged, foreign or busy file is a GUARD_E_STATE error. */
   static open(options: SqliteStateOptions): SqliteGateState {
     const file = options.file;
     ensurePrivateDir(path.dirname(file));
@@ -107,16 +126,46 @@ export class SqliteGateState implements GateState {
     }
   }
 
-  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
-    return this.recordTx(keyId, nonce, ttlMs, share);
+  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult | Promise<NonceResult> {
+    this.usable();
+    const now = this.clock();
+    const id = `${keyId}\n${nonce}`;
+    const pending = this.pendingNonces.get(id);
+    if (pending) {
+      if (pending.expires > now) return 'replayed';
+      this.pendingNonces.delete(id);
+      this.release(keyId);
+    }
+    const expires = this.dropped.has(id) ? undefined : this.stmt.findNonce.get(keyId, nonce) as number | undefined;
+    if (expires !== undefined) {
+      if (expires > now) return 'replayed';
+      this.drop(keyId, nonce);
+    }
+    if (this.total >= this.capacity) {
+      this.sweepAllOnceASecond(now);
+      if (this.total >= this.capacity) return 'full';
+    }
+    if (this.heldBy(keyId) >= share) return 'key_full';
+    this.pendingNonces.set(id, { keyId, nonce, expires: now + ttlMs });
+    this.held.set(keyId, this.heldBy(keyId) + 1);
+    this.total++;
+    return 'ok';
   }
 
   forgetNonce(keyId: string, nonce: string): void {
-    if (this.stmt.deleteNonce.run(keyId, nonce).changes > 0) this.dropHeld(keyId);
+    const id = `${keyId}\n${nonce}`;
+    if (this.pendingNonces.delete(id)) this.release(keyId);
+    else if (!this.dropped.has(id) && this.stmt.findNonce.get(keyId, nonce) !== undefined) this.drop(keyId, nonce);
   }
 
   consumeRate(keyId: string, rate: number, burst: number): LimitOutcome {
-    return this.rateTx(keyId, rate, burst);
+    this.usable();
+    const step = takeToken(this.buckets.get(keyId), this.clock(), rate, burst);
+    if (step.outcome.allowed) {
+      this.buckets.set(keyId, step.tat);
+      this.dirtyBuckets.add(keyId);
+    }
+    return step.outcome;
   }
 
   async acquireSlot(keyId: string, max: number): Promise<boolean> {
@@ -133,32 +182,39 @@ export class SqliteGateState implements GateState {
   }
 
   consumeQuota(keyId: string, daily: number, now: number): LimitOutcome {
+    this.usable();
     const day = utcDay(now);
-    if (this.quotaSweptFor !== day) {
-      // Yesterday's counts are dead; a few at a time until none is left.
-      if (this.stmt.sweepQuotas.run(day, 64).changes < 64) this.quotaSweptFor = day;
-    }
+    if (day !== this.quotaDay) this.loadQuotas(day);
+    const used = this.quotas.get(keyId) ?? 0;
     const resetMs = msUntilUtcMidnight(now);
-    const row = daily > 0 ? this.stmt.countQuota.get(keyId, day, daily) as { used: number } | undefined : undefined;
-    if (!row) return { allowed: false, limit: daily, remaining: 0, resetMs };
-    return { allowed: true, limit: daily, remaining: Math.max(0, daily - row.used), resetMs };
+    if (used >= daily) return { allowed: false, limit: daily, remaining: 0, resetMs };
+    this.quotas.set(keyId, used + 1);
+    this.dirtyQuotas.add(keyId);
+    return { allowed: true, limit: daily, remaining: daily - used - 1, resetMs };
   }
 
   async recordAuthFailure(ip: string): Promise<number> {
-    return this.failureTx(ip);
+    this.usable();
+    const now = this.clock();
+    const row = countFailure(this.failures.get(ip), now, this.policy);
+    this.failures.set(ip, row);
+    this.dirtyFailures.add(ip);
+    void this.durable().catch(() => {});
+    return Math.max(0, row.blockedUntil - now);
   }
 
   authBlockedFor(ip: string): number {
-    if (this.blocked.size === 0) return 0;
-    const until = this.blocked.get(ip);
-    if (until === undefined) return 0;
-    const left = until - this.clock();
-    if (left <= 0) this.blocked.delete(ip);
-    return Math.max(0, left);
+    if (this.failures.size === 0) return 0;
+    const row = this.failures.get(ip);
+    if (row === undefined || row.blockedUntil === 0) return 0;
+    return Math.max(0, row.blockedUntil - this.clock());
   }
 
+  /** Commits what is pending, then closes the file. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    if (this.broken === undefined) this.writeAll();
+    this.db.close();
   }
 
   /** How many live nonces a key holds (for tests and the bench). */
@@ -166,85 +222,134 @@ export class SqliteGateState implements GateState {
     return this.held.get(keyId) ?? 0;
   }
 
+  /** One transaction per turn of the event loop for everything changed in it. */
+  durable(): Promise<void> {
+    if (this.commitTurn === undefined && !this.dirty()) return this.broken === undefined ? Promise.resolve() : Promise.reject(this.writeError());
+    return (this.commitTurn ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.commitTurn = undefined;
+        try {
+          // close() has already written everything.
+          if (this.db.open) this.writeAll();
+          resolve();
+        } catch (err) {
+          // What memory holds is no longer what the file holds: refuse from now on rather than guess.
+          this.broken = err;
+          reject(this.writeError());
+        }
+      });
+    }));
+  }
+
+  private dirty(): boolean {
+    return this.pendingNonces.size > 0 || this.dropped.size > 0 || this.dirtyBuckets.size > 0 || this.dirtyQuotas.size > 0 || this.dirtyFailures.size > 0;
+  }
+
+  /** Throws once a commit has failed (disk full, file damaged). */
+  private usable(): void {
+    if (this.broken !== undefined) throw this.writeError();
+  }
+
+  private writeError(): GuardError {
+    return new GuardError('GUARD_E_STATE', `the gate state file ${this.file} could not be written: ${(this.broken as Error).message}`, {
+      hint: 'check the disk; restart the daemon once fixed (requests are refused until then)',
+      cause: this.broken,
+    });
+  }
+
+  private write(): void {
+    const now = this.clock();
+    const s = this.stmt;
+    for (const d of this.dropped.values()) s.deleteNonce.run(d.keyId, d.nonce);
+    this.dropped.clear();
+    const written = this.pendingNonces.size;
+    for (const p of this.pendingNonces.values()) s.insertNonce.run(p.keyId, p.nonce, p.expires);
+    this.pendingNonces.clear();
+    if (written > 0) for (const keyId of s.sweepNonces.all(SWEEP_PER_WRITE * written, now) as string[]) this.release(keyId);
+    for (const keyId of this.dirtyBuckets) s.putBucket.run(keyId, this.buckets.get(keyId)!);
+    this.dirtyBuckets.clear();
+    for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotaDay, this.quotas.get(keyId)!);
+    this.dirtyQuotas.clear();
+    if (this.dirtyFailures.size > 0) {
+      for (const ip of this.dirtyFailures) {
+        const row = this.failures.get(ip)!;
+        s.putFailure.run(ip, row.count, row.windowEnd, row.blockedUntil, failureRowExpires(row));
+      }
+      this.dirtyFailures.clear();
+      // Finished addresses go from memory and file alike, a few per write.
+      for (const ip of s.sweepFailures.all(now, SWEEP_PER_WRITE) as string[]) this.failures.delete(ip);
+    }
+  }
+
   private load(): void {
     const now = this.clock();
-    this.stmt.db.prepare('DELETE FROM nonces WHERE expires <= ?').run(now);
-    this.stmt.db.prepare('DELETE FROM auth_failures WHERE expires <= ?').run(now);
-    for (const row of this.stmt.db.prepare('SELECT key_id, COUNT(*) AS n FROM nonces GROUP BY key_id').all() as Array<{ key_id: string; n: number }>) {
+    const db = this.db;
+    db.prepare('DELETE FROM nonces WHERE expires <= ?').run(now);
+    db.prepare('DELETE FROM auth_failures WHERE expires <= ?').run(now);
+    for (const row of db.prepare('SELECT key_id, COUNT(*) AS n FROM nonces GROUP BY key_id').all() as Array<{ key_id: string; n: number }>) {
       this.held.set(row.key_id, row.n);
       this.total += row.n;
     }
-    for (const row of this.stmt.db.prepare('SELECT ip, blocked_until FROM auth_failures WHERE blocked_until > ?').all(now) as Array<{ ip: string; blocked_until: number }>) {
-      this.blocked.set(row.ip, row.blocked_until);
+    for (const row of db.prepare('SELECT key_id, tat FROM buckets').all() as Array<{ key_id: string; tat: number }>) {
+      if (row.tat > now) this.buckets.set(row.key_id, row.tat);
     }
+    db.prepare('DELETE FROM buckets WHERE tat <= ?').run(now);
+    for (const row of db.prepare('SELECT ip, count, window_end AS windowEnd, blocked_until AS blockedUntil FROM auth_failures').all() as Array<FailureRow & { ip: string }>) {
+      this.failures.set(row.ip, { count: row.count, windowEnd: row.windowEnd, blockedUntil: row.blockedUntil });
+    }
+    this.loadQuotas(utcDay(now));
   }
 
-  private recordNow(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
-    const now = this.clock();
-    this.sweepNonces(now, SWEEP_PER_WRITE);
-    const expires = this.stmt.findNonce.get(keyId, nonce) as number | undefined;
-    if (expires !== undefined) {
-      if (expires > now) return 'replayed';
-      this.forgetNonce(keyId, nonce);
-    }
-    if (this.total >= this.capacity) {
-      this.sweepNonces(now, 1000);
-      if (this.total >= this.capacity) return 'full';
-    }
-    if (this.heldBy(keyId) >= share) return 'key_full';
-    this.stmt.insertNonce.run(keyId, nonce, now + ttlMs);
-    this.held.set(keyId, this.heldBy(keyId) + 1);
-    this.total++;
-    return 'ok';
+  private loadQuotas(day: string): void {
+    if (this.dirtyQuotas.size > 0) this.writeAll();
+    this.stmt.dropOldQuotas.run(day);
+    this.quotaDay = day;
+    this.quotas = new Map();
+    this.dirtyQuotas.clear();
+    for (const row of this.stmt.quotasOf.all(day) as Array<{ key_id: string; used: number }>) this.quotas.set(row.key_id, row.used);
   }
 
-  private sweepNonces(now: number, limit: number): void {
-    for (const keyId of this.stmt.sweepNonces.all(now, limit) as string[]) this.dropHeld(keyId);
+  private drop(keyId: string, nonce: string): void {
+    this.dropped.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: 0 });
+    this.release(keyId);
+    void this.durable().catch(() => {});
   }
 
-  private dropHeld(keyId: string): void {
+  private release(keyId: string): void {
     const left = this.heldBy(keyId) - 1;
     if (left > 0) this.held.set(keyId, left);
     else this.held.delete(keyId);
     this.total--;
   }
 
-  private rateNow(keyId: string, rate: number, burst: number): LimitOutcome {
-    const now = this.clock();
-    const step = takeToken(this.stmt.getBucket.get(keyId) as number | undefined, now, rate, burst);
-    if (step.outcome.allowed) this.stmt.putBucket.run(keyId, step.tat);
-    return step.outcome;
-  }
-
-  private failureNow(ip: string): number {
-    const now = this.clock();
-    this.stmt.sweepFailures.run(now, SWEEP_PER_WRITE);
-    const prev = this.stmt.getFailure.get(ip) as FailureRow | undefined;
-    const row = countFailure(prev, now, this.policy);
-    this.stmt.putFailure.run(ip, row.count, row.windowEnd, row.blockedUntil, failureRowExpires(row));
-    if (row.blockedUntil > now) this.blocked.set(ip, row.blockedUntil);
-    return Math.max(0, row.blockedUntil - now);
+  /** When the store is full, expired rows behind a straggler at the head may still be there: look for them all. */
+  private sweepAllOnceASecond(now: number): void {
+    if (now - this.lastFullSweep < 1000) return;
+    this.lastFullSweep = now;
+    // Forgotten rows must leave the file first, or the sweep would count them out twice.
+    this.writeAll();
+    for (const keyId of this.stmt.sweepAllNonces.all(now) as string[]) this.release(keyId);
+    for (const [id, p] of this.pendingNonces) {
+      if (p.expires > now) continue;
+      this.pendingNonces.delete(id);
+      this.release(p.keyId);
+    }
   }
 }
 
 function prepare(db: Database.Database) {
   return {
-    db,
     findNonce: db.prepare('SELECT expires FROM nonces WHERE key_id = ? AND nonce = ?').pluck(),
     insertNonce: db.prepare('INSERT INTO nonces (key_id, nonce, expires) VALUES (?, ?, ?)'),
     deleteNonce: db.prepare('DELETE FROM nonces WHERE key_id = ? AND nonce = ?'),
-    sweepNonces: db.prepare(`DELETE FROM nonces WHERE (key_id, nonce) IN
-      (SELECT key_id, nonce FROM nonces WHERE expires <= ? ORDER BY expires LIMIT ?) RETURNING key_id`).pluck(),
-    getBucket: db.prepare('SELECT tat FROM buckets WHERE key_id = ?').pluck(),
+    sweepNonces: db.prepare('DELETE FROM nonces WHERE id IN (SELECT id FROM nonces ORDER BY id LIMIT ?) AND expires <= ? RETURNING key_id').pluck(),
+    sweepAllNonces: db.prepare('DELETE FROM nonces WHERE expires <= ? RETURNING key_id').pluck(),
     putBucket: db.prepare('INSERT INTO buckets (key_id, tat) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET tat = excluded.tat'),
-    // One statement counts and refuses: no row comes back once the day's count has reached the limit.
-    countQuota: db.prepare(`INSERT INTO quotas (key_id, day, used) VALUES (?, ?, 1)
-      ON CONFLICT (key_id, day) DO UPDATE SET used = used + 1 WHERE used < ? RETURNING used`),
-    sweepQuotas: db.prepare('DELETE FROM quotas WHERE (key_id, day) IN (SELECT key_id, day FROM quotas WHERE day < ? LIMIT ?)'),
-    getFailure: db.prepare('SELECT count, window_end AS windowEnd, blocked_until AS blockedUntil FROM auth_failures WHERE ip = ?'),
+    quotasOf: db.prepare('SELECT key_id, used FROM quotas WHERE day = ?'),
+    dropOldQuotas: db.prepare('DELETE FROM quotas WHERE day < ?'),
+    putQuota: db.prepare('INSERT INTO quotas (key_id, day, used) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET used = excluded.used'),
     putFailure: db.prepare(`INSERT INTO auth_failures (ip, count, window_end, blocked_until, expires) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (ip) DO UPDATE SET count = excluded.count, window_end = excluded.window_end, blocked_until = excluded.blocked_until, expires = excluded.expires`),
-    sweepFailures: db.prepare(`DELETE FROM auth_failures WHERE ip IN
-      (SELECT ip FROM auth_failures WHERE expires <= ? ORDER BY expires LIMIT ?)`),
+    sweepFailures: db.prepare('DELETE FROM auth_failures WHERE ip IN (SELECT ip FROM auth_failures WHERE expires <= ? LIMIT ?) RETURNING ip').pluck(),
   };
 }

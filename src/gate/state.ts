@@ -39,6 +39,12 @@ export interface GateState {
   /** Milliseconds the address is still blocked for after too many failures (0 if not). */
   authBlockedFor(ip: string): number | Promise<number>;
   close(): void | Promise<void>;
+  /**
+   * For a backend that groups its writes (SQLite): resolves once everything recorded so far is durable. The gate
+   * waits for it before letting a request through, so a crash cannot forget what an answer relied on, while a
+   * refused request (its nonce forgotten before the commit) writes nothing.
+   */
+  durable?(): Promise<void>;
 }
 
 export interface AuthFailurePolicy {
