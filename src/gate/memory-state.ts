@@ -97,9 +97,9 @@ export class MemoryGateState implements GateState {
 
   close(): void {}
 
-  /** Live nonces held (for tests). */
-  nonceCount(): number {
-    return this.nonces.size;
+  /** How many live nonces a key holds (for tests). */
+  heldBy(keyId: string): number {
+    return this.nonces.held(keyId);
   }
 
   private dropFullBuckets(now: number): void {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
+import path from 'node:path';
+import { tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
 
 const SECRET = 'gs_unit_test_secret_value';
@@ -327,21 +329,24 @@ test('the shared signing vectors verify through the gate', async () => {
   }
 });
 
-test('issue 10.1: a flooding key gets 429 and cannot fill the nonce memory every other key needs', async () => {
-  const f = await gateFixture({ nonceCapacity: 200 });
-  const flooder = f.keys.add(SECRET, { tier: 'free' }); // 5/s, burst 10
-  const other = f.keys.add(SECRET, { tier: 'free' });
-  const big = f.keys.add(SECRET, { tier: 'enterprise' });
-  const codes = new Map<number, number>();
-  for (let i = 0; i < 400; i++) {
-    const status = (await f.send({ keyId: flooder.id, secret: SECRET })).statusCode;
-    codes.set(status, (codes.get(status) ?? 0) + 1);
-  }
-  assert.deepEqual(Object.fromEntries(codes), { 200: 10, 429: 390 });
-  assert.equal(f.state.nonceCount(), 10, 'refused requests recorded no nonce');
-  for (let i = 0; i < 10; i++) assert.equal((await f.send({ keyId: other.id, secret: SECRET })).statusCode, 200);
-  for (let i = 0; i < 50; i++) assert.equal((await f.send({ keyId: big.id, secret: SECRET })).statusCode, 200);
-});
+for (const kind of ['memory', 'sqlite'] as const) {
+  test(`issue 10.1: a flooding key gets 429 and cannot fill the nonce memory every other key needs (${kind})`, async (t) => {
+    const f = await gateFixture({ nonceCapacity: 200 }, undefined, kind === 'sqlite' ? path.join(tempDir(t), 'gate-state.db') : undefined);
+    t.after(() => f.state.close());
+    const flooder = f.keys.add(SECRET, { tier: 'free' }); // 5/s, burst 10
+    const other = f.keys.add(SECRET, { tier: 'free' });
+    const big = f.keys.add(SECRET, { tier: 'enterprise' });
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const status = (await f.send({ keyId: flooder.id, secret: SECRET })).statusCode;
+      codes.set(status, (codes.get(status) ?? 0) + 1);
+    }
+    assert.deepEqual(Object.fromEntries(codes), { 200: 10, 429: 390 });
+    assert.equal(f.state.heldBy(flooder.id), 10, 'refused requests recorded no nonce');
+    for (let i = 0; i < 10; i++) assert.equal((await f.send({ keyId: other.id, secret: SECRET })).statusCode, 200);
+    for (let i = 0; i < 50; i++) assert.equal((await f.send({ keyId: big.id, secret: SECRET })).statusCode, 200);
+  });
+}
 
 test('issue 10.1: a refused request never ran, so the same signed request may be sent again', async () => {
   const f = await gateFixture();
