@@ -26,3 +26,24 @@ export function countFailure(row: FailureRow | undefined, now: number, policy: A
 export function failureRowExpires(row: FailureRow): number {
   return Math.max(row.windowEnd, row.blockedUntil);
 }
+
+/** Failure rows per address, in memory (for SQLite, a copy of the file's, loaded at start). */
+export class FailureTable {
+  readonly rows = new Map<string, FailureRow>();
+
+  constructor(private readonly policy: AuthFailurePolicy) {}
+
+  /** Counts one failure; returns ms the address is now blocked for (0 if not). */
+  count(ip: string, now: number): number {
+    const row = countFailure(this.rows.get(ip), now, this.policy);
+    this.rows.set(ip, row);
+    return Math.max(0, row.blockedUntil - now);
+  }
+
+  blockedFor(ip: string, now: () => number): number {
+    if (this.rows.size === 0) return 0;
+    const row = this.rows.get(ip);
+    if (row === undefined || row.blockedUntil === 0) return 0;
+    return Math.max(0, row.blockedUntil - now());
+  }
+}

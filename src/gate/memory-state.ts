@@ -1,6 +1,7 @@
-import { countFailure, type FailureRow } from './auth-failures.js';
+import { FailureTable } from './auth-failures.js';
 import { NonceCache } from './nonce-cache.js';
-import { msUntilUtcMidnight, utcDay, type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { DailyCounts, ProcessSlots } from './counters.js';
+import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
 import { takeToken } from './token-bucket.js';
 
 export interface MemoryStateOptions {
@@ -13,23 +14,20 @@ export interface MemoryStateOptions {
  * The state of one daemon held in memory: lost on restart, so captured requests replay and daily quotas start
  * again (`guardctl serve --state memory`, for tests and experiments). Answers synchronously.
  */
-export class MemoryGateState implements GateState {
+export class MemoryGateState extends ProcessSlots implements GateState {
   private readonly nonces: NonceCache;
   /** Token bucket TAT per key (token-bucket.ts). */
   private readonly buckets = new Map<string, number>();
-  /** Requests counted per key for the UTC day `quotaDay`; replaced when the day changes. */
-  private quotaDay = '';
-  private quotas = new Map<string, number>();
-  private readonly slots = new Map<string, number>();
-  private readonly failures = new Map<string, FailureRow>();
+  private readonly quotas = new DailyCounts();
+  private readonly failures: FailureTable;
   private lastFailureSweep = 0;
   private readonly clock: () => number;
-  private readonly policy: AuthFailurePolicy;
 
   constructor(options: MemoryStateOptions) {
+    super();
     this.clock = options.clock ?? Date.now;
     this.nonces = new NonceCache(options.nonceCapacity, this.clock);
-    this.policy = options.authFailures;
+    this.failures = new FailureTable(options.authFailures);
   }
 
   recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
@@ -50,49 +48,23 @@ export class MemoryGateState implements GateState {
     return step.outcome;
   }
 
-  async acquireSlot(keyId: string, max: number): Promise<boolean> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held >= max) return false;
-    this.slots.set(keyId, held + 1);
-    return true;
-  }
-
-  async releaseSlot(keyId: string): Promise<void> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held <= 1) this.slots.delete(keyId);
-    else this.slots.set(keyId, held - 1);
-  }
-
   consumeQuota(keyId: string, daily: number, now: number): LimitOutcome {
-    const day = utcDay(now);
-    if (day !== this.quotaDay) {
-      this.quotaDay = day;
-      this.quotas = new Map();
-    }
-    const used = this.quotas.get(keyId) ?? 0;
-    const resetMs = msUntilUtcMidnight(now);
-    if (used >= daily) return { allowed: false, limit: daily, remaining: 0, resetMs };
-    this.quotas.set(keyId, used + 1);
-    return { allowed: true, limit: daily, remaining: daily - used - 1, resetMs };
+    return this.quotas.consume(keyId, daily, now);
   }
 
   async recordAuthFailure(ip: string): Promise<number> {
     const now = this.clock();
     // Addresses come and go; drop the finished ones when many have piled up (a full scan at most once a second).
-    if (this.failures.size > 100_000 && now - this.lastFailureSweep >= 1000) {
+    const rows = this.failures.rows;
+    if (rows.size > 100_000 && now - this.lastFailureSweep >= 1000) {
       this.lastFailureSweep = now;
-      for (const [k, row] of this.failures) if (row.windowEnd <= now && row.blockedUntil <= now) this.failures.delete(k);
+      for (const [k, row] of rows) if (row.windowEnd <= now && row.blockedUntil <= now) rows.delete(k);
     }
-    const row = countFailure(this.failures.get(ip), now, this.policy);
-    this.failures.set(ip, row);
-    return Math.max(0, row.blockedUntil - now);
+    return this.failures.count(ip, now);
   }
 
   authBlockedFor(ip: string): number {
-    if (this.failures.size === 0) return 0;
-    const row = this.failures.get(ip);
-    if (row === undefined || row.blockedUntil === 0) return 0;
-    return Math.max(0, row.blockedUntil - this.clock());
+    return this.failures.blockedFor(ip, this.clock);
   }
 
   close(): void {}

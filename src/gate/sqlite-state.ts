@@ -3,8 +3,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ensurePrivateDir } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
-import { countFailure, failureRowExpires, type FailureRow } from './auth-failures.js';
-import { msUntilUtcMidnight, utcDay, type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { FailureTable, failureRowExpires, type FailureRow } from './auth-failures.js';
+import { DailyCounts, ProcessSlots } from './counters.js';
+import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
 import { takeToken } from './token-bucket.js';
 
 export const GATE_STATE_FILE = 'gate-state.db';
@@ -51,10 +52,9 @@ interface PendingNonce {
  * Failed authentications are written the same way without being waited for (a crash can lose one turn).
  * Concurrency slots stay in memory only: a restart ends every request in flight.
  */
-export class SqliteGateState implements GateState {
+export class SqliteGateState extends ProcessSlots implements GateState {
   private readonly clock: () => number;
   private readonly capacity: number;
-  private readonly policy: AuthFailurePolicy;
   /** Live nonces per key and overall, pending ones included. */
   private readonly held = new Map<string, number>();
   private total = 0;
@@ -63,12 +63,10 @@ export class SqliteGateState implements GateState {
   private readonly dropped = new Map<string, PendingNonce>();
   private readonly buckets = new Map<string, number>();
   private readonly dirtyBuckets = new Set<string>();
-  private quotaDay = '';
-  private quotas = new Map<string, number>();
+  private readonly quotas = new DailyCounts((day) => this.startDay(day));
   private readonly dirtyQuotas = new Set<string>();
-  private readonly failures = new Map<string, FailureRow>();
+  private readonly failures: FailureTable;
   private readonly dirtyFailures = new Set<string>();
-  private readonly slots = new Map<string, number>();
   private commitTurn: Promise<void> | undefined;
   private broken: unknown;
   private lastFullSweep = 0;
@@ -76,9 +74,10 @@ export class SqliteGateState implements GateState {
   private readonly writeAll: () => void;
 
   private constructor(private readonly db: Database.Database, readonly file: string, options: SqliteStateOptions) {
+    super();
     this.clock = options.clock ?? Date.now;
     this.capacity = options.nonceCapacity;
-    this.policy = options.authFailures;
+    this.failures = new FailureTable(options.authFailures);
     this.stmt = prepare(db);
     this.writeAll = db.transaction(() => this.write());
     this.load();
@@ -168,46 +167,23 @@ export class SqliteGateState implements GateState {
     return step.outcome;
   }
 
-  async acquireSlot(keyId: string, max: number): Promise<boolean> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held >= max) return false;
-    this.slots.set(keyId, held + 1);
-    return true;
-  }
-
-  async releaseSlot(keyId: string): Promise<void> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held <= 1) this.slots.delete(keyId);
-    else this.slots.set(keyId, held - 1);
-  }
-
   consumeQuota(keyId: string, daily: number, now: number): LimitOutcome {
     this.usable();
-    const day = utcDay(now);
-    if (day !== this.quotaDay) this.loadQuotas(day);
-    const used = this.quotas.get(keyId) ?? 0;
-    const resetMs = msUntilUtcMidnight(now);
-    if (used >= daily) return { allowed: false, limit: daily, remaining: 0, resetMs };
-    this.quotas.set(keyId, used + 1);
-    this.dirtyQuotas.add(keyId);
-    return { allowed: true, limit: daily, remaining: daily - used - 1, resetMs };
+    const outcome = this.quotas.consume(keyId, daily, now);
+    if (outcome.allowed) this.dirtyQuotas.add(keyId);
+    return outcome;
   }
 
   async recordAuthFailure(ip: string): Promise<number> {
     this.usable();
-    const now = this.clock();
-    const row = countFailure(this.failures.get(ip), now, this.policy);
-    this.failures.set(ip, row);
+    const blocked = this.failures.count(ip, this.clock());
     this.dirtyFailures.add(ip);
     void this.durable().catch(() => {});
-    return Math.max(0, row.blockedUntil - now);
+    return blocked;
   }
 
   authBlockedFor(ip: string): number {
-    if (this.failures.size === 0) return 0;
-    const row = this.failures.get(ip);
-    if (row === undefined || row.blockedUntil === 0) return 0;
-    return Math.max(0, row.blockedUntil - this.clock());
+    return this.failures.blockedFor(ip, this.clock);
   }
 
   /** Commits what is pending, then closes the file. */
@@ -268,16 +244,16 @@ export class SqliteGateState implements GateState {
     if (written > 0) for (const keyId of s.sweepNonces.all(SWEEP_PER_WRITE * written, now) as string[]) this.release(keyId);
     for (const keyId of this.dirtyBuckets) s.putBucket.run(keyId, this.buckets.get(keyId)!);
     this.dirtyBuckets.clear();
-    for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotaDay, this.quotas.get(keyId)!);
+    for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotas.day, this.quotas.used(keyId));
     this.dirtyQuotas.clear();
     if (this.dirtyFailures.size > 0) {
       for (const ip of this.dirtyFailures) {
-        const row = this.failures.get(ip)!;
+        const row = this.failures.rows.get(ip)!;
         s.putFailure.run(ip, row.count, row.windowEnd, row.blockedUntil, failureRowExpires(row));
       }
       this.dirtyFailures.clear();
       // Finished addresses go from memory and file alike, a few per write.
-      for (const ip of s.sweepFailures.all(now, SWEEP_PER_WRITE) as string[]) this.failures.delete(ip);
+      for (const ip of s.sweepFailures.all(now, SWEEP_PER_WRITE) as string[]) this.failures.rows.delete(ip);
     }
   }
 
@@ -295,18 +271,17 @@ export class SqliteGateState implements GateState {
     }
     db.prepare('DELETE FROM buckets WHERE tat <= ?').run(now);
     for (const row of db.prepare('SELECT ip, count, window_end AS windowEnd, blocked_until AS blockedUntil FROM auth_failures').all() as Array<FailureRow & { ip: string }>) {
-      this.failures.set(row.ip, { count: row.count, windowEnd: row.windowEnd, blockedUntil: row.blockedUntil });
+      this.failures.rows.set(row.ip, { count: row.count, windowEnd: row.windowEnd, blockedUntil: row.blockedUntil });
     }
-    this.loadQuotas(utcDay(now));
   }
 
-  private loadQuotas(day: string): void {
+  /** At start and at 00:00 UTC: yesterday's counts are written, then dropped; the file's counts for `day` apply. */
+  private startDay(day: string): Map<string, number> {
     if (this.dirtyQuotas.size > 0) this.writeAll();
     this.stmt.dropOldQuotas.run(day);
-    this.quotaDay = day;
-    this.quotas = new Map();
-    this.dirtyQuotas.clear();
-    for (const row of this.stmt.quotasOf.all(day) as Array<{ key_id: string; used: number }>) this.quotas.set(row.key_id, row.used);
+    const counts = new Map<string, number>();
+    for (const row of this.stmt.quotasOf.all(day) as Array<{ key_id: string; used: number }>) counts.set(row.key_id, row.used);
+    return counts;
   }
 
   private drop(keyId: string, nonce: string): void {
