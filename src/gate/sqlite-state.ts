@@ -125,7 +125,7 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     }
   }
 
-  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult | Promise<NonceResult> {
+  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
     this.usable();
     const now = this.clock();
     const id = `${keyId}\n${nonce}`;
