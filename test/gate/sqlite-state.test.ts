@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { GuardError } from '../../src/core/errors.js';
+import { openGateState } from '../../src/gate/open-state.js';
 import { SqliteGateState } from '../../src/gate/sqlite-state.js';
 import { tempDir } from '../helpers/cli.js';
 import { stateContract } from './state-contract.js';
@@ -83,4 +84,18 @@ test('sqlite: a damaged file, or one another daemon holds, is a GUARD_E_STATE er
   const first = open();
   t.after(() => first.close());
   assert.throws(open, (err: unknown) => err instanceof GuardError && err.code === 'GUARD_E_STATE' && /in use by another guardctl serve/.test(err.message));
+});
+
+test('--state: sqlite opens <home>/gate-state.db; memory says, with a warning, what a restart loses', async (t) => {
+  const home = tempDir(t);
+  const warnings: string[] = [];
+  const options = { nonceCapacity: 10, authFailures: POLICY };
+  const durable = openGateState('sqlite', home, options, (m) => warnings.push(m));
+  t.after(() => durable.close());
+  assert.equal(durable.describe, path.join(home, 'gate-state.db'));
+  assert.ok(fs.existsSync(durable.describe));
+  assert.equal(warnings.length, 0);
+  const memory = openGateState('memory', home, options, (m) => warnings.push(m));
+  assert.equal(memory.describe, 'memory');
+  assert.match(warnings.join('\n'), /--state memory: .*lost on restart/);
 });
