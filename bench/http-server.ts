@@ -1,4 +1,4 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { bindGate } from '../src/gate/fastify.js';
 import { BENCH_PATH, benchGate, benchKeys, nullAudit } from './setup.js';
@@ -11,7 +11,8 @@ if (!parentPort) throw new Error('bench/http-server.ts runs as a worker of bench
 const port = parentPort;
 const keys = await benchKeys();
 const app = Fastify({ logger: false });
-bindGate(app, { gate: benchGate(keys.lookup), audit: nullAudit });
+const { gate, close: closeGate } = benchGate(keys.lookup, (workerData as { state?: 'sqlite' | 'memory' } | undefined)?.state ?? 'sqlite');
+bindGate(app, { gate, audit: nullAudit });
 const handler = async () => ({ ok: true });
 app.post('/open', handler);
 app.post(BENCH_PATH, { config: { gate: { model: () => ({ name: 'guard-small', size: 'small' as const }) } } }, handler);
@@ -22,6 +23,7 @@ port.postMessage({ port: address.port, keyId: keys.keyId, secret: keys.secret, k
 port.on('message', (message) => {
   if (message !== 'stop') return;
   app.close().finally(() => {
+    closeGate();
     keys.close();
     port.close();
   });

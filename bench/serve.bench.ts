@@ -1,6 +1,7 @@
 /**
  * `npm run bench:serve`: the daemon on the embedded demo models, CPU, loopback only, bounded loops.
- *  1. served throughput at concurrency 32 through HTTP + gate vs the raw engine on the same requests (target >= 0.9)
+ *  1. served throughput at concurrency 32 through HTTP + gate (durable state, --state sqlite; GUARDCTL_STATE=memory
+ *     for the in-memory one) vs the raw engine on the same requests (target >= 0.9)
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
  *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
@@ -11,16 +12,12 @@ import { performance } from 'node:perf_hooks';
 import { createEngine } from '../src/infer/engine.js';
 import { probeExecutionProviders } from '../src/infer/ep-probe.js';
 import type { Engine } from '../src/infer/types.js';
-import { Gate } from '../src/gate/gate.js';
-import { MemoryGateState } from '../src/gate/memory-state.js';
-import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
-import { loadTiers } from '../src/keys/tiers.js';
 import { buildServer } from '../src/server/app.js';
 import { serveConfig } from '../src/server/config.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
-import { benchKeys, drive as pool, nullAudit, percentile, signedPost } from './setup.js';
+import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost } from './setup.js';
 
 const PROMPTS = [
   'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
@@ -41,8 +38,9 @@ async function main(): Promise<void> {
   const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads() });
   await engine.start();
   const keys = await benchKeys();
-  const state = new MemoryGateState({ nonceCapacity: 1_000_000, authFailures: DEFAULT_GATE_OPTIONS.authFailures });
-  const gate = new Gate({ keys: keys.lookup, state, tiers: loadTiers(undefined), options: DEFAULT_GATE_OPTIONS });
+  // The daemon's default; GUARDCTL_STATE=memory measures the in-memory state for comparison.
+  const kind = process.env.GUARDCTL_STATE === 'memory' ? 'memory' : 'sqlite';
+  const { gate, close: closeGate } = benchGate(keys.lookup, kind);
   const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
@@ -59,8 +57,8 @@ async function main(): Promise<void> {
       httpSum += await pool(N, 32, viaHttp);
     }
     const [raw, served] = [rawSum / 2, httpSum / 2];
-    say(`1. concurrency 32: raw engine ${raw.toFixed(1)} req/s, HTTP + gate ${served.toFixed(1)} req/s`);
-    rows.push(['served / raw engine, c=32', `${(served / raw).toFixed(3)} (${served.toFixed(1)} vs ${raw.toFixed(1)} req/s)`, '>= 0.9', served / raw >= 0.9 ? 'ok' : 'MISSED']);
+    say(`1. concurrency 32: raw engine ${raw.toFixed(1)} req/s, HTTP + gate (--state ${kind}) ${served.toFixed(1)} req/s`);
+    rows.push([`served / raw engine, c=32, ${kind} state`, `${(served / raw).toFixed(3)} (${served.toFixed(1)} vs ${raw.toFixed(1)} req/s)`, '>= 0.9', served / raw >= 0.9 ? 'ok' : 'MISSED']);
 
     // 2. batching: concurrency 32 vs 1, engine direct
     const c1 = await pool(48, 1, viaEngine(engine));
@@ -98,6 +96,7 @@ async function main(): Promise<void> {
     agent.destroy();
     await app.close();
     await engine.close();
+    closeGate();
     keys.close();
   }
   const widths = [0, 1, 2, 3].map((c) => Math.max(...[['measure', 'result', 'target', ''], ...rows].map((r) => (r[c] ?? '').length)));

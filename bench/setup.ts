@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditSink } from '../src/gate/audit.js';
 import { Gate, type GateRequest } from '../src/gate/gate.js';
-import { MemoryGateState } from '../src/gate/memory-state.js';
+import { openGateState, type StateKind } from '../src/gate/open-state.js';
 import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
 import { signRequest } from '../src/gate/sign-request.js';
 import { loadTiers } from '../src/keys/tiers.js';
@@ -40,10 +40,20 @@ export async function benchKeys(): Promise<BenchKeys> {
   return { lookup, keyId: record.id, secret, kind: 'KeyStore (SQLite) + createKeyLookup', close };
 }
 
-export function benchGate(keys: KeyLookup): Gate {
+export const STATE_KINDS: StateKind[] = ['sqlite', 'memory'];
+
+/** The gate as `guardctl serve --state KIND` builds it; a sqlite state lives in a temporary home of its own. */
+export function benchGate(keys: KeyLookup, kind: StateKind = 'sqlite'): { gate: Gate; close(): void } {
   const options = DEFAULT_GATE_OPTIONS;
-  const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
-  return new Gate({ keys, state, tiers: loadTiers(undefined), options });
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-state-'));
+  const state = openGateState(kind, home, options, () => {});
+  return {
+    gate: new Gate({ keys, state, tiers: loadTiers(undefined), options }),
+    close: () => {
+      void state.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
 }
 
 export const nullAudit: AuditSink = { write() {}, async close() {} };

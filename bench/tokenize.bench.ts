@@ -64,7 +64,8 @@ interface Served {
 async function served(tuning: EngineTuning, keys: Awaited<ReturnType<typeof benchKeys>>): Promise<Served> {
   const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads(), ...tuning });
   await engine.start();
-  const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate: benchGate(keys.lookup), audit: nullAudit }, logger: false });
+  const gate = benchGate(keys.lookup);
+  const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate: gate.gate, audit: nullAudit }, logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -77,6 +78,7 @@ async function served(tuning: EngineTuning, keys: Awaited<ReturnType<typeof benc
       agent.destroy();
       await app.close();
       await engine.close();
+      gate.close();
     },
   };
 }

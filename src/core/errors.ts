@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   GUARD_E_HOME: 'The data directory cannot be created, read or written, or has unsafe permissions.',
   GUARD_E_MASTER_KEY: 'The master key is missing, malformed, readable by others, or does not open the key store.',
   GUARD_E_KEYSTORE: 'The key store cannot be opened or is damaged.',
+  GUARD_E_STATE: "The gate's state file (nonces, quotas, blocks) cannot be opened, is in use by another daemon, or is damaged.",
   GUARD_E_KEY_NOT_FOUND: 'No API key has that id.',
   GUARD_E_KEY_STATE: 'The key is in a state that does not allow the operation (for example already revoked).',
   GUARD_E_TOKEN: 'An API key id or secret is mistyped or truncated (its checksum does not match).',

@@ -6,7 +6,7 @@ import type { Logger } from '../core/log.js';
 import { fileAuditSink, type AuditSink } from '../gate/audit.js';
 import { Gate } from '../gate/gate.js';
 import type { CidrList } from '../gate/ip.js';
-import { MemoryGateState } from '../gate/memory-state.js';
+import { openGateState } from '../gate/open-state.js';
 import { gateOptionsFromConfig } from '../gate/options.js';
 import { createEngine } from '../infer/engine.js';
 import type { Engine, ModelSpec } from '../infer/types.js';
@@ -68,10 +68,12 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     if (store.health().active === 0) logger.warn('the key store holds no active key: create one with `guardctl keys create --name NAME --tier TIER`');
     const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
     trustedProxies = options.trustedProxies;
-    const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
+    const state = openGateState(settings.state, inputs.home, options, (message) => logger.warn(message));
+    closers.push(() => state.close());
+    logger.info({ state: state.describe }, 'gate state');
     const tiers = loadTiers(section(inputs.config, 'tiers', inputs.configFile), inputs.configFile);
     const audit = fileAuditSink(settings.auditFile ?? path.join(inputs.home, 'audit', 'audit.jsonl'));
-    closers.push(() => audit.close(), () => state.close());
+    closers.push(() => audit.close());
     gate = { gate: new Gate({ keys: lookup, state, tiers, options, onError: (err) => logger.error({ err: (err as Error).message }, 'gate state') }), audit };
   }
 

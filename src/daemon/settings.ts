@@ -39,6 +39,8 @@ export interface ServeSettings {
   tlsKey?: string;
   insecureNoAuth: boolean;
   auditFile?: string;
+  /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, or memory. */
+  state: 'sqlite' | 'memory';
 }
 
 const oneOf = <T extends string>(values: readonly T[]) => (text: string, where: string): T => {
@@ -82,6 +84,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'tlsCert', flag: '--tls-cert <file>', env: 'GUARDCTL_TLS_CERT', configKey: 'tls_cert', description: 'serve HTTPS with this certificate chain (reloaded on SIGHUP and change)', default: undefined, parse: text },
   { key: 'tlsKey', flag: '--tls-key <file>', env: 'GUARDCTL_TLS_KEY', configKey: 'tls_key', description: 'the private key for --tls-cert', default: undefined, parse: text },
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
+  { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts) or memory (lost on restart)', default: 'sqlite', parse: oneOf(['sqlite', 'memory'] as const) },
   { key: 'auditFile', flag: '--audit-file <file>', env: 'GUARDCTL_AUDIT_FILE', configKey: 'audit_file', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
 ];
 
@@ -96,8 +99,11 @@ function parseBool(t: string, where: string): boolean {
   throw usageError(`${where} must be true or false, got "${t}"`);
 }
 
-/** flags (commander values; undefined when not given) > env > config file `serve:` > defaults. */
-export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, fileSection: Record<string, unknown>, source: string): ServeSettings {
+/**
+ * flags (commander values; undefined when not given) > env > config file `serve:` > defaults. A config key
+ * written `gate.NAME` is read from the file's `gate:` section instead.
+ */
+export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, fileSection: Record<string, unknown>, source: string, gateSection: Record<string, unknown> = {}): ServeSettings {
   const known = new Set(SETTINGS.map((s) => s.configKey));
   for (const key of Object.keys(fileSection)) {
     if (!known.has(key)) throw new GuardError('GUARD_E_CONFIG', `unknown setting serve.${key} in ${source}`, { hint: `known: ${[...known].join(', ')}` });
@@ -109,9 +115,10 @@ export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.Proc
       out[def.key] = def.boolean ? true : def.parse(String(flagValue), def.flag.split(' ')[0]!);
       continue;
     }
-    const fromFile = fileSection[def.configKey];
+    const inGate = def.configKey.startsWith('gate.');
+    const fromFile = inGate ? gateSection[def.configKey.slice(5)] : fileSection[def.configKey];
     const raw = pick<string>(env[def.env], fromFile === undefined || fromFile === null ? undefined : String(fromFile));
-    const where = env[def.env] !== undefined && env[def.env] !== '' ? def.env : `serve.${def.configKey} in ${source}`;
+    const where = env[def.env] !== undefined && env[def.env] !== '' ? def.env : `${inGate ? '' : 'serve.'}${def.configKey} in ${source}`;
     if (raw !== undefined) out[def.key] = def.parse(raw, where);
     else if (def.default !== undefined) out[def.key] = typeof def.default === 'boolean' ? def.default : def.parse(def.default, def.flag);
   }

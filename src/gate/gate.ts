@@ -9,6 +9,7 @@ import {
 import { clientIp, parseCidrList } from './ip.js';
 import type { GateOptions } from './options.js';
 import { isAuthFailure, REASONS, type ReasonCode } from './reasons.js';
+import { bucketSize, nonceShare } from './nonce-share.js';
 import type { GateState, LimitOutcome } from './state.js';
 
 /** A request as the gate sees it, independent of the HTTP framework. */
@@ -148,14 +149,28 @@ export class Gate {
       return this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
     }
 
-    // 6. nonce, recorded only now so unsigned requests cannot burn a client's nonces
-    const recorded = state.recordNonce(record.id, nonce!, (options.windowSec * 2 + 1) * 1000);
+    // 6. nonce, recorded only now so unsigned requests cannot burn a client's nonces. A request refused after this
+    // forgets it again: it never ran, so its replay may count as new, and a key's refused flood holds no room.
+    const limits = effectiveLimits(record, this.deps.tiers);
+    const ttlMs = (options.windowSec * 2 + 1) * 1000;
+    const recorded = state.recordNonce(record.id, nonce!, ttlMs, nonceShare(limits, ttlMs, options.nonceCapacity));
     const seen = typeof recorded === 'string' ? recorded : await recorded;
     if (seen === 'replayed') return this.fail('replayed_nonce', ip, { keyId, tier });
     if (seen === 'full') return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
+    // Its share is all its own limits admit within a nonce's lifetime: more is a flood, refused by its rate.
+    if (seen === 'key_full') return this.deny('rate_limited', ip, { 'Retry-After': '1' }, { keyId, tier });
+    const admitted = await this.admit(req, record, limits, ip, now);
+    if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
+    else if (state.durable) await state.durable().catch((err: unknown) => (admitted.release(), Promise.reject(err)));
+    return admitted;
+  }
 
+  /** Steps 7 and 8, for a request whose nonce is recorded. */
+  private async admit(req: GateRequest, record: KeyRecord, limits: Limits, ip: string, now: number): Promise<GateResult> {
+    const { state } = this.deps;
+    const keyId = record.id;
+    const tier = record.tier;
     // 7. model allowed for the tier
-    const limits = effectiveLimits(record, this.deps.tiers);
     const model = req.model?.();
     if (model && !modelAllowed(limits.models, model)) {
       return this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model.name}" is not in this key's tier "${tier}"` });
@@ -164,7 +179,7 @@ export class Gate {
     // 8. rate, then concurrency, then the daily quota
     const headers: Record<string, string> = {};
     if (limits.rate !== null) {
-      const burst = limits.burst ?? Math.max(1, Math.ceil(limits.rate));
+      const burst = bucketSize(limits);
       const bucket = await state.consumeRate(record.id, limits.rate, burst);
       Object.assign(headers, rateLimitHeaders(bucket, `${burst};w=${Math.max(1, Math.round(burst / limits.rate))}`));
       if (!bucket.allowed) return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(bucket.resetMs) }, { keyId, tier });

@@ -1,6 +1,8 @@
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { FailureTable } from './auth-failures.js';
 import { NonceCache } from './nonce-cache.js';
-import { msUntilUtcMidnight, utcDay, type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { DailyCounts, ProcessSlots } from './counters.js';
+import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { takeToken } from './token-bucket.js';
 
 export interface MemoryStateOptions {
   nonceCapacity: number;
@@ -9,116 +11,70 @@ export interface MemoryStateOptions {
 }
 
 /**
- * The single-daemon state. Rates use rate-limiter-flexible's BurstyRateLimiter, its documented token-bucket
- * equivalent: a steady limiter of `rate` per second plus a burst allowance of `burst - rate` that refills over
- * burst/rate seconds, so at most `burst` requests pass at once and `rate`/s pass sustained.
+ * The state of one daemon held in memory: lost on restart, so captured requests replay and daily quotas start
+ * again (`guardctl serve --state memory`, for tests and experiments). Answers synchronously.
  */
-export class MemoryGateState implements GateState {
+export class MemoryGateState extends ProcessSlots implements GateState {
   private readonly nonces: NonceCache;
-  private readonly buckets = new Map<string, BurstyRateLimiter>();
-  private readonly quotas = new Map<number, RateLimiterMemory>();
-  private readonly slots = new Map<string, number>();
-  private readonly failures: RateLimiterMemory;
-  /** Blocked addresses and until when: checked on every request without touching the limiter. */
-  private readonly blocked = new Map<string, number>();
+  /** Token bucket TAT per key (token-bucket.ts). */
+  private readonly buckets = new Map<string, number>();
+  private readonly quotas = new DailyCounts();
+  private readonly failures: FailureTable;
+  private lastFailureSweep = 0;
   private readonly clock: () => number;
 
   constructor(options: MemoryStateOptions) {
-    this.nonces = new NonceCache(options.nonceCapacity, options.clock);
+    super();
     this.clock = options.clock ?? Date.now;
-    this.failures = new RateLimiterMemory({
-      keyPrefix: 'authfail',
-      points: options.authFailures.limit,
-      duration: options.authFailures.windowSec,
-      blockDuration: options.authFailures.blockSec,
-    });
+    this.nonces = new NonceCache(options.nonceCapacity, this.clock);
+    this.failures = new FailureTable(options.authFailures);
   }
 
-  recordNonce(keyId: string, nonce: string, ttlMs: number): NonceResult {
-    return this.nonces.record(`${keyId}\n${nonce}`, ttlMs);
+  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
+    return this.nonces.record(keyId, nonce, ttlMs, share);
   }
 
-  async consumeRate(keyId: string, rate: number, burst: number): Promise<LimitOutcome> {
-    const limiter = this.bucketFor(rate, burst);
-    return settle(limiter.consume(keyId), burst);
+  forgetNonce(keyId: string, nonce: string): void {
+    this.nonces.forget(keyId, nonce);
   }
 
-  async acquireSlot(keyId: string, max: number): Promise<boolean> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held >= max) return false;
-    this.slots.set(keyId, held + 1);
-    return true;
+  consumeRate(keyId: string, rate: number, burst: number): LimitOutcome {
+    const now = this.clock();
+    const step = takeToken(this.buckets.get(keyId), now, rate, burst);
+    // A full bucket needs no entry: one per key that is actually drawing on its bucket.
+    if (step.tat <= now) this.buckets.delete(keyId);
+    else this.buckets.set(keyId, step.tat);
+    if (this.buckets.size > 10_000) this.dropFullBuckets(now);
+    return step.outcome;
   }
 
-  async releaseSlot(keyId: string): Promise<void> {
-    const held = this.slots.get(keyId) ?? 0;
-    if (held <= 1) this.slots.delete(keyId);
-    else this.slots.set(keyId, held - 1);
-  }
-
-  async consumeQuota(keyId: string, daily: number, now: number): Promise<LimitOutcome> {
-    let limiter = this.quotas.get(daily);
-    if (!limiter) {
-      // Keyed by UTC day, so the count resets at 00:00 UTC whatever the limiter's own window.
-      limiter = new RateLimiterMemory({ keyPrefix: `quota${daily}`, points: daily, duration: 2 * 86_400 });
-      this.quotas.set(daily, limiter);
-    }
-    const outcome = await settle(limiter.consume(`${keyId}:${utcDay(now)}`), daily);
-    return { ...outcome, resetMs: msUntilUtcMidnight(now) };
+  consumeQuota(keyId: string, daily: number, now: number): LimitOutcome {
+    return this.quotas.consume(keyId, daily, now);
   }
 
   async recordAuthFailure(ip: string): Promise<number> {
-    try {
-      await this.failures.consume(ip);
-      return 0;
-    } catch (res) {
-      if (!(res instanceof RateLimiterRes)) throw res;
-      this.blocked.set(ip, this.clock() + res.msBeforeNext);
-      return res.msBeforeNext;
+    const now = this.clock();
+    // Addresses come and go; drop the finished ones when many have piled up (a full scan at most once a second).
+    const rows = this.failures.rows;
+    if (rows.size > 100_000 && now - this.lastFailureSweep >= 1000) {
+      this.lastFailureSweep = now;
+      for (const [k, row] of rows) if (row.windowEnd <= now && row.blockedUntil <= now) rows.delete(k);
     }
+    return this.failures.count(ip, now);
   }
 
   authBlockedFor(ip: string): number {
-    if (this.blocked.size === 0) return 0;
-    const until = this.blocked.get(ip);
-    if (until === undefined) return 0;
-    const left = until - this.clock();
-    if (left <= 0) this.blocked.delete(ip);
-    return Math.max(0, left);
+    return this.failures.blockedFor(ip, this.clock);
   }
 
-  async close(): Promise<void> {}
+  close(): void {}
 
-  private bucketFor(rate: number, burst: number): BurstyRateLimiter {
-    const id = `${rate}/${burst}`;
-    let limiter = this.buckets.get(id);
-    if (!limiter) {
-      // rate-limiter-flexible counts whole points per whole-second window: express fractional rates per minute/hour.
-      const [points, duration] = wholePoints(rate);
-      const extra = Math.max(burst - points, 0);
-      const steady = new RateLimiterMemory({ keyPrefix: `rate${id}`, points, duration });
-      const bursts = new RateLimiterMemory({ keyPrefix: `burst${id}`, points: extra, duration: Math.max(1, Math.ceil(burst / rate)) });
-      limiter = new BurstyRateLimiter(steady, bursts);
-      this.buckets.set(id, limiter);
-    }
-    return limiter;
+  /** How many live nonces a key holds (for tests). */
+  heldBy(keyId: string): number {
+    return this.nonces.held(keyId);
   }
-}
 
-export function wholePoints(rate: number): [points: number, durationSec: number] {
-  for (const duration of [1, 60, 3600]) {
-    const points = rate * duration;
-    if (Number.isInteger(points) || points >= 100) return [Math.max(1, Math.floor(points)), duration];
-  }
-  return [Math.max(1, Math.floor(rate * 86_400)), 86_400];
-}
-
-async function settle(attempt: Promise<RateLimiterRes>, limit: number): Promise<LimitOutcome> {
-  try {
-    const res = await attempt;
-    return { allowed: true, limit, remaining: Math.max(0, res.remainingPoints), resetMs: res.msBeforeNext };
-  } catch (res) {
-    if (!(res instanceof RateLimiterRes)) throw res;
-    return { allowed: false, limit, remaining: 0, resetMs: Math.max(1, res.msBeforeNext) };
+  private dropFullBuckets(now: number): void {
+    for (const [k, tat] of this.buckets) if (tat <= now) this.buckets.delete(k);
   }
 }

@@ -40,7 +40,8 @@ export function gateOptionsFromConfig(section: Record<string, unknown>, source: 
     if (typeof v !== 'boolean') throw new GuardError('GUARD_E_CONFIG', `${where(key)} must be true or false`, { hint: `got ${JSON.stringify(v)}` });
     return v;
   };
-  const known = ['window', 'trusted_proxies', 'require_v2', 'debug', 'nonce_capacity', 'auth_failure_limit', 'auth_failure_window', 'auth_failure_block'];
+  // `state` is read with the serve settings (--state, GUARDCTL_STATE) in src/daemon/settings.ts.
+  const known = ['window', 'trusted_proxies', 'require_v2', 'debug', 'nonce_capacity', 'auth_failure_limit', 'auth_failure_window', 'auth_failure_block', 'state'];
   for (const key of Object.keys(section)) {
     if (!known.includes(key)) throw new GuardError('GUARD_E_CONFIG', `unknown setting ${where(key)}`, { hint: `known gate settings: ${known.join(', ')}` });
   }

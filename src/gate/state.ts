@@ -1,7 +1,8 @@
 /**
- * Everything the gate remembers between requests, behind one interface so that several daemons can share it
- * (Redis) or one can keep it in memory (the default). Implementations own the limiter arithmetic; the gate only
- * decides what to ask and how to answer.
+ * Everything the gate remembers between requests, behind one interface: SQLite on one host (the default, it
+ * survives restarts: sqlite-state.ts), memory (memory-state.ts), and later a networked store (Redis) that several
+ * daemons share. Each backend makes its own operations atomic; the arithmetic they share (token-bucket.ts,
+ * auth-failures.ts) lives outside them. The gate only decides what to ask and how to answer.
  */
 export interface LimitOutcome {
   allowed: boolean;
@@ -11,27 +12,39 @@ export interface LimitOutcome {
   resetMs: number;
 }
 
-export type NonceResult = 'ok' | 'replayed' | 'full';
+/** 'full': no room left at all; 'key_full': this key holds its whole share (see recordNonce). */
+export type NonceResult = 'ok' | 'replayed' | 'full' | 'key_full';
 
 /**
  * Methods on the hot path may answer synchronously (the in-memory state does), saving the gate an await per
  * request; shared stores (Redis) return promises.
  */
 export interface GateState {
-  /** Records a nonce for a key unless seen; remembered for ttlMs. 'full' when no room is left: never forgets early. */
-  recordNonce(keyId: string, nonce: string, ttlMs: number): NonceResult | Promise<NonceResult>;
-  /** Takes one token from the key's bucket (refill `rate`/s, capacity `burst`). */
-  consumeRate(keyId: string, rate: number, burst: number): Promise<LimitOutcome>;
+  /**
+   * Records a nonce for a key unless seen; remembered for ttlMs. 'key_full' when the key already holds `share`
+   * live nonces, 'full' when no room is left at all: a live nonce is never forgotten early.
+   */
+  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult | Promise<NonceResult>;
+  /** Undoes recordNonce for a request that was refused after it (never executed, so its replay may count as new). */
+  forgetNonce(keyId: string, nonce: string): void | Promise<void>;
+  /** Takes one token from the key's bucket (refill `rate`/s, capacity `burst`); see token-bucket.ts. */
+  consumeRate(keyId: string, rate: number, burst: number): LimitOutcome | Promise<LimitOutcome>;
   /** Takes a concurrency slot if fewer than `max` are held. */
   acquireSlot(keyId: string, max: number): Promise<boolean>;
   releaseSlot(keyId: string): Promise<void>;
   /** Counts one request against the key's quota for the UTC day containing `now`. */
-  consumeQuota(keyId: string, daily: number, now: number): Promise<LimitOutcome>;
+  consumeQuota(keyId: string, daily: number, now: number): LimitOutcome | Promise<LimitOutcome>;
   /** Counts a failed authentication from an address; returns ms the address is now blocked for (0 if not). */
   recordAuthFailure(ip: string): Promise<number>;
   /** Milliseconds the address is still blocked for after too many failures (0 if not). */
   authBlockedFor(ip: string): number | Promise<number>;
-  close(): Promise<void>;
+  close(): void | Promise<void>;
+  /**
+   * For a backend that groups its writes (SQLite): resolves once everything recorded so far is durable. The gate
+   * waits for it before letting a request through, so a crash cannot forget what an answer relied on, while a
+   * refused request (its nonce forgotten before the commit) writes nothing.
+   */
+  durable?(): Promise<void>;
 }
 
 export interface AuthFailurePolicy {

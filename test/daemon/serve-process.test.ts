@@ -115,3 +115,40 @@ test('HTTPS with the certificate swapped on SIGHUP, without a restart', async (t
   s.child.kill('SIGTERM');
   assert.equal(await s.exited, 0);
 });
+
+test('issue 10.2/10.3: nonces and daily quotas survive a SIGTERM restart and kill -9 (--state sqlite, the default)', async (t) => {
+  const home = tempDir(t);
+  const created = await runCli(['--home', home, '--json', 'keys', 'create', '--name', 'restart', '--tier', 'enterprise', '--daily', '3']);
+  assert.equal(created.code, 0, created.stderr);
+  const key = created.json<{ id: string; secret: string }>();
+  let s = await serve(home);
+  t.after(() => s.child.kill('SIGKILL'));
+  assert.ok(s.lines.some((l) => l.includes('"msg":"gate state"') && l.includes('gate-state.db')));
+  // The signature covers the path, not the port, which changes with each start (--port 0).
+  const url = `${s.url}/api/v1/models`;
+  const send = async (headers: Record<string, string>) => {
+    const res = await fetch(`${s.url}/api/v1/models`, { headers });
+    const body = (await res.json()) as { error?: { code: string } };
+    return `${res.status}${body.error ? ` ${body.error.code}` : ''}`;
+  };
+  const sign = (opts: { version?: 1 | 2; timestamp?: string } = {}) => signRequest({ method: 'GET', url, keyId: key.id, secret: key.secret, ...opts }).headers;
+  // Captured requests, as an eavesdropper on a broken TLS link would keep them: v1, and v2 dated 290 s ahead.
+  const captured = [sign(), sign({ version: 2, timestamp: String(Math.floor(Date.now() / 1000) + 290) })];
+  for (const headers of captured) assert.equal(await send(headers), '200');
+
+  s.child.kill('SIGTERM');
+  assert.equal(await s.exited, 0);
+  assert.equal(fs.statSync(path.join(home, 'gate-state.db')).mode & 0o777, 0o600);
+  s = await serve(home);
+  for (const headers of captured) assert.equal(await send(headers), '401 replayed_nonce');
+  assert.equal(await send(sign()), '200', 'the third request of the day');
+  assert.equal(await send(sign()), '429 quota_exhausted');
+
+  s.child.kill('SIGKILL');
+  await s.exited;
+  s = await serve(home);
+  for (const headers of captured) assert.equal(await send(headers), '401 replayed_nonce');
+  assert.equal(await send(sign()), '429 quota_exhausted');
+  s.child.kill('SIGTERM');
+  assert.equal(await s.exited, 0);
+});

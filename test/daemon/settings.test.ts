@@ -59,3 +59,12 @@ test('docs/serve.md lists every setting with its flag, env var and config key', 
   const doc = fs.readFileSync(new URL('../../docs/serve.md', import.meta.url), 'utf8');
   for (const d of SETTINGS) assert.ok(doc.includes(`| \`${d.flag}\` | \`${d.env}\` | \`${d.configKey}\` |`), d.flag);
 });
+
+test('--state: sqlite by default; flag > GUARDCTL_STATE > the config file\'s gate.state; bad values name the source', () => {
+  assert.equal(resolveSettings({}, {}, {}, 'f.yaml').state, 'sqlite');
+  assert.equal(resolveSettings({}, {}, {}, 'f.yaml', { state: 'memory' }).state, 'memory');
+  assert.equal(resolveSettings({}, { GUARDCTL_STATE: 'sqlite' }, {}, 'f.yaml', { state: 'memory' }).state, 'sqlite');
+  assert.equal(resolveSettings({ state: 'memory' }, { GUARDCTL_STATE: 'sqlite' }, {}, 'f.yaml').state, 'memory');
+  assert.throws(() => resolveSettings({}, {}, {}, 'f.yaml', { state: 'redis' }), /gate\.state in f\.yaml must be one of sqlite, memory/);
+  assert.throws(() => resolveSettings({}, { GUARDCTL_STATE: 'disk' }, {}, 'f.yaml'), /GUARDCTL_STATE must be one of sqlite, memory/);
+});

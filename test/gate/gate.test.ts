@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
+import path from 'node:path';
+import { tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
 
 const SECRET = 'gs_unit_test_secret_value';
@@ -325,4 +327,49 @@ test('the shared signing vectors verify through the gate', async () => {
     const res = await f.app.inject({ method: v.method, url: `${v.path}?${query}`, payload: v.body, headers: { 'content-type': 'application/json', ...signed.headers } });
     assert.equal(res.json().error.string_to_sign, v.string_to_sign.replace(/\n[^\n]*$/, '\nnonce-8chars'));
   }
+});
+
+for (const kind of ['memory', 'sqlite'] as const) {
+  test(`issue 10.1: a flooding key gets 429 and cannot fill the nonce memory every other key needs (${kind})`, async (t) => {
+    const f = await gateFixture({ nonceCapacity: 200 }, undefined, kind === 'sqlite' ? path.join(tempDir(t), 'gate-state.db') : undefined);
+    t.after(() => f.state.close());
+    const flooder = f.keys.add(SECRET, { tier: 'free' }); // 5/s, burst 10
+    const other = f.keys.add(SECRET, { tier: 'free' });
+    const big = f.keys.add(SECRET, { tier: 'enterprise' });
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      const status = (await f.send({ keyId: flooder.id, secret: SECRET })).statusCode;
+      codes.set(status, (codes.get(status) ?? 0) + 1);
+    }
+    assert.deepEqual(Object.fromEntries(codes), { 200: 10, 429: 390 });
+    assert.equal(f.state.heldBy(flooder.id), 10, 'refused requests recorded no nonce');
+    for (let i = 0; i < 10; i++) assert.equal((await f.send({ keyId: other.id, secret: SECRET })).statusCode, 200);
+    for (let i = 0; i < 50; i++) assert.equal((await f.send({ keyId: big.id, secret: SECRET })).statusCode, 200);
+  });
+}
+
+test('issue 10.1: a refused request never ran, so the same signed request may be sent again', async () => {
+  const f = await gateFixture();
+  const key = f.keys.add(SECRET, { tier: 'enterprise', overrides: { rate: 1, burst: 1 } });
+  assert.equal((await f.send({ keyId: key.id, secret: SECRET })).statusCode, 200);
+  const refused = await f.send({ keyId: key.id, secret: SECRET, nonce: 'nonce-retry-1' });
+  assert.equal(refused.json().error.code, 'rate_limited');
+  f.clock.now += 1000;
+  assert.equal((await f.send({ keyId: key.id, secret: SECRET, nonce: 'nonce-retry-1' })).statusCode, 200);
+  assert.equal((await f.send({ keyId: key.id, secret: SECRET, nonce: 'nonce-retry-1' })).json().error.code, 'replayed_nonce');
+});
+
+test('issue 10.1: what one key holds is bounded by its own limits (burst + rate x nonce lifetime)', async () => {
+  // A 1 s window keeps nonces 3 s: a key at 1/s with a burst of 2 may hold 2 + 1 x 3 = 5.
+  const f = await gateFixture({ windowSec: 1, nonceCapacity: 100 });
+  const key = f.keys.add(SECRET, { tier: 'enterprise', overrides: { rate: 1, burst: 2 } });
+  const other = f.keys.add(SECRET, { tier: 'enterprise' });
+  // Its bucket alone would let it through (say its rate state was lost); its share of the nonce memory does not.
+  f.state.consumeRate = () => ({ allowed: true, limit: 2, remaining: 1, resetMs: 0 });
+  const codes: number[] = [];
+  for (let i = 0; i < 8; i++) codes.push((await f.send({ keyId: key.id, secret: SECRET })).statusCode);
+  assert.deepEqual(codes, [200, 200, 200, 200, 200, 429, 429, 429]);
+  assert.equal((await f.send({ keyId: other.id, secret: SECRET })).statusCode, 200);
+  f.clock.now += 3000;
+  assert.equal((await f.send({ keyId: key.id, secret: SECRET })).statusCode, 200);
 });

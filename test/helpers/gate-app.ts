@@ -5,6 +5,7 @@ import { Gate } from '../../src/gate/gate.js';
 import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS, type GateOptions } from '../../src/gate/options.js';
 import { signRequest } from '../../src/gate/sign-request.js';
+import { SqliteGateState } from '../../src/gate/sqlite-state.js';
 import { loadTiers } from '../../src/keys/tiers.js';
 import { newKeyId } from '../../src/keys/token.js';
 import type { KeyCredentials, KeyLookup, KeyRecord, ModelRef } from '../../src/keys/types.js';
@@ -44,7 +45,7 @@ export interface GateFixture {
   app: FastifyInstance;
   keys: MemoryKeys;
   audit: MemoryAudit;
-  state: MemoryGateState;
+  state: MemoryGateState | SqliteGateState;
   clock: { now: number };
   /** Signs and injects a request; `at` overrides the signing time (Unix seconds). */
   send(opts: SendOptions): Promise<import('light-my-request').Response>;
@@ -68,12 +69,14 @@ export interface SendOptions {
  * default guard-small of size small), POST /api/v1/translate, GET /api/v1/models (no model) and GET /open (no gate).
  * The stub routes echo what the gate decided. POST /api/v1/slow waits until `releaseSlow()` is called.
  */
-export async function gateFixture(options: Partial<GateOptions> = {}, tiersSection?: Record<string, unknown>): Promise<GateFixture & { releaseSlow(): void }> {
+export async function gateFixture(options: Partial<GateOptions> = {}, tiersSection?: Record<string, unknown>, stateFile?: string): Promise<GateFixture & { releaseSlow(): void }> {
   const clock = { now: Date.UTC(2026, 0, 1, 0, 0, 0) };
   const keys = new MemoryKeys();
   const audit = new MemoryAudit();
   const opts: GateOptions = { ...DEFAULT_GATE_OPTIONS, ...options };
-  const state = new MemoryGateState({ nonceCapacity: opts.nonceCapacity, authFailures: opts.authFailures, clock: () => clock.now });
+  // With a file, the state is the daemon's default (--state sqlite).
+  const stateOptions = { nonceCapacity: opts.nonceCapacity, authFailures: opts.authFailures, clock: () => clock.now };
+  const state = stateFile ? SqliteGateState.open({ file: stateFile, ...stateOptions }) : new MemoryGateState(stateOptions);
   const gate = new Gate({ keys, state, tiers: loadTiers(tiersSection), options: opts, now: () => clock.now });
   const app = Fastify({ logger: false });
   bindGate(app, { gate, audit });

@@ -1,0 +1,330 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ensurePrivateDir } from '../core/atomic.js';
+import { GuardError } from '../core/errors.js';
+import { FailureTable, failureRowExpires, type FailureRow } from './auth-failures.js';
+import { DailyCounts, ProcessSlots } from './counters.js';
+import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { takeToken } from './token-bucket.js';
+
+export const GATE_STATE_FILE = 'gate-state.db';
+const SCHEMA_VERSION = 1;
+/** Expired nonces deleted per nonce written: more than one, so the table never falls behind. */
+const SWEEP_PER_WRITE = 4;
+
+export interface SqliteStateOptions {
+  /** The database file, usually <home>/gate-state.db. */
+  file: string;
+  nonceCapacity: number;
+  authFailures: AuthFailurePolicy;
+  clock?: () => number;
+}
+
+// Nonces are kept in insertion order (id), which is expiry order since every nonce lives as long: expired rows
+// are always at the head, so sweeping looks at a few rows and one index serves the replay lookups.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS nonces (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS nonces_key_nonce ON nonces (key_id, nonce);
+CREATE TABLE IF NOT EXISTS buckets (key_id TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quotas (key_id TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (key_id, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_failures (ip TEXT PRIMARY KEY, count INTEGER NOT NULL, window_end INTEGER NOT NULL, blocked_until INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS auth_failures_expires ON auth_failures (expires);
+`;
+
+interface PendingNonce {
+  keyId: string;
+  nonce: string;
+  expires: number;
+}
+
+/**
+ * The gate's state in an SQLite file of its own (WAL, synchronous=NORMAL), so that nonces, token buckets, daily
+ * quota counts and blocked addresses survive SIGTERM and kill -9 (a power cut may lose the last transactions:
+ * the OS had them, the disk not yet).
+ *
+ * One daemon owns the file (an exclusive lock), so what the hot path reads lives in memory, loaded at start:
+ * buckets, today's counts, failure counts, live nonces per key. Nonces themselves are looked up in the file.
+ * Writes are grouped: everything changed during one turn of the event loop is committed in one transaction
+ * (a commit per request cost several times the whole gate), and the gate lets a request through only once
+ * `durable()` says its nonce, token and quota count are committed, so a crash cannot forget them. A request
+ * refused by a limit forgets its nonce before the commit and so writes nothing: a flood costs no disk writes.
+ * Failed authentications are written the same way without being waited for (a crash can lose one turn).
+ * Concurrency slots stay in memory only: a restart ends every request in flight.
+ */
+export class SqliteGateState extends ProcessSlots implements GateState {
+  private readonly clock: () => number;
+  private readonly capacity: number;
+  /** Live nonces per key and overall, pending ones included. */
+  private readonly held = new Map<string, number>();
+  private total = 0;
+  private readonly pendingNonces = new Map<string, PendingNonce>();
+  /** Committed nonces forgotten since the last commit: they count as absent already. */
+  private readonly dropped = new Map<string, PendingNonce>();
+  private readonly buckets = new Map<string, number>();
+  private readonly dirtyBuckets = new Set<string>();
+  private readonly quotas = new DailyCounts((day) => this.startDay(day));
+  private readonly dirtyQuotas = new Set<string>();
+  private readonly failures: FailureTable;
+  private readonly dirtyFailures = new Set<string>();
+  private commitTurn: Promise<void> | undefined;
+  private broken: unknown;
+  private lastFullSweep = 0;
+  private readonly stmt: ReturnType<typeof prepare>;
+  private readonly writeAll: () => void;
+
+  private constructor(private readonly db: Database.Database, readonly file: string, options: SqliteStateOptions) {
+    super();
+    this.clock = options.clock ?? Date.now;
+    this.capacity = options.nonceCapacity;
+    this.failures = new FailureTable(options.authFailures);
+    this.stmt = prepare(db);
+    this.writeAll = db.transaction(() => this.write());
+    this.load();
+  }
+
+  /** Opens (or creates, mode 0600) the state file; a damaged, foreign or busy file is a GUARD_E_STATE error. */
+  static open(options: SqliteStateOptions): SqliteGateState {
+    const file = options.file;
+    ensurePrivateDir(path.dirname(file));
+    let db: Database.Database | undefined;
+    try {
+      try {
+        fs.closeSync(fs.openSync(file, 'wx', 0o600));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      db = new Database(file, { fileMustExist: true, timeout: 1000 });
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new Error(`integrity check failed: ${String(check)}`);
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new GuardError('GUARD_E_STATE', `the gate state file ${file} was written by a newer guardctl (schema ${version})`, {
+          hint: 'run the newer guardctl, or move the file aside to start with an empty state',
+        });
+      }
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      for (const f of [file, `${file}-wal`]) if (fs.existsSync(f) && (fs.statSync(f).mode & 0o077) !== 0) fs.chmodSync(f, 0o600);
+      return new SqliteGateState(db, file, options);
+    } catch (err) {
+      db?.close();
+      if (err instanceof GuardError) throw err;
+      const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
+      throw new GuardError('GUARD_E_STATE', busy
+        ? `the gate state file ${file} is in use by another guardctl serve`
+        : `cannot open the gate state file ${file}: ${(err as Error).message}`, {
+        hint: busy
+          ? 'stop the other daemon, or give this one its own --home'
+          : `check its permissions; if it is damaged, stop the daemon and move it aside: a new file starts empty (requests captured in the last few minutes could be replayed once, and today's quota counts and address blocks start again)`,
+        cause: err,
+      });
+    }
+  }
+
+  recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
+    this.usable();
+    const now = this.clock();
+    const id = `${keyId}\n${nonce}`;
+    const pending = this.pendingNonces.get(id);
+    if (pending) {
+      if (pending.expires > now) return 'replayed';
+      this.pendingNonces.delete(id);
+      this.release(keyId);
+    }
+    const expires = this.dropped.has(id) ? undefined : this.stmt.findNonce.get(keyId, nonce) as number | undefined;
+    if (expires !== undefined) {
+      if (expires > now) return 'replayed';
+      this.drop(keyId, nonce);
+    }
+    if (this.total >= this.capacity) {
+      this.sweepAllOnceASecond(now);
+      if (this.total >= this.capacity) return 'full';
+    }
+    if (this.heldBy(keyId) >= share) return 'key_full';
+    this.pendingNonces.set(id, { keyId, nonce, expires: now + ttlMs });
+    this.held.set(keyId, this.heldBy(keyId) + 1);
+    this.total++;
+    return 'ok';
+  }
+
+  forgetNonce(keyId: string, nonce: string): void {
+    const id = `${keyId}\n${nonce}`;
+    if (this.pendingNonces.delete(id)) this.release(keyId);
+    else if (!this.dropped.has(id) && this.stmt.findNonce.get(keyId, nonce) !== undefined) this.drop(keyId, nonce);
+  }
+
+  consumeRate(keyId: string, rate: number, burst: number): LimitOutcome {
+    this.usable();
+    const step = takeToken(this.buckets.get(keyId), this.clock(), rate, burst);
+    if (step.outcome.allowed) {
+      this.buckets.set(keyId, step.tat);
+      this.dirtyBuckets.add(keyId);
+    }
+    return step.outcome;
+  }
+
+  consumeQuota(keyId: string, daily: number, now: number): LimitOutcome {
+    this.usable();
+    const outcome = this.quotas.consume(keyId, daily, now);
+    if (outcome.allowed) this.dirtyQuotas.add(keyId);
+    return outcome;
+  }
+
+  async recordAuthFailure(ip: string): Promise<number> {
+    this.usable();
+    const blocked = this.failures.count(ip, this.clock());
+    this.dirtyFailures.add(ip);
+    void this.durable().catch(() => {});
+    return blocked;
+  }
+
+  authBlockedFor(ip: string): number {
+    return this.failures.blockedFor(ip, this.clock);
+  }
+
+  /** Commits what is pending, then closes the file. */
+  close(): void {
+    if (!this.db.open) return;
+    if (this.broken === undefined) this.writeAll();
+    this.db.close();
+  }
+
+  /** How many live nonces a key holds (for tests and the bench). */
+  heldBy(keyId: string): number {
+    return this.held.get(keyId) ?? 0;
+  }
+
+  /** One transaction per turn of the event loop for everything changed in it. */
+  durable(): Promise<void> {
+    if (this.commitTurn === undefined && !this.dirty()) return this.broken === undefined ? Promise.resolve() : Promise.reject(this.writeError());
+    return (this.commitTurn ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.commitTurn = undefined;
+        try {
+          // close() has already written everything.
+          if (this.db.open) this.writeAll();
+          resolve();
+        } catch (err) {
+          // What memory holds is no longer what the file holds: refuse from now on rather than guess.
+          this.broken = err;
+          reject(this.writeError());
+        }
+      });
+    }));
+  }
+
+  private dirty(): boolean {
+    return this.pendingNonces.size > 0 || this.dropped.size > 0 || this.dirtyBuckets.size > 0 || this.dirtyQuotas.size > 0 || this.dirtyFailures.size > 0;
+  }
+
+  /** Throws once a commit has failed (disk full, file damaged). */
+  private usable(): void {
+    if (this.broken !== undefined) throw this.writeError();
+  }
+
+  private writeError(): GuardError {
+    return new GuardError('GUARD_E_STATE', `the gate state file ${this.file} could not be written: ${(this.broken as Error).message}`, {
+      hint: 'check the disk; restart the daemon once fixed (requests are refused until then)',
+      cause: this.broken,
+    });
+  }
+
+  private write(): void {
+    const now = this.clock();
+    const s = this.stmt;
+    for (const d of this.dropped.values()) s.deleteNonce.run(d.keyId, d.nonce);
+    this.dropped.clear();
+    const written = this.pendingNonces.size;
+    for (const p of this.pendingNonces.values()) s.insertNonce.run(p.keyId, p.nonce, p.expires);
+    this.pendingNonces.clear();
+    if (written > 0) for (const keyId of s.sweepNonces.all(SWEEP_PER_WRITE * written, now) as string[]) this.release(keyId);
+    for (const keyId of this.dirtyBuckets) s.putBucket.run(keyId, this.buckets.get(keyId)!);
+    this.dirtyBuckets.clear();
+    for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotas.day, this.quotas.used(keyId));
+    this.dirtyQuotas.clear();
+    if (this.dirtyFailures.size > 0) {
+      for (const ip of this.dirtyFailures) {
+        const row = this.failures.rows.get(ip)!;
+        s.putFailure.run(ip, row.count, row.windowEnd, row.blockedUntil, failureRowExpires(row));
+      }
+      this.dirtyFailures.clear();
+      // Finished addresses go from memory and file alike, a few per write.
+      for (const ip of s.sweepFailures.all(now, SWEEP_PER_WRITE) as string[]) this.failures.rows.delete(ip);
+    }
+  }
+
+  private load(): void {
+    const now = this.clock();
+    const db = this.db;
+    db.prepare('DELETE FROM nonces WHERE expires <= ?').run(now);
+    db.prepare('DELETE FROM auth_failures WHERE expires <= ?').run(now);
+    for (const row of db.prepare('SELECT key_id, COUNT(*) AS n FROM nonces GROUP BY key_id').all() as Array<{ key_id: string; n: number }>) {
+      this.held.set(row.key_id, row.n);
+      this.total += row.n;
+    }
+    for (const row of db.prepare('SELECT key_id, tat FROM buckets').all() as Array<{ key_id: string; tat: number }>) {
+      if (row.tat > now) this.buckets.set(row.key_id, row.tat);
+    }
+    db.prepare('DELETE FROM buckets WHERE tat <= ?').run(now);
+    for (const row of db.prepare('SELECT ip, count, window_end AS windowEnd, blocked_until AS blockedUntil FROM auth_failures').all() as Array<FailureRow & { ip: string }>) {
+      this.failures.rows.set(row.ip, { count: row.count, windowEnd: row.windowEnd, blockedUntil: row.blockedUntil });
+    }
+  }
+
+  /** At start and at 00:00 UTC: yesterday's counts are written, then dropped; the file's counts for `day` apply. */
+  private startDay(day: string): Map<string, number> {
+    if (this.dirtyQuotas.size > 0) this.writeAll();
+    this.stmt.dropOldQuotas.run(day);
+    const counts = new Map<string, number>();
+    for (const row of this.stmt.quotasOf.all(day) as Array<{ key_id: string; used: number }>) counts.set(row.key_id, row.used);
+    return counts;
+  }
+
+  private drop(keyId: string, nonce: string): void {
+    this.dropped.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: 0 });
+    this.release(keyId);
+    void this.durable().catch(() => {});
+  }
+
+  private release(keyId: string): void {
+    const left = this.heldBy(keyId) - 1;
+    if (left > 0) this.held.set(keyId, left);
+    else this.held.delete(keyId);
+    this.total--;
+  }
+
+  /** When the store is full, expired rows behind a straggler at the head may still be there: look for them all. */
+  private sweepAllOnceASecond(now: number): void {
+    if (now - this.lastFullSweep < 1000) return;
+    this.lastFullSweep = now;
+    // Forgotten rows must leave the file first, or the sweep would count them out twice.
+    this.writeAll();
+    for (const keyId of this.stmt.sweepAllNonces.all(now) as string[]) this.release(keyId);
+    for (const [id, p] of this.pendingNonces) {
+      if (p.expires > now) continue;
+      this.pendingNonces.delete(id);
+      this.release(p.keyId);
+    }
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    findNonce: db.prepare('SELECT expires FROM nonces WHERE key_id = ? AND nonce = ?').pluck(),
+    insertNonce: db.prepare('INSERT INTO nonces (key_id, nonce, expires) VALUES (?, ?, ?)'),
+    deleteNonce: db.prepare('DELETE FROM nonces WHERE key_id = ? AND nonce = ?'),
+    sweepNonces: db.prepare('DELETE FROM nonces WHERE id IN (SELECT id FROM nonces ORDER BY id LIMIT ?) AND expires <= ? RETURNING key_id').pluck(),
+    sweepAllNonces: db.prepare('DELETE FROM nonces WHERE expires <= ? RETURNING key_id').pluck(),
+    putBucket: db.prepare('INSERT INTO buckets (key_id, tat) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET tat = excluded.tat'),
+    quotasOf: db.prepare('SELECT key_id, used FROM quotas WHERE day = ?'),
+    dropOldQuotas: db.prepare('DELETE FROM quotas WHERE day < ?'),
+    putQuota: db.prepare('INSERT INTO quotas (key_id, day, used) VALUES (?, ?, ?) ON CONFLICT (key_id, day) DO UPDATE SET used = excluded.used'),
+    putFailure: db.prepare(`INSERT INTO auth_failures (ip, count, window_end, blocked_until, expires) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (ip) DO UPDATE SET count = excluded.count, window_end = excluded.window_end, blocked_until = excluded.blocked_until, expires = excluded.expires`),
+    sweepFailures: db.prepare('DELETE FROM auth_failures WHERE ip IN (SELECT ip FROM auth_failures WHERE expires <= ? LIMIT ?) RETURNING ip').pluck(),
+  };
+}
