@@ -133,7 +133,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
         latency_ms: Math.round(reply.elapsedTime * 1000) / 1000,
         input_bytes: request.rawBody?.length ?? 0,
         output_bytes: Number(reply.getHeader('content-length') ?? 0),
-        clientIp: pass?.clientIp ?? denial?.clientIp ?? request.socket.remoteAddress ?? '',
+        clientIp: pass?.clientIp ?? denial?.clientIp ?? request.gateHeaders?.clientIp ?? request.socket.remoteAddress ?? '',
       }));
     };
     route.onRequest = [onRequest, ...asArray(route.onRequest)];
