@@ -148,6 +148,9 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     this.pendingNonces.set(id, { keyId, nonce, expires: now + ttlMs });
     this.held.set(keyId, this.heldBy(keyId) + 1);
     this.total++;
+    // Committed at the end of this turn even if nobody waits for it (a request refused after its nonce was spent);
+    // one refused by a limit forgets it before then, and writes nothing.
+    void this.durable().catch(() => {});
     return 'ok';
   }
 
@@ -206,7 +209,7 @@ export class SqliteGateState extends ProcessSlots implements GateState {
         this.commitTurn = undefined;
         try {
           // close() has already written everything.
-          if (this.db.open) this.writeAll();
+          if (this.db.open && this.dirty()) this.writeAll();
           resolve();
         } catch (err) {
           // What memory holds is no longer what the file holds: refuse from now on rather than guess.
