@@ -49,10 +49,26 @@ export class NonceCache {
     return 'ok';
   }
 
-  forget(owner: string, nonce: string): void {
+  /** Removes a live nonce; returns when it would have expired (undefined if it was not held). */
+  forget(owner: string, nonce: string): number | undefined {
     const key = `${owner}\n${nonce}`;
     const entry = this.seen.get(key);
-    if (entry) this.delete(key, entry);
+    if (!entry) return undefined;
+    this.delete(key, entry);
+    return entry.expires;
+  }
+
+  /** When a live nonce expires (undefined if it is not held). */
+  expiry(owner: string, nonce: string): number | undefined {
+    return this.seen.get(`${owner}\n${nonce}`)?.expires;
+  }
+
+  /** Puts back a nonce remembered elsewhere (a file), oldest first; no bound applies. */
+  restore(owner: string, nonce: string, expires: number): void {
+    const key = `${owner}\n${nonce}`;
+    if (this.seen.has(key)) return;
+    this.seen.set(key, { expires, owner });
+    this.perOwner.set(owner, this.held(owner) + 1);
   }
 
   private delete(key: string, entry: Entry): void {

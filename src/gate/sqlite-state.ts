@@ -6,6 +6,7 @@ import { GuardError } from '../core/errors.js';
 import { FailureTable, failureRowExpires, type FailureRow } from './auth-failures.js';
 import { DailyCounts, ProcessSlots } from './counters.js';
 import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
+import { NonceCache } from './nonce-cache.js';
 import { takeToken } from './token-bucket.js';
 
 export const GATE_STATE_FILE = 'gate-state.db';
@@ -22,17 +23,19 @@ export interface SqliteStateOptions {
 }
 
 // Nonces are kept in insertion order (id), which is expiry order since every nonce lives as long: expired rows
-// are always at the head, so sweeping looks at a few rows and one index serves the replay lookups.
+// are always at the head, and both the table and its one index (expires) only grow at the end, so a commit writes
+// a few pages however many nonces it holds. Replays are looked up in memory (NonceCache), loaded at start.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nonces (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL, nonce TEXT NOT NULL, expires INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS nonces_key_nonce ON nonces (key_id, nonce);
+DROP INDEX IF EXISTS nonces_key_nonce;
+CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
 CREATE TABLE IF NOT EXISTS buckets (key_id TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quotas (key_id TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (key_id, day)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS auth_failures (ip TEXT PRIMARY KEY, count INTEGER NOT NULL, window_end INTEGER NOT NULL, blocked_until INTEGER NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS auth_failures_expires ON auth_failures (expires);
 `;
 
-interface PendingNonce {
+interface NonceRow {
   keyId: string;
   nonce: string;
   expires: number;
@@ -44,7 +47,7 @@ interface PendingNonce {
  * the OS had them, the disk not yet).
  *
  * One daemon owns the file (an exclusive lock), so what the hot path reads lives in memory, loaded at start:
- * buckets, today's counts, failure counts, live nonces per key. Nonces themselves are looked up in the file.
+ * live nonces (as in --state memory, with the same bounds), buckets, today's counts, failure counts.
  * Writes are grouped: everything changed during one turn of the event loop is committed in one transaction
  * (a commit per request cost several times the whole gate), and the gate lets a request through only once
  * `durable()` says its nonce, token and quota count are committed, so a crash cannot forget them. A request
@@ -54,13 +57,11 @@ interface PendingNonce {
  */
 export class SqliteGateState extends ProcessSlots implements GateState {
   private readonly clock: () => number;
-  private readonly capacity: number;
-  /** Live nonces per key and overall, pending ones included. */
-  private readonly held = new Map<string, number>();
-  private total = 0;
-  private readonly pendingNonces = new Map<string, PendingNonce>();
-  /** Committed nonces forgotten since the last commit: they count as absent already. */
-  private readonly dropped = new Map<string, PendingNonce>();
+  private readonly nonces: NonceCache;
+  /** Nonces recorded since the last commit. */
+  private readonly pendingNonces = new Map<string, NonceRow>();
+  /** Committed nonces forgotten since the last commit. */
+  private readonly dropped: NonceRow[] = [];
   private readonly buckets = new Map<string, number>();
   private readonly dirtyBuckets = new Set<string>();
   private readonly quotas = new DailyCounts((day) => this.startDay(day));
@@ -69,14 +70,13 @@ export class SqliteGateState extends ProcessSlots implements GateState {
   private readonly dirtyFailures = new Set<string>();
   private commitTurn: Promise<void> | undefined;
   private broken: unknown;
-  private lastFullSweep = 0;
   private readonly stmt: ReturnType<typeof prepare>;
   private readonly writeAll: () => void;
 
   private constructor(private readonly db: Database.Database, readonly file: string, options: SqliteStateOptions) {
     super();
     this.clock = options.clock ?? Date.now;
-    this.capacity = options.nonceCapacity;
+    this.nonces = new NonceCache(options.nonceCapacity, this.clock);
     this.failures = new FailureTable(options.authFailures);
     this.stmt = prepare(db);
     this.writeAll = db.transaction(() => this.write());
@@ -127,27 +127,9 @@ export class SqliteGateState extends ProcessSlots implements GateState {
 
   recordNonce(keyId: string, nonce: string, ttlMs: number, share: number): NonceResult {
     this.usable();
-    const now = this.clock();
-    const id = `${keyId}\n${nonce}`;
-    const pending = this.pendingNonces.get(id);
-    if (pending) {
-      if (pending.expires > now) return 'replayed';
-      this.pendingNonces.delete(id);
-      this.release(keyId);
-    }
-    const expires = this.dropped.has(id) ? undefined : this.stmt.findNonce.get(keyId, nonce) as number | undefined;
-    if (expires !== undefined) {
-      if (expires > now) return 'replayed';
-      this.drop(keyId, nonce);
-    }
-    if (this.total >= this.capacity) {
-      this.sweepAllOnceASecond(now);
-      if (this.total >= this.capacity) return 'full';
-    }
-    if (this.heldBy(keyId) >= share) return 'key_full';
-    this.pendingNonces.set(id, { keyId, nonce, expires: now + ttlMs });
-    this.held.set(keyId, this.heldBy(keyId) + 1);
-    this.total++;
+    const seen = this.nonces.record(keyId, nonce, ttlMs, share);
+    if (seen !== 'ok') return seen;
+    this.pendingNonces.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: this.nonces.expiry(keyId, nonce)! });
     // Committed at the end of this turn even if nobody waits for it (a request refused after its nonce was spent);
     // one refused by a limit forgets it before then, and writes nothing.
     void this.durable().catch(() => {});
@@ -155,9 +137,10 @@ export class SqliteGateState extends ProcessSlots implements GateState {
   }
 
   forgetNonce(keyId: string, nonce: string): void {
-    const id = `${keyId}\n${nonce}`;
-    if (this.pendingNonces.delete(id)) this.release(keyId);
-    else if (!this.dropped.has(id) && this.stmt.findNonce.get(keyId, nonce) !== undefined) this.drop(keyId, nonce);
+    const expires = this.nonces.forget(keyId, nonce);
+    if (expires === undefined || this.pendingNonces.delete(`${keyId}\n${nonce}`)) return;
+    this.dropped.push({ keyId, nonce, expires });
+    void this.durable().catch(() => {});
   }
 
   consumeRate(keyId: string, rate: number, burst: number): LimitOutcome {
@@ -196,9 +179,9 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     this.db.close();
   }
 
-  /** How many live nonces a key holds (for tests and the bench). */
+  /** How many live nonces a key holds (for tests). */
   heldBy(keyId: string): number {
-    return this.held.get(keyId) ?? 0;
+    return this.nonces.held(keyId);
   }
 
   /** One transaction per turn of the event loop for everything changed in it. */
@@ -221,7 +204,7 @@ export class SqliteGateState extends ProcessSlots implements GateState {
   }
 
   private dirty(): boolean {
-    return this.pendingNonces.size > 0 || this.dropped.size > 0 || this.dirtyBuckets.size > 0 || this.dirtyQuotas.size > 0 || this.dirtyFailures.size > 0;
+    return this.pendingNonces.size > 0 || this.dropped.length > 0 || this.dirtyBuckets.size > 0 || this.dirtyQuotas.size > 0 || this.dirtyFailures.size > 0;
   }
 
   /** Throws once a commit has failed (disk full, file damaged). */
@@ -239,12 +222,13 @@ export class SqliteGateState extends ProcessSlots implements GateState {
   private write(): void {
     const now = this.clock();
     const s = this.stmt;
-    for (const d of this.dropped.values()) s.deleteNonce.run(d.keyId, d.nonce);
-    this.dropped.clear();
+    for (const d of this.dropped) s.deleteNonce.run(d.expires, d.keyId, d.nonce);
+    this.dropped.length = 0;
     const written = this.pendingNonces.size;
     for (const p of this.pendingNonces.values()) s.insertNonce.run(p.keyId, p.nonce, p.expires);
     this.pendingNonces.clear();
-    if (written > 0) for (const keyId of s.sweepNonces.all(SWEEP_PER_WRITE * written, now) as string[]) this.release(keyId);
+    // Memory forgets expired nonces by itself; the file a few at a time (rows stuck behind a straggler wait).
+    if (written > 0) s.sweepNonces.run(SWEEP_PER_WRITE * written, now);
     for (const keyId of this.dirtyBuckets) s.putBucket.run(keyId, this.buckets.get(keyId)!);
     this.dirtyBuckets.clear();
     for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotas.day, this.quotas.used(keyId));
@@ -265,9 +249,8 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     const db = this.db;
     db.prepare('DELETE FROM nonces WHERE expires <= ?').run(now);
     db.prepare('DELETE FROM auth_failures WHERE expires <= ?').run(now);
-    for (const row of db.prepare('SELECT key_id, COUNT(*) AS n FROM nonces GROUP BY key_id').all() as Array<{ key_id: string; n: number }>) {
-      this.held.set(row.key_id, row.n);
-      this.total += row.n;
+    for (const row of db.prepare('SELECT key_id, nonce, expires FROM nonces ORDER BY id').iterate() as Iterable<{ key_id: string; nonce: string; expires: number }>) {
+      this.nonces.restore(row.key_id, row.nonce, row.expires);
     }
     for (const row of db.prepare('SELECT key_id, tat FROM buckets').all() as Array<{ key_id: string; tat: number }>) {
       if (row.tat > now) this.buckets.set(row.key_id, row.tat);
@@ -286,42 +269,13 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     for (const row of this.stmt.quotasOf.all(day) as Array<{ key_id: string; used: number }>) counts.set(row.key_id, row.used);
     return counts;
   }
-
-  private drop(keyId: string, nonce: string): void {
-    this.dropped.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: 0 });
-    this.release(keyId);
-    void this.durable().catch(() => {});
-  }
-
-  private release(keyId: string): void {
-    const left = this.heldBy(keyId) - 1;
-    if (left > 0) this.held.set(keyId, left);
-    else this.held.delete(keyId);
-    this.total--;
-  }
-
-  /** When the store is full, expired rows behind a straggler at the head may still be there: look for them all. */
-  private sweepAllOnceASecond(now: number): void {
-    if (now - this.lastFullSweep < 1000) return;
-    this.lastFullSweep = now;
-    // Forgotten rows must leave the file first, or the sweep would count them out twice.
-    this.writeAll();
-    for (const keyId of this.stmt.sweepAllNonces.all(now) as string[]) this.release(keyId);
-    for (const [id, p] of this.pendingNonces) {
-      if (p.expires > now) continue;
-      this.pendingNonces.delete(id);
-      this.release(p.keyId);
-    }
-  }
 }
 
 function prepare(db: Database.Database) {
   return {
-    findNonce: db.prepare('SELECT expires FROM nonces WHERE key_id = ? AND nonce = ?').pluck(),
     insertNonce: db.prepare('INSERT INTO nonces (key_id, nonce, expires) VALUES (?, ?, ?)'),
-    deleteNonce: db.prepare('DELETE FROM nonces WHERE key_id = ? AND nonce = ?'),
-    sweepNonces: db.prepare('DELETE FROM nonces WHERE id IN (SELECT id FROM nonces ORDER BY id LIMIT ?) AND expires <= ? RETURNING key_id').pluck(),
-    sweepAllNonces: db.prepare('DELETE FROM nonces WHERE expires <= ? RETURNING key_id').pluck(),
+    deleteNonce: db.prepare('DELETE FROM nonces WHERE expires = ? AND key_id = ? AND nonce = ?'),
+    sweepNonces: db.prepare('DELETE FROM nonces WHERE id IN (SELECT id FROM nonces ORDER BY id LIMIT ?) AND expires <= ?'),
     putBucket: db.prepare('INSERT INTO buckets (key_id, tat) VALUES (?, ?) ON CONFLICT (key_id) DO UPDATE SET tat = excluded.tat'),
     quotasOf: db.prepare('SELECT key_id, used FROM quotas WHERE day = ?'),
     dropOldQuotas: db.prepare('DELETE FROM quotas WHERE day < ?'),
