@@ -1,7 +1,7 @@
 /**
  * `npm run bench:serve`: the daemon on the embedded demo models, CPU, loopback only, bounded loops.
- *  1. served throughput at concurrency 32 through HTTP + gate (durable state, --state sqlite; GUARDCTL_STATE=memory
- *     for the in-memory one) vs the raw engine on the same requests (target >= 0.9)
+ *  1. served throughput at concurrency 32 through HTTP + gate vs the raw engine on the same requests (target >= 0.9),
+ *     with the durable state (--state sqlite, the default) and the in-memory one, alternating
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
  *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
@@ -17,7 +17,7 @@ import { serveConfig } from '../src/server/config.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
-import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost } from './setup.js';
+import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, STATE_KINDS } from './setup.js';
 
 const PROMPTS = [
   'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
@@ -38,27 +38,32 @@ async function main(): Promise<void> {
   const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads() });
   await engine.start();
   const keys = await benchKeys();
-  // The daemon's default; GUARDCTL_STATE=memory measures the in-memory state for comparison.
-  const kind = process.env.GUARDCTL_STATE === 'memory' ? 'memory' : 'sqlite';
-  const { gate, close: closeGate } = benchGate(keys.lookup, kind);
-  const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as { port: number }).port;
+  // Two servers on the one engine: the daemon's default state (sqlite) and, for comparison, memory.
+  const servers = [];
+  for (const kind of STATE_KINDS) {
+    const { gate, close } = benchGate(keys.lookup, kind);
+    const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    servers.push({ kind, app, close, port: (app.server.address() as { port: number }).port, sum: 0 });
+  }
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const viaHttp = (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
+  const viaHttp = (port: number) => (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
   try {
     await pool(32, 32, viaEngine(engine));
-    await pool(32, 32, viaHttp);
+    for (const srv of servers) await pool(32, 32, viaHttp(srv.port));
     // 1. HTTP + gate vs raw engine, alternating rounds
     let rawSum = 0;
-    let httpSum = 0;
-    for (let round = 0; round < 2; round++) {
+    const ROUNDS = 3;
+    for (let round = 0; round < ROUNDS; round++) {
       rawSum += await pool(N, 32, viaEngine(engine));
-      httpSum += await pool(N, 32, viaHttp);
+      for (const srv of round % 2 === 0 ? servers : [...servers].reverse()) srv.sum += await pool(N, 32, viaHttp(srv.port));
     }
-    const [raw, served] = [rawSum / 2, httpSum / 2];
-    say(`1. concurrency 32: raw engine ${raw.toFixed(1)} req/s, HTTP + gate (--state ${kind}) ${served.toFixed(1)} req/s`);
-    rows.push([`served / raw engine, c=32, ${kind} state`, `${(served / raw).toFixed(3)} (${served.toFixed(1)} vs ${raw.toFixed(1)} req/s)`, '>= 0.9', served / raw >= 0.9 ? 'ok' : 'MISSED']);
+    const raw = rawSum / ROUNDS;
+    for (const srv of servers) {
+      const served = srv.sum / ROUNDS;
+      say(`1. concurrency 32: raw engine ${raw.toFixed(1)} req/s, HTTP + gate (--state ${srv.kind}) ${served.toFixed(1)} req/s`);
+      rows.push([`served / raw engine, c=32, --state ${srv.kind}`, `${(served / raw).toFixed(3)} (${served.toFixed(1)} vs ${raw.toFixed(1)} req/s)`, '>= 0.9', served / raw >= 0.9 ? 'ok' : 'MISSED']);
+    }
 
     // 2. batching: concurrency 32 vs 1, engine direct
     const c1 = await pool(48, 1, viaEngine(engine));
@@ -94,9 +99,9 @@ async function main(): Promise<void> {
     rows.push(['webgpu vs cpu', webgpu!.ok ? 'webgpu loads: npm run bench:gpu measures it' : `not measured here: ${webgpu!.error}`, '', '']);
   } finally {
     agent.destroy();
-    await app.close();
+    for (const srv of servers) await srv.app.close();
     await engine.close();
-    closeGate();
+    for (const srv of servers) srv.close();
     keys.close();
   }
   const widths = [0, 1, 2, 3].map((c) => Math.max(...[['measure', 'result', 'target', ''], ...rows].map((r) => (r[c] ?? '').length)));
