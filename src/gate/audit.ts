@@ -45,6 +45,25 @@ export function auditRecord(f: Omit<AuditRecord, 'client_net' | 'time'> & { clie
   };
 }
 
+/**
+ * The record as JSON.stringify writes it, plus a newline, built by hand: the whole-object JSON.stringify was the
+ * largest part of writing a record. A test holds the two equal for every field of the type.
+ */
+export function auditLine(r: AuditRecord): string {
+  return `{"time":${str(r.time)},"request_id":${str(r.request_id)},"key_id":${str(r.key_id)},"tier":${str(r.tier)},`
+    + `"route":${str(r.route)},"model":${str(r.model)},"status":${num(r.status)},"reason":${str(r.reason)},`
+    + `"latency_ms":${num(r.latency_ms)},"input_bytes":${num(r.input_bytes)},"output_bytes":${num(r.output_bytes)},`
+    + `"client_net":${str(r.client_net)}}\n`;
+}
+
+function str(s: string | null): string {
+  return s === null ? 'null' : JSON.stringify(s);
+}
+
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
 /** Year 10000: from there on toISOString writes a six-digit year with a sign. */
 const LAST_FOUR_DIGIT_YEAR_MS = 253_402_300_800_000;
 let isoSecond = Number.NaN;
@@ -101,7 +120,7 @@ export function fileAuditSink(file: string): AuditSink {
   };
   return {
     write(record) {
-      pending += `${JSON.stringify(record)}\n`;
+      pending += auditLine(record);
       if (pending.length >= BATCH_CHARS) flush();
       else timer ??= setTimeout(flush, AUDIT_FLUSH_MS);
     },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { AUDIT_FLUSH_MS, auditRecord, fileAuditSink, isoTime } from '../../src/gate/audit.js';
+import { AUDIT_FLUSH_MS, auditLine, auditRecord, fileAuditSink, isoTime, type AuditRecord } from '../../src/gate/audit.js';
 import { tempDir } from '../helpers/cli.js';
 
 test('audit times are exactly Date#toISOString, across seconds, years and the values it formats differently', () => {
@@ -25,6 +25,21 @@ test('an audit record holds the client network, not its address, for v4, mapped 
   const nets = ['203.0.113.77', '203.0.113.77', '::ffff:10.1.2.3', '::ffff:10.1.2.3', '2001:db8:abcd:12::1', '2001:db8:abcd:12::1', 'garbage']
     .map((clientIp) => auditRecord({ ...base, clientIp }).client_net);
   assert.deepEqual(nets, ['203.0.113.0/24', '203.0.113.0/24', '10.1.2.0/24', '10.1.2.0/24', '2001:db8:abcd::/48', '2001:db8:abcd::/48', 'unknown']);
+});
+
+test('an audit line is exactly JSON.stringify of the record, escapes, nulls and odd numbers included', () => {
+  const full: AuditRecord = {
+    time: '2026-11-29T23:59:59.999Z', request_id: 'r-1', key_id: 'gk_x', tier: 'free', route: '/api/v1/moderate', model: 'guard-demo',
+    status: 200, reason: null, latency_ms: 0.125, input_bytes: 10, output_bytes: 20, client_net: '203.0.113.0/24',
+  };
+  const odd: AuditRecord = {
+    ...full, request_id: 'quote " backslash \\ newline \n tab \t nul \u0000 \u2028', key_id: null, tier: null, model: 'm\u{1F600}\uD800',
+    reason: 'bad_signature', status: -0, latency_ms: Number.NaN, input_bytes: Infinity, output_bytes: 1e21,
+  };
+  for (const r of [full, odd]) {
+    assert.equal(auditLine(r), `${JSON.stringify(r)}\n`);
+    assert.deepEqual(Object.keys(JSON.parse(auditLine(r))), Object.keys(r), 'every field of the record, in order');
+  }
 });
 
 function record(i: number) {
