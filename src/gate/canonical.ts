@@ -19,6 +19,13 @@ export function parseQuery(rawQuery: string): Pair[] {
 
 /** Compares by Unicode code point (String's default sort compares UTF-16 units, which differs for astral characters). */
 export function compareCodePoints(a: string, b: string): number {
+  // Fast path: below the surrogates a UTF-16 unit is its code point, and names are mostly ASCII.
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  const ua = i < a.length ? a.charCodeAt(i) : -1;
+  const ub = i < b.length ? b.charCodeAt(i) : -1;
+  if (ua < 0xd800 && ub < 0xd800) return ua === ub ? 0 : ua < ub ? -1 : 1;
   const ia = a[Symbol.iterator]();
   const ib = b[Symbol.iterator]();
   for (;;) {
@@ -43,15 +50,19 @@ export class DuplicateParamError extends Error {
 export function v1Params(query: Pair[], body?: { raw: string; parsed: unknown }): string {
   const pairs: Pair[] = [...query];
   if (body && body.parsed !== null && typeof body.parsed === 'object' && !Array.isArray(body.parsed)) {
-    const queryNames = new Set(query.map(([n]) => n));
+    const queryNames = query.length ? new Set(query.map(([n]) => n)) : undefined;
     for (const member of topLevelScalars(body.raw, body.parsed as Record<string, unknown>)) {
-      if (queryNames.has(member[0])) throw new DuplicateParamError(member[0]);
+      if (queryNames?.has(member[0])) throw new DuplicateParamError(member[0]);
       pairs.push(member);
     }
   }
   // Stable sort: repeated query names keep their request order.
-  pairs.sort((a, b) => compareCodePoints(a[0], b[0]));
+  pairs.sort(byName);
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+}
+
+function byName(a: Pair, b: Pair): number {
+  return compareCodePoints(a[0], b[0]);
 }
 
 export function v1StringToSign(method: string, path: string, params: string, timestamp: string, nonce: string): string {

@@ -109,9 +109,11 @@ export class Gate {
     const timestamp = header(req.headers, 'x-timestamp');
     const nonce = header(req.headers, 'x-nonce');
     const signature = header(req.headers, 'x-signature');
-    const missing = [['X-API-Key', keyId], ['X-Timestamp', timestamp], ['X-Nonce', nonce], ['X-Signature', signature]]
-      .filter(([, v]) => !v).map(([n]) => n);
-    if (missing.length) return this.fail('missing_auth', ip, { detail: `missing ${missing.join(', ')}` });
+    if (!keyId || !timestamp || !nonce || !signature) {
+      const missing = [['X-API-Key', keyId], ['X-Timestamp', timestamp], ['X-Nonce', nonce], ['X-Signature', signature]]
+        .filter(([, v]) => !v).map(([n]) => n);
+      return this.fail('missing_auth', ip, { detail: `missing ${missing.join(', ')}` });
+    }
     const version = header(req.headers, 'x-signature-version') ?? '1';
     const contentSha = header(req.headers, 'x-content-sha256');
     const malformed = !this.knownGoodId(keyId!) ? 'X-API-Key (not a guardctl key id, or its checksum does not match)'

@@ -77,12 +77,13 @@ export function createKeyLookup(store: KeyStore, opts: KeyLookupOptions = {}): C
 
   return {
     lookup(id) {
-      // Malformed ids never reach SQLite, and never fill the cache.
-      if (!isWellFormedToken(id, KEY_ID_PREFIX)) return undefined;
       const t = now();
       freshen(t);
       let entry = cache.get(id);
       if (entry === undefined) {
+        // Malformed ids never reach SQLite, and never fill the cache: so a cached id needs no checksum (a CRC32
+        // per request) again.
+        if (!isWellFormedToken(id, KEY_ID_PREFIX)) return undefined;
         entry = store.credentials(id) ?? null;
         if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
         cache.set(id, entry);

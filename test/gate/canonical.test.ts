@@ -44,6 +44,29 @@ test('v1 sorts by Unicode code point, not UTF-16 unit', () => {
   assert.equal(v1Params([], { raw, parsed: JSON.parse(raw) }), '\uFF5E=2&\u{1F600}=1');
 });
 
+test('code point order holds for every pair of short strings over ASCII, BMP, surrogate and astral units', () => {
+  const byCodePoint = (a: string, b: string) => {
+    const [x, y] = [[...a].map((c) => c.codePointAt(0)!), [...b].map((c) => c.codePointAt(0)!)];
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return Math.sign(x[i]! - y[i]!);
+    return Math.sign(x.length - y.length);
+  };
+  // Lone surrogates as well as pairs: JSON bodies can carry either.
+  const units = [0x41, 0x7a, 0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0xff5e, 0xffff];
+  const strings = [''];
+  for (const u of units) {
+    strings.push(String.fromCharCode(u));
+    for (const v of units) strings.push(String.fromCharCode(u, v), String.fromCharCode(0x61, u, v));
+  }
+  for (const a of strings) {
+    for (const b of strings) assert.equal(Math.sign(compareCodePoints(a, b)), byCodePoint(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  }
+});
+
+test('v1 PARAMS: numbers under escaped member names keep their JSON text too', () => {
+  const raw = '{"a\\"b": 1.0, "\\u0063": 2.50, "d": 3, "plain": "x"}';
+  assert.equal(v1Params([], { raw, parsed: JSON.parse(raw) }), 'a"b=1.0&c=2.50&d=3&plain=x');
+});
+
 test('v2 canonical query: RFC 3986 encoding, sorted by encoded name then value', () => {
   assert.equal(rfc3986("a b&c=d!'()*~-._"), "a%20b%26c%3Dd%21%27%28%29%2A~-._");
   assert.equal(v2CanonicalQuery([['b', '2'], ['a', 'z'], ['a', 'y'], ['é', '1']]), '%C3%A9=1&a=y&a=z&b=2'); // '%' (0x25) sorts before letters
