@@ -52,7 +52,13 @@ export async function serveProcess(home: string, args: string[] = []): Promise<S
     await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/);
     return (JSON.parse(listening) as { url: string }).url;
   })();
-  const url = await Promise.race([ready, failedEarly]);
   failedEarly.catch(() => {});
+  let url: string;
+  try {
+    url = await Promise.race([ready, failedEarly]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   return { child, url, lines, waitFor, exited };
 }
