@@ -1,57 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { test } from 'node:test';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { runCli, tempDir } from '../helpers/cli.js';
+import { serveProcess as serve } from '../helpers/serve-process.js';
 import { haveProgram } from '../helpers/system.js';
-
-const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  lines: string[];
-  waitFor(re: RegExp, ms?: number): Promise<string>;
-  exited: Promise<number | null>;
-}
-
-/** The real `guardctl serve` as a separate process (as systemd runs it), on a free port. */
-async function serve(home: string, args: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, '--home', home, 'serve', '--port', '0', ...args], {
-    env: { ...process.env, GUARDCTL_FROM_SRC: '1', GUARDCTL_LOG: 'info', GUARDCTL_MASTER_KEY: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; resolve(line: string): void }> = [];
-  const onData = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line) continue;
-      lines.push(line);
-      for (const w of waiters.filter((x) => x.re.test(line))) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = (re: RegExp, ms = 60_000) => {
-    const seen = lines.find((l) => re.test(l));
-    if (seen) return Promise.resolve(seen);
-    return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${lines.join('\n')}`)), ms);
-      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-    });
-  };
-  const listening = await waitFor(/"msg":"listening"/);
-  const url = (JSON.parse(listening) as { url: string }).url;
-  await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/);
-  return { child, url, lines, waitFor, exited };
-}
 
 async function newKey(home: string): Promise<{ id: string; secret: string }> {
   const r = await runCli(['--home', home, '--json', 'keys', 'create', '--name', 'proc', '--tier', 'enterprise']);

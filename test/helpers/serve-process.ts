@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  /** Every log line so far (stdout and stderr). */
+  lines: string[];
+  /** The first line matching `re`, seen already or still to come; `ms` bounds only a real hang. */
+  waitFor(re: RegExp, ms?: number): Promise<string>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * The real `guardctl serve` as a separate process (as systemd runs it) on a free loopback port, with its own
+ * home; resolves once it listens and the demo translation model is warm.
+ */
+export async function serveProcess(home: string, args: string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, '--home', home, 'serve', '--port', '0', ...args], {
+    env: { ...process.env, GUARDCTL_FROM_SRC: '1', GUARDCTL_LOG: 'info', GUARDCTL_MASTER_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; resolve(line: string): void }> = [];
+  const onData = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line) continue;
+      lines.push(line);
+      for (const w of waiters.filter((x) => x.re.test(line))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const waitFor = (re: RegExp, ms = 60_000) => {
+    const seen = lines.find((l) => re.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${lines.join('\n')}`)), ms);
+      waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  };
+  const failedEarly = exited.then((code) => {
+    throw new Error(`guardctl serve exited (${code}) before it was ready; output:\n${lines.join('\n')}`);
+  });
+  const ready = (async () => {
+    const listening = await waitFor(/"msg":"listening"/);
+    await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/);
+    return (JSON.parse(listening) as { url: string }).url;
+  })();
+  failedEarly.catch(() => {});
+  let url: string;
+  try {
+    url = await Promise.race([ready, failedEarly]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return { child, url, lines, waitFor, exited };
+}
