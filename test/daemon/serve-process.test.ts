@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { haveProgram } from '../helpers/system.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
 
@@ -39,7 +40,7 @@ async function serve(home: string, args: string[] = []): Promise<Running> {
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = (re: RegExp, ms = 60_000) => {
+  const waitFor = (re: RegExp, ms = HANG_BOUND_MS) => {
     const seen = lines.find((l) => re.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolve, reject) => {
@@ -47,9 +48,11 @@ async function serve(home: string, args: string[] = []): Promise<Running> {
       waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
     });
   };
-  const listening = await waitFor(/"msg":"listening"/);
+  // Starting from the TypeScript sources and warming the models is slow on a busy machine: a hang's bound only.
+  const started = 3 * HANG_BOUND_MS;
+  const listening = await waitFor(/"msg":"listening"/, started);
   const url = (JSON.parse(listening) as { url: string }).url;
-  await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/);
+  await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/, started);
   return { child, url, lines, waitFor, exited };
 }
 

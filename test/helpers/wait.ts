@@ -5,10 +5,10 @@ export const HANG_BOUND_MS = 60_000;
  * Resolves once `condition` holds (polled every `intervalMs`); rejects naming `what` only past `boundMs`, a bound
  * that a hang reaches and a slow machine does not. Tests poll with this instead of counting a few short sleeps.
  */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, boundMs = HANG_BOUND_MS, intervalMs = 10): Promise<void> {
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string | (() => string), boundMs = HANG_BOUND_MS, intervalMs = 10): Promise<void> {
   const deadline = Date.now() + boundMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`gave up after ${boundMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`gave up after ${boundMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
