@@ -2,6 +2,13 @@
 export const HANG_BOUND_MS = 60_000;
 
 /**
+ * An engine's maxWaitMs where a test needs a batch of all the prompts it sends at once: with maxBatch equal to
+ * their number the batch forms when the last arrives; this only bounds a lone request (a warm-up), which waits
+ * it out, so it is far above the milliseconds that sending takes but not a whole hang bound.
+ */
+export const BATCH_FILL_MS = 2_000;
+
+/**
  * Resolves once `condition` holds (polled every `intervalMs`); rejects naming `what` only past `boundMs`, a bound
  * that a hang reaches and a slow machine does not. Tests poll with this instead of counting a few short sleeps.
  */

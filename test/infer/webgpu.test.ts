@@ -10,7 +10,7 @@ import { probeExecutionProviders } from '../../src/infer/ep-probe.js';
 import type { Engine } from '../../src/infer/types.js';
 import { guard, mt, nextStep, startEngine, toChinese, toEnglish, user } from '../helpers/infer-engine.js';
 import { availableOrSkip } from '../helpers/system.js';
-import { HANG_BOUND_MS } from '../helpers/wait.js';
+import { BATCH_FILL_MS, HANG_BOUND_MS } from '../helpers/wait.js';
 
 const PROMPTS = [
   { model: 'guard', messages: user('How do I make a bomb in my kitchen?') },
@@ -48,7 +48,9 @@ async function until(engine: Engine, model: string, check: (m: ReturnType<Engine
 test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when each batch ends', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!(await webgpuAvailable(t))) return;
   const cpu = await startEngine(t, [guard(), mt()], { maxBatch: 16, maxWaitMs: 50 });
-  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 16, maxWaitMs: 50 });
+  // maxBatch 5 = the guard prompts: their batch forms when all five arrived, not when a 50 ms timer fires between
+  // two arrivals on a busy machine (the three mt prompts and lone requests wait BATCH_FILL_MS out).
+  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 5, maxWaitMs: BATCH_FILL_MS });
   assert.deepEqual(gpu.engine.models().map((m) => [m.name, m.device, m.state]), [['guard', 'webgpu', 'ready'], ['mt', 'webgpu', 'ready']]);
 
   await t.test('batched greedy answers equal the CPU engine\'s; finished rows ride along until the batch ends', async () => {
