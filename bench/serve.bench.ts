@@ -11,7 +11,6 @@ import { performance } from 'node:perf_hooks';
 import { createEngine } from '../src/infer/engine.js';
 import { probeExecutionProviders } from '../src/infer/ep-probe.js';
 import type { Engine } from '../src/infer/types.js';
-import { signRequest } from '../src/gate/sign-request.js';
 import { Gate } from '../src/gate/gate.js';
 import { MemoryGateState } from '../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
@@ -21,7 +20,7 @@ import { serveConfig } from '../src/server/config.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
-import { benchKeys, nullAudit, percentile } from './setup.js';
+import { benchKeys, drive as pool, nullAudit, percentile, signedPost } from './setup.js';
 
 const PROMPTS = [
   'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
@@ -36,15 +35,6 @@ const N = 192;
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const rows: string[][] = [];
 
-async function pool(n: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) await one(next++);
-  }));
-  return n / ((performance.now() - t0) / 1000);
-}
-
 const viaEngine = (engine: Engine) => (i: number) => moderate(engine, guardMessages({ text: PROMPTS[i % PROMPTS.length]! }), { model: 'guard-demo', ...OPTS });
 
 async function main(): Promise<void> {
@@ -57,17 +47,7 @@ async function main(): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const viaHttp = (i: number) => new Promise<void>((resolve, reject) => {
-    const body = JSON.stringify({ text: PROMPTS[i % PROMPTS.length] });
-    const url = '/api/v1/moderate?categories=always';
-    const { headers } = signRequest({ method: 'POST', url, body, keyId: keys.keyId, secret: keys.secret });
-    const req = http.request({ host: '127.0.0.1', port, path: url, method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  const viaHttp = (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
   try {
     await pool(32, 32, viaEngine(engine));
     await pool(32, 32, viaHttp);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AuditSink } from '../src/gate/audit.js';
@@ -80,4 +81,27 @@ export function gateRequest(signed: PreSigned): GateRequest {
 export function percentile(sorted: Float64Array | number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** POSTs a signed JSON body to the server on 127.0.0.1:port; resolves on 200, rejects on any other answer. */
+export function signedPost(agent: http.Agent, port: number, keys: Pick<BenchKeys, 'keyId' | 'secret'>, url: string, body: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const { headers } = signRequest({ method: 'POST', url, body, keyId: keys.keyId, secret: keys.secret });
+    const req = http.request({ host: '127.0.0.1', port, path: url, method: 'POST', agent, headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Runs `n` calls of `one` with `concurrency` in flight; returns calls per second. */
+export async function drive(n: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) await one(next++);
+  }));
+  return n / ((performance.now() - t0) / 1000);
 }

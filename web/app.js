@@ -1,5 +1,6 @@
-// guardctl's web page. Every model request is signed here, in the browser, with version 1 of docs/signing.md
-// (byte-compatible with src/gate/canonical.ts): the secret stays in this tab's sessionStorage and never travels.
+// guardctl's web page. Every model request is signed here, in the browser, with version 2 of docs/signing.md
+// (byte-compatible with src/gate/canonical.ts; version 2 covers the exact body, version 1 only its top-level
+// strings): the secret stays in this tab's sessionStorage and never travels.
 const $ = (id) => document.getElementById(id);
 const BASE = location.pathname.replace(/[^/]*$/, ''); // the directory the page was loaded from, e.g. /guard/
 const KEY_ID = 'guardctl.keyId';
@@ -7,38 +8,29 @@ const SECRET = 'guardctl.secret';
 const utf8 = new TextEncoder();
 
 // ---- signing ------------------------------------------------------------------------------------------
-/** Compares by Unicode code point (the default sort compares UTF-16 units, which differs for astral characters). */
-function compareCodePoints(a, b) {
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done || y.done) return x.done && y.done ? 0 : x.done ? -1 : 1;
-    const d = x.value.codePointAt(0) - y.value.codePointAt(0);
-    if (d !== 0) return d;
-  }
-}
+/** RFC 3986: only A-Z a-z 0-9 - . _ ~ stay literal, upper-case hex. */
+const rfc3986 = (text) => encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
-/** Version 1 PARAMS: decoded query pairs + the JSON body's top-level strings, numbers and booleans, sorted, raw. */
-function v1Params(query, body) {
-  const pairs = [...new URLSearchParams(query)];
-  const parsed = body === undefined ? undefined : JSON.parse(body);
-  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
-    for (const [name, value] of Object.entries(parsed)) {
-      // Bodies come from JSON.stringify, whose number text is what JSON.stringify(value) gives back.
-      if (typeof value === 'string') pairs.push([name, value]);
-      else if (typeof value === 'number' || typeof value === 'boolean') pairs.push([name, JSON.stringify(value)]);
-    }
-  }
-  pairs.sort((a, b) => compareCodePoints(a[0], b[0])); // stable: repeated query names keep their order
+/** Version 2 CANONICAL_QUERY: decoded pairs re-encoded as RFC 3986, sorted by encoded name then value. */
+function canonicalQuery(query) {
+  const pairs = [...new URLSearchParams(query)].map(([n, v]) => [rfc3986(n), rfc3986(v)]);
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');
 }
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
-async function hmacHex(secret, message) {
+function subtle() {
   if (!crypto.subtle) throw new PageError('insecure_context', 'This page must be opened over HTTPS (or on localhost): browsers offer WebCrypto only there.');
+  return crypto.subtle;
+}
+
+async function sha256Hex(text) {
+  return hex(new Uint8Array(await subtle().digest('SHA-256', utf8.encode(text))));
+}
+
+async function hmacHex(secret, message) {
+  subtle();
   const key = await crypto.subtle.importKey('raw', utf8.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   return hex(new Uint8Array(await crypto.subtle.sign('HMAC', key, utf8.encode(message))));
 }
@@ -67,9 +59,12 @@ async function api(method, route, { query = '', json, open = false } = {}) {
     if (!creds) throw new PageError('no_credentials', 'Enter an API key id and its secret under "Credentials" first.');
     const timestamp = String(Math.floor(Date.now() / 1000));
     const nonce = hex(crypto.getRandomValues(new Uint8Array(16)));
-    const toSign = `${method}\n${path}\n${v1Params(query, body)}\n${timestamp}\n${nonce}`;
+    const contentSha = await sha256Hex(body ?? '');
+    const toSign = `GUARD2-HMAC-SHA256\n${method}\n${path}\n${canonicalQuery(query)}\n${contentSha}\n${timestamp}\n${nonce}`;
     const signature = await hmacHex(creds.secret, toSign);
-    Object.assign(headers, { 'X-API-Key': creds.keyId, 'X-Timestamp': timestamp, 'X-Nonce': nonce, 'X-Signature': signature });
+    Object.assign(headers, {
+      'X-API-Key': creds.keyId, 'X-Timestamp': timestamp, 'X-Nonce': nonce, 'X-Signature-Version': '2', 'X-Content-SHA256': contentSha, 'X-Signature': signature,
+    });
   }
   const started = performance.now();
   const res = await fetch(query ? `${path}?${query}` : path, { method, headers, body, cache: 'no-store' }).catch((err) => {

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A stdlib-only client for a guardctl daemon: signs requests as ../signing.md describes.
 
-Version 1 follows the HY-MT1.5 web-inference article's client (sorted ``k=v`` joined by ``&``, the string to sign
-joined by newlines, hex HMAC-SHA256), with one correction: booleans sign as ``true``/``false`` and numbers as
-their JSON text, exactly as the JSON body carries them (the article's ``f"{v}"`` would sign ``True``).
+``signed_request`` signs version 2 (the exact body bytes) by default. Version 1 (``version=1``) follows the
+HY-MT1.5 web-inference article's client (sorted ``k=v`` joined by ``&``, the string to sign joined by newlines,
+hex HMAC-SHA256), with one correction: booleans sign as ``true``/``false`` and numbers as their JSON text, exactly
+as the JSON body carries them (the article's ``f"{v}"`` would sign ``True``). Version 1 signs only top-level
+strings, numbers and booleans, so ``signed_request`` refuses to sign anything else with it (the daemon would
+answer 401 ``v1_unsigned_member`` / ``v1_ambiguous_param``).
 
     python3 guardctl_client.py --selftest signing-vectors.json    # reproduce the worked examples, exit 0/1
 """
@@ -19,7 +22,7 @@ import urllib.request
 
 __all__ = [
     "generate_signature", "generate_signature_v2", "string_to_sign_v1", "string_to_sign_v2", "content_sha256",
-    "canonical_query", "new_nonce", "signed_request",
+    "canonical_query", "new_nonce", "signed_request", "v1_refusal",
 ]
 
 
@@ -110,11 +113,37 @@ def _body_params(raw):
     return list(parsed.items()) if isinstance(parsed, dict) else []
 
 
-def signed_request(base_url, key_id, secret, method, path, query=None, body=None, version=1, timeout=30,
+def v1_refusal(query_pairs, raw):
+    """Why the daemon would refuse this request under version 1, or None (the rule of ../signing.md)."""
+    members = []
+    if raw:
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return "a body that is not JSON is not signed by version 1"
+        if not isinstance(parsed, dict):
+            return "version 1 signs only a JSON object body"
+        for name, value in parsed.items():
+            if value is None or isinstance(value, (dict, list)):
+                return f"member {name!r} is {type(value).__name__}, which version 1 does not sign"
+            members.append((name, value if isinstance(value, str) else ""))
+    for name, value in list(query_pairs) + members:
+        if "&" in name or "=" in name:
+            return f"name {name!r} holds '&' or '=', which version 1 cannot tell from a separator"
+        # A value holding "&NAME=" reads like a second parameter (any NAME without spaces: the cautious reading).
+        for part in value.split("&")[1:]:
+            inner = part.split("=", 1)[0]
+            if "=" in part and inner and not any(c.isspace() for c in inner):
+                return f"{name!r} holds '&{inner}=', which version 1 signs like a separate parameter"
+    return None
+
+
+def signed_request(base_url, key_id, secret, method, path, query=None, body=None, version=2, timeout=30,
                    timestamp=None, nonce=None):
     """Sends one signed request; returns (status, headers, parsed JSON or text). HTTP errors are returned too.
 
     query: dict or (name, value) pairs; body: a JSON-able object, or the exact str/bytes to send (JSON).
+    version: 2 (default) signs the exact bytes; 1 only seed-style bodies ({"text": ...}), else ValueError.
     """
     method = method.upper()
     raw = _body_bytes(body)
@@ -129,6 +158,9 @@ def signed_request(base_url, key_id, secret, method, path, query=None, body=None
         headers["X-Content-SHA256"] = content_sha256(raw)
         headers["X-Signature"] = generate_signature_v2(secret, method, path, pairs, raw, timestamp, nonce)
     else:
+        refusal = v1_refusal(pairs, raw)
+        if refusal:
+            raise ValueError(f"version 1 cannot sign this request: {refusal}; use version=2")
         members = _body_params(raw) if raw else []
         names = {k for k, _ in pairs}
         clash = [k for k, _ in members if k in names]

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { GuardError, usageError } from '../core/errors.js';
-import { signRequest } from '../gate/sign-request.js';
+import { signRequest, v1Refusal } from '../gate/sign-request.js';
 import { readSecret } from './secret-source.js';
 
 interface RequestOpts {
@@ -10,6 +10,7 @@ interface RequestOpts {
   secretFile?: string;
   secretEnv?: string;
   url: string;
+  v1?: boolean;
   v2?: boolean;
   timeout: string;
 }
@@ -26,13 +27,15 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
     .option('--secret-file <file>', 'file holding the secret')
     .option('--secret-env <var>', 'environment variable holding the secret (default GUARDCTL_SECRET)')
     .option('--url <url>', 'the daemon\'s base URL (env GUARDCTL_URL)', 'http://127.0.0.1:7860')
-    .option('--v2', 'signature version 2')
+    .option('--v1', 'signature version 1 (the default is version 2, which signs the exact body bytes)')
+    .option('--v2', 'signature version 2 (the default; kept for scripts that pass it)')
     .option('--timeout <seconds>', 'give up after this many seconds', '120')
     .action(async (method: string, path: string, opts: RequestOpts, command: Command) => {
       const ctx = contextFor(command);
       const base = command.getOptionValueSource('url') === 'default' && ctx.env.GUARDCTL_URL ? ctx.env.GUARDCTL_URL : opts.url;
       if (!/^https?:\/\//.test(base)) throw usageError(`--url must be an http(s) URL, got "${base}"`, 'for example --url https://guard.example.com');
       if (!path.startsWith('/')) throw usageError(`the path must start with "/", got "${path}"`, 'for example /api/v1/moderate');
+      if (opts.v1 && opts.v2) throw usageError('--v1 and --v2 exclude each other', 'version 2 is the default; pass --v1 only for a version 1 signature');
       const timeoutMs = Math.ceil(Number(opts.timeout) * 1000);
       if (!/^\d+(\.\d+)?$/.test(opts.timeout.trim()) || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
         throw usageError(`--timeout must be a positive number of seconds, got "${opts.timeout}"`, 'for example --timeout 30');
@@ -52,7 +55,14 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
       const keyId = opts.key ?? ctx.env.GUARDCTL_KEY_ID;
       if (keyId) {
         const secret = readSecret({ secretFile: opts.secretFile, secretEnv: opts.secretFile ? undefined : (opts.secretEnv ?? 'GUARDCTL_SECRET') }, ctx.env);
-        Object.assign(headers, signRequest({ method, url: url.href, body: opts.data, keyId, secret, version: opts.v2 ? 2 : 1 }).headers);
+        if (opts.v1) {
+          // Version 1 signs only the query and the body's top-level strings, numbers and booleans: the daemon
+          // refuses the rest, so say so before sending.
+          const problem = v1Refusal({ url: url.href, body: opts.data });
+          if (problem?.code === 'v1_unsigned_member') throw usageError(`--v1 cannot sign this request: ${problem.detail}`, 'drop --v1 (version 2 signs the exact body)');
+          if (problem) ctx.out.warn(`the daemon may refuse this version 1 signature (v1_ambiguous_param): ${problem.detail}; drop --v1 to sign version 2`);
+        }
+        Object.assign(headers, signRequest({ method, url: url.href, body: opts.data, keyId, secret, version: opts.v1 ? 1 : 2 }).headers);
       } else ctx.out.warn('no --key given: sending the request unsigned (only ops routes and --insecure-no-auth daemons answer it)');
       let res: Response;
       try {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { usageError } from '../core/errors.js';
-import { signRequest } from '../gate/sign-request.js';
+import { signRequest, v1Refusal } from '../gate/sign-request.js';
 import { readSecret } from './secret-source.js';
 
 interface SignOpts {
@@ -45,6 +45,8 @@ export function registerSign(program: Command, contextFor: ContextFactory): void
           throw usageError('--data is not valid JSON', `quote it for the shell, e.g. --data '{"text": "hello"}'`);
         }
       }
+      const problem = opts.v2 ? undefined : v1Refusal({ url, body: opts.data });
+      if (problem) ctx.out.warn(`the daemon refuses this under version 1 (${problem.code}): ${problem.detail}; add --v2`);
       const secret = readSecret(opts, ctx.env);
       const signed = signRequest({
         method, url, body: opts.data, keyId: opts.key, secret, version: opts.v2 ? 2 : 1, timestamp: opts.timestamp, nonce: opts.nonce,

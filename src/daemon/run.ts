@@ -5,6 +5,7 @@ import { section, type GuardConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { fileAuditSink, type AuditSink } from '../gate/audit.js';
 import { Gate } from '../gate/gate.js';
+import type { CidrList } from '../gate/ip.js';
 import { MemoryGateState } from '../gate/memory-state.js';
 import { gateOptionsFromConfig } from '../gate/options.js';
 import { createEngine } from '../infer/engine.js';
@@ -57,12 +58,16 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
 
   const closers: Array<() => Promise<void> | void> = [];
   let gate: { gate: Gate; audit: AuditSink } | undefined;
+  let trustedProxies: CidrList | undefined;
   if (!settings.insecureNoAuth) {
     const store = KeyStore.open({ home: inputs.home, env: inputs.env });
+    closers.push(() => store.close());
     const lookup = createKeyLookup(store, { onError: (err) => logger.error({ err: (err as Error).message }, 'key store') });
-    closers.push(() => lookup.close(), () => store.close());
+    // Closed first (closers run last-in, first-out): its final flush of last-used times needs the store open.
+    closers.push(() => lookup.close());
     if (store.health().active === 0) logger.warn('the key store holds no active key: create one with `guardctl keys create --name NAME --tier TIER`');
     const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
+    trustedProxies = options.trustedProxies;
     const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
     const tiers = loadTiers(section(inputs.config, 'tiers', inputs.configFile), inputs.configFile);
     const audit = fileAuditSink(settings.auditFile ?? path.join(inputs.home, 'audit', 'audit.jsonl'));
@@ -98,6 +103,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     logger: logger as unknown as FastifyBaseLogger,
     metrics,
     https: tls ? readTls(tls) : undefined,
+    trustedProxies,
   });
   const address = await app.listen({ host, port: settings.port });
   const url = `${address}${settings.basePath}`;

@@ -1,16 +1,19 @@
 import type {
-  FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onErrorAsyncHookHandler, onResponseAsyncHookHandler,
-  preHandlerAsyncHookHandler, RawServerDefault,
+  FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onErrorAsyncHookHandler, onRequestAsyncHookHandler,
+  onResponseAsyncHookHandler, preValidationAsyncHookHandler, RawServerDefault,
 } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ModelRef } from '../keys/types.js';
 import { auditRecord, type AuditSink } from './audit.js';
-import type { Gate, GateDenial, GatePass } from './gate.js';
+import type { Gate, GateDenial, GateHeaderPass, GatePass } from './gate.js';
+import { jsonDeeperThan, MAX_JSON_DEPTH } from './json-depth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The body's exact bytes, kept for version 2's X-Content-SHA256. */
     rawBody?: Buffer;
+    /** The header stage's pass (onRequest), before the body is read. */
+    gateHeaders?: GateHeaderPass;
     gatePass?: GatePass;
     gateDenial?: GateDenial;
     gateModel?: ModelRef;
@@ -41,6 +44,10 @@ export function keepRawBodies(app: GateApp): void {
     const raw = body as Buffer;
     request.rawBody = raw;
     if (raw.length === 0) return done(null, undefined);
+    if (jsonDeeperThan(raw, MAX_JSON_DEPTH)) {
+      const message = `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`;
+      return done(Object.assign(new Error(message), { statusCode: 400, code: 'json_too_deep' }), undefined);
+    }
     try {
       done(null, JSON.parse(raw.toString('utf8')));
     } catch {
@@ -54,9 +61,10 @@ export function keepRawBodies(app: GateApp): void {
 }
 
 /**
- * Puts the gate in front of every route whose config has `gate`: keeps raw bodies, runs the checks in a
- * preHandler, frees the concurrency slot however the exchange ends (client disconnects included) and writes one
- * audit record per gated request.
+ * Puts the gate in front of every route whose config has `gate`: keeps raw bodies, runs the header checks in
+ * onRequest (before the body is read) and the rest in preValidation (before the schema sees an unsigned body),
+ * counts bodies refused before their signature was checked as failed authentications, frees the concurrency
+ * slot however the exchange ends (client disconnects included) and writes one audit record per gated request.
  */
 export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
   keepRawBodies(app);
@@ -67,7 +75,19 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     const config = route.config?.gate;
     if (!config) return;
     const routeUrl = route.url;
-    const preHandler: preHandlerAsyncHookHandler = async (request, reply) => {
+    const accepts = acceptedNames(route.schema);
+    const onRequest: onRequestAsyncHookHandler = async (request, reply) => {
+      const result = await gate.checkHeaders({ headers: request.headers, peerIp: request.socket.remoteAddress ?? '' });
+      if (!result.ok) {
+        request.gateDenial = result;
+        // The body was never read: closing the connection spares reading (and discarding) it, and keeps a
+        // stalled body from earning a second answer (408) on the same socket.
+        if (hasBody(request)) reply.header('Connection', 'close');
+        return sendDenial(reply, request, result);
+      }
+      request.gateHeaders = result;
+    };
+    const preValidation: preValidationAsyncHookHandler = async (request, reply) => {
       const url = request.raw.url ?? '/';
       const q = url.indexOf('?');
       const result = await gate.check({
@@ -79,7 +99,8 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
         json: request.rawBody && isJson(request) ? request.body : undefined,
         peerIp: request.socket.remoteAddress ?? '',
         model: () => (request.gateModel = config.model?.(request)),
-      });
+        accepts,
+      }, request.gateHeaders);
       if (!result.ok) {
         request.gateDenial = result;
         return sendDenial(reply, request, result);
@@ -91,6 +112,11 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     const onError: onErrorAsyncHookHandler = async (request, _reply, error) => {
       const code = (error as { code?: unknown }).code;
       request.failureCode = typeof code === 'string' ? code : 'internal_error';
+      // Past the header stage, but the body was refused before its signature could be checked: such senders
+      // are not authenticated, and must not get unlimited parsing for free.
+      if (request.gateHeaders && !request.gatePass && !request.gateDenial && isBadBody(error)) {
+        await gate.recordBodyFailure(request.gateHeaders.clientIp);
+      }
     };
     const onResponse: onResponseAsyncHookHandler = async (request, reply) => {
       const pass = request.gatePass;
@@ -107,10 +133,11 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
         latency_ms: Math.round(reply.elapsedTime * 1000) / 1000,
         input_bytes: request.rawBody?.length ?? 0,
         output_bytes: Number(reply.getHeader('content-length') ?? 0),
-        clientIp: pass?.clientIp ?? denial?.clientIp ?? request.socket.remoteAddress ?? '',
+        clientIp: pass?.clientIp ?? denial?.clientIp ?? request.gateHeaders?.clientIp ?? request.socket.remoteAddress ?? '',
       }));
     };
-    route.preHandler = [preHandler, ...asArray(route.preHandler)];
+    route.onRequest = [onRequest, ...asArray(route.onRequest)];
+    route.preValidation = [preValidation, ...asArray(route.preValidation)];
     route.onError = [...asArray(route.onError), onError];
     route.onResponse = [...asArray(route.onResponse), onResponse];
   });
@@ -118,6 +145,29 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
 
 function asArray<T>(value: T | T[] | undefined): T[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+const BAD_BODY_CODES = new Set([
+  'invalid_json', 'json_too_deep', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY', 'FST_ERR_CTP_BODY_TOO_LARGE',
+  'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'FST_ERR_CTP_INVALID_TYPE',
+]);
+
+/** A body refused as such (not a client that went away, not a server fault). */
+function isBadBody(error: unknown): boolean {
+  const e = error as { code?: unknown; validation?: unknown };
+  return Array.isArray(e.validation) || (typeof e.code === 'string' && BAD_BODY_CODES.has(e.code));
+}
+
+/** The query and body member names a route's schema declares; undefined when it declares none. */
+function acceptedNames(schema: unknown): ReadonlySet<string> | undefined {
+  const s = schema as { body?: { properties?: object }; querystring?: { properties?: object } } | undefined;
+  if (!s?.body?.properties && !s?.querystring?.properties) return undefined;
+  return new Set([...Object.keys(s.body?.properties ?? {}), ...Object.keys(s.querystring?.properties ?? {})]);
+}
+
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function isJson(request: FastifyRequest): boolean {

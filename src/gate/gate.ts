@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { effectiveLimits, modelAllowed } from '../keys/tiers.js';
 import { isWellFormedToken, KEY_ID_PREFIX } from '../keys/token.js';
-import type { KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
+import type { KeyCredentials, KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
 import {
   DuplicateParamError, hmac, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign,
 } from './canonical.js';
@@ -10,6 +10,7 @@ import { clientIp, parseCidrList } from './ip.js';
 import type { GateOptions } from './options.js';
 import { isAuthFailure, REASONS, type ReasonCode } from './reasons.js';
 import type { GateState, LimitOutcome } from './state.js';
+import { v1Problem } from './v1-coverage.js';
 
 /** A request as the gate sees it, independent of the HTTP framework. */
 export interface GateRequest {
@@ -25,6 +26,24 @@ export interface GateRequest {
   peerIp: string;
   /** The model the request asks for; only called once the signature has verified. */
   model?: () => ModelRef | undefined;
+  /** The query and body member names the route reads (version 1's `&NAME=` rule); absent: any name. */
+  accepts?: ReadonlySet<string>;
+}
+
+/** What the header stage needs: it runs before the body is read. */
+export type GateHeaderRequest = Pick<GateRequest, 'headers' | 'peerIp'>;
+
+/** The header stage's verdict on a request, handed to check() so that nothing is looked up or parsed twice. */
+export interface GateHeaderPass {
+  ok: true;
+  clientIp: string;
+  keyId: string;
+  timestamp: string;
+  nonce: string;
+  signature: string;
+  version: '1' | '2';
+  contentSha?: string;
+  creds: KeyCredentials;
 }
 
 export interface GateDenial {
@@ -73,7 +92,11 @@ export class Gate {
     this.now = deps.now ?? Date.now;
   }
 
-  async check(req: GateRequest): Promise<GateResult> {
+  /**
+   * Steps 1-4 and the address block: everything the headers allow, run before the body is read so that a sender
+   * without a valid key id and timestamp costs no body parsing. Its failures count towards the address block.
+   */
+  async checkHeaders(req: GateHeaderRequest): Promise<GateHeaderPass | GateDenial> {
     const { options, state } = this.deps;
     const ip = clientIp(req.peerIp, header(req.headers, 'x-forwarded-for'), options.trustedProxies);
     const blockedOrPromise = state.authBlockedFor(ip);
@@ -111,23 +134,48 @@ export class Gate {
     if (version !== '2' && (options.requireV2 || this.deps.tiers[tier]?.requireV2)) return this.fail('signature_version_required', ip, { keyId, tier });
 
     // 3. client address allowed
-    if (record.allowIps.length && !this.allowList(record).has(ip)) return this.deny('ip_denied', ip, {}, { keyId, tier });
+    if (record.allowIps.length && !this.allowList(record).has(ip)) {
+      // A 403, yet a key tried from elsewhere counts like a failed authentication.
+      await state.recordAuthFailure(ip);
+      return this.deny('ip_denied', ip, {}, { keyId, tier });
+    }
 
     // 4. clock within the window
     const skew = Math.abs(Math.floor(now / 1000) - Number(timestamp));
     if (skew > options.windowSec) return this.fail('timestamp_skew', ip, { keyId, tier, headers: { Date: new Date(now).toUTCString() } });
+    return { ok: true, clientIp: ip, keyId: keyId!, timestamp: timestamp!, nonce: nonce!, signature: signature!, version: version as '1' | '2', contentSha, creds };
+  }
+
+  /** Failed authentication by a sender whose body was refused (invalid JSON, too deep) before its signature was checked. */
+  async recordBodyFailure(ip: string): Promise<void> {
+    await this.deps.state.recordAuthFailure(ip);
+  }
+
+  /**
+   * Every check, in order; with the header stage's pass (checkHeaders), from step 5 on. `refreshed` is for the
+   * gate's own second pass after the key store changed (see the signature check).
+   */
+  async check(req: GateRequest, headerPass?: GateHeaderPass, refreshed = false): Promise<GateResult> {
+    const { options, state } = this.deps;
+    const passed = headerPass ?? await this.checkHeaders(req);
+    if (!passed.ok) return passed;
+    const { clientIp: ip, keyId, timestamp, nonce, signature, version, contentSha, creds } = passed;
+    const { record } = creds;
+    const tier = record.tier;
+    const now = this.now();
 
     // 5. signature
     let stringToSign: string;
+    const query = parseQuery(req.rawQuery);
+    const v1Body = version === '1' && req.json !== undefined && req.body ? req.body.toString('utf8') : undefined;
     if (version === '2') {
       const actual = sha256Hex(req.body ?? Buffer.alloc(0));
       if (actual !== contentSha) return this.fail('content_sha256_mismatch', ip, { keyId, tier });
-      stringToSign = v2StringToSign(req.method, req.path, v2CanonicalQuery(parseQuery(req.rawQuery)), actual, timestamp!, nonce!);
+      stringToSign = v2StringToSign(req.method, req.path, v2CanonicalQuery(query), actual, timestamp!, nonce!);
     } else {
       let params: string;
       try {
-        const raw = req.json !== undefined && req.body ? req.body.toString('utf8') : undefined;
-        params = v1Params(parseQuery(req.rawQuery), raw === undefined ? undefined : { raw, parsed: req.json });
+        params = v1Params(query, v1Body === undefined ? undefined : { raw: v1Body, parsed: req.json });
       } catch (err) {
         if (err instanceof DuplicateParamError) return this.deny('duplicate_param', ip, {}, { keyId, tier, detail: err.message });
         throw err;
@@ -138,6 +186,13 @@ export class Gate {
     const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now)
       && timingSafeEqual(hmac(s.value, stringToSign), given));
     if (!verified) {
+      // A rotation made by another process reaches the cached lookup only at its next poll: before refusing (and
+      // counting a failure), check once whether the store changed, and if so answer from what it holds now.
+      if (!refreshed && this.deps.keys.refresh) {
+        const changed = this.deps.keys.refresh(keyId!);
+        // From the header stage again: the key's record (status, expiry, allow-list) may have changed too.
+        if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, undefined, true);
+      }
       return this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
     }
 
@@ -146,6 +201,13 @@ export class Gate {
     const seen = typeof recorded === 'string' ? recorded : await recorded;
     if (seen === 'replayed') return this.fail('replayed_nonce', ip, { keyId, tier });
     if (seen === 'full') return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
+
+    // 6b. version 1 covers everything the server will act on. Checked once the nonce is spent, so that the
+    // signature of a refused request cannot be replayed with a body that reads its string another way.
+    if (version === '1') {
+      const problem = v1Problem(query, { json: req.json, present: (req.body?.length ?? 0) > 0 }, req.accepts);
+      if (problem) return this.deny(problem.code, ip, {}, { keyId, tier, detail: problem.detail });
+    }
 
     // 7. model allowed for the tier
     const limits = effectiveLimits(record, this.deps.tiers);

@@ -15,6 +15,8 @@ export const REASONS = {
   duplicate_param: { status: 400, message: 'a parameter appears in both the query and the body' },
   content_sha256_mismatch: { status: 401, message: 'X-Content-SHA256 does not match the body' },
   bad_signature: { status: 401, message: 'signature does not match' },
+  v1_unsigned_member: { status: 401, message: 'version 1 signatures do not cover this body; sign it with version 2 (X-Signature-Version: 2)' },
+  v1_ambiguous_param: { status: 401, message: 'version 1 cannot sign this value unambiguously; sign it with version 2 (X-Signature-Version: 2)' },
   replayed_nonce: { status: 401, message: 'this nonce was already used; send a fresh X-Nonce with every request' },
   nonce_store_full: { status: 503, message: 'the server cannot record more nonces right now; retry shortly' },
   model_not_allowed: { status: 403, message: "this model is not available to the API key's tier" },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hmacHex, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign } from './canonical.js';
+import { v1Problem, type V1Problem } from './v1-coverage.js';
 
 /** The client side of ../shared/signing.md, used by `guardctl sign`, `guardctl request`, the web page's tests and the benchmarks. */
 export interface SignInput {
@@ -46,6 +47,16 @@ export function signRequest(input: SignInput): SignedRequest {
   }
   headers['X-Signature'] = hmacHex(input.secret, stringToSign);
   return { headers, stringToSign };
+}
+
+/**
+ * Why the daemon would refuse this request signed with version 1 (v1_unsigned_member, v1_ambiguous_param), or
+ * undefined. The client does not know which names a route reads, so any `&NAME=` counts (the cautious reading).
+ */
+export function v1Refusal(input: Pick<SignInput, 'url' | 'body'>): V1Problem | undefined {
+  const url = new URL(input.url, 'http://signing.invalid');
+  const present = input.body !== undefined && input.body !== '';
+  return v1Problem(parseQuery(url.search.slice(1)), { json: present ? tryJson(input.body!) : undefined, present });
 }
 
 function tryJson(text: string): unknown {

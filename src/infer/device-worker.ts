@@ -4,7 +4,7 @@
  * immediate rejections plus a cancel message, so the worker drops the request from its queue or stops decoding
  * it at the next step.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { GuardError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { EngineError } from './types.js';
@@ -12,6 +12,7 @@ import type { Device, EngineErrorCode, StepEvent } from './types.js';
 import type { FromWorker, GenerateDone, ScoreDone, ToWorker, WireError, WorkItem, WorkerTuning } from './protocol.js';
 import type { ModelConfig } from './model-dir.js';
 import type { FloatType } from './graph.js';
+import { spawnWorker } from './spawn-worker.js';
 
 export interface Done<R> {
   result: R;
@@ -37,17 +38,6 @@ export interface WorkerHooks {
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
-/** The worker module: compiled worker.js next to this file, or worker.ts through tsx when running from src/. */
-function spawn(data: unknown): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here), { workerData: data });
-  // Hooks registered with tsx's API on the main thread (bin/guardctl.js) do not reach workers: register again.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', here).href;
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: data });
-}
-
 export function fromWire(err: WireError): Error {
   if (err.kind === 'guard' && err.code) return new GuardError(err.code as ErrorCode, err.message, { hint: err.hint, details: err.details });
   if (err.kind === 'engine' && err.code) return new EngineError(err.code as EngineErrorCode, err.message, err.details);
@@ -69,7 +59,7 @@ export class DeviceWorker {
     tuning: WorkerTuning,
     private readonly hooks: WorkerHooks,
   ) {
-    this.worker = spawn({ device, tuning });
+    this.worker = spawnWorker('worker', { device, tuning });
     this.worker.on('message', (msg: FromWorker) => this.receive(msg));
     this.worker.on('error', (err) => this.die(err));
     this.worker.on('exit', (code) => this.die(new Error(`the ${device} worker exited (code ${code})`)));

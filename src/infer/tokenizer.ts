@@ -1,6 +1,8 @@
 /**
- * The model's tokenizer and chat template, on the main thread: prompts are rendered and counted before they are
- * queued (so 'input_too_long' and 'ambiguous_candidates' answer at once) and the worker only ever sees token ids.
+ * The model's tokenizer and chat template. The engine (main thread) renders prompts and decodes answers with it;
+ * the tokenizer workers (tokenize-worker.ts) hold their own copies and encode, because encoding a long text
+ * without word breaks takes seconds. Prompts are counted before they are queued (so 'input_too_long' and
+ * 'ambiguous_candidates' answer without reaching a device worker), which only ever sees token ids.
  */
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -72,6 +74,16 @@ export class ChatTokenizer {
   /** Token ids of text, special tokens in it (<|im_start|>) recognised, nothing added around it. */
   encode(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * The prompt's ids and, for scoring, the candidates' first tokens; a prompt over `limit` tokens comes back
+   * without them (the engine refuses it; the candidates would cost one more encode each).
+   */
+  encodePrompt(prompt: string, limit: number, candidates?: readonly string[]): { ids: number[]; candidateIds?: number[] } {
+    const ids = this.encode(prompt);
+    if (!candidates || ids.length > limit) return { ids };
+    return { ids, candidateIds: this.candidateFirstTokens(prompt, ids, candidates) };
   }
 
   /** Text of generated ids, special tokens (eos) left out. */

@@ -18,6 +18,7 @@ export interface KeyLookupOptions {
 export interface CachedKeyLookup extends KeyLookup {
   lookup(id: string): KeyCredentials | undefined;
   touch(id: string, at: number): void;
+  refresh(id: string): boolean;
   /** Writes the pending last-used times now. */
   flush(): void;
   /** Stops the timer and flushes; the store stays open (its owner closes it). */
@@ -46,11 +47,16 @@ export function createKeyLookup(store: KeyStore, opts: KeyLookupOptions = {}): C
   function freshen(t: number): void {
     if (t - checkedAt < checkEveryMs && t >= checkedAt) return;
     checkedAt = t;
+    revalidate();
+  }
+
+  /** Drops the cache if the store moved since it was filled; true if it did. */
+  function revalidate(): boolean {
     const v = version();
-    if (v !== seen) {
-      seen = v;
-      cache.clear();
-    }
+    if (v === seen) return false;
+    seen = v;
+    cache.clear();
+    return true;
   }
 
   function flush(): void {
@@ -82,6 +88,11 @@ export function createKeyLookup(store: KeyStore, opts: KeyLookupOptions = {}): C
         cache.set(id, entry);
       }
       return entry === null ? undefined : current(entry, t);
+    },
+    refresh(id) {
+      if (!cache.has(id)) return false;
+      checkedAt = now();
+      return revalidate();
     },
     touch(id, at) {
       if (closed) return;

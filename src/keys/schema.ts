@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Database } from 'better-sqlite3';
+import BetterSqlite3, { type Database } from 'better-sqlite3';
+import { fsyncDir } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { open, seal } from './seal.js';
 import type { KeyRecord, Limits } from './types.js';
@@ -42,8 +44,10 @@ const CHECK_AAD = 'guardctl:keystore-check';
 const CHECK_TEXT = 'guardctl key store';
 
 /**
- * Brings the file up to SCHEMA_VERSION (inside one IMMEDIATE transaction, so two first runs cannot both
- * migrate) and verifies the master key against the sealed check value written when the store was made.
+ * Brings an existing store up to SCHEMA_VERSION and verifies the master key against the sealed check value
+ * written when the store was made. A file with no schema at all (0 bytes, or an empty SQLite file) is refused
+ * like a damaged one: a new store only ever comes from createStore(), so an empty file here means the real one
+ * was truncated or replaced, and quietly starting afresh would make every key stop working.
  */
 export function prepareSchema(db: Database, masterKey: Buffer, file: string, readonly: boolean): void {
   const version = () => db.pragma('user_version', { simple: true }) as number;
@@ -52,17 +56,17 @@ export function prepareSchema(db: Database, masterKey: Buffer, file: string, rea
       hint: 'upgrade guardctl',
     });
   }
+  if (version() === 0) {
+    const size = fs.statSync(file).size;
+    throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} holds no key store schema (${size === 0 ? 'the file is empty' : 'no guardctl tables'}): it is damaged or was replaced`, {
+      hint: `restore ${file} from a backup; to start over with no keys instead, move it aside (every existing key stops working) and run guardctl keys create`,
+    });
+  }
   if (version() < SCHEMA_VERSION) {
     if (readonly) {
-      throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} is not initialised`, { hint: 'create a key first with guardctl keys create' });
+      throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has schema ${version()}, older than this guardctl's ${SCHEMA_VERSION}`, { hint: 'run any guardctl keys command once to upgrade it' });
     }
-    db.transaction(() => {
-      for (let v = version() + 1; v <= SCHEMA_VERSION; v++) {
-        db.exec(MIGRATIONS[v]!);
-        if (v === 1) db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('check', seal(masterKey, CHECK_TEXT, CHECK_AAD));
-        db.pragma(`user_version = ${v}`);
-      }
-    }).immediate();
+    migrate(db, masterKey, version());
   }
   const row = db.prepare('SELECT value FROM meta WHERE name = ?').get('check') as { value: string } | undefined;
   if (!row) throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has no check value`, { hint: `restore ${file} from a backup` });
@@ -104,13 +108,46 @@ export function toRecord(row: KeyRow): KeyRecord {
   };
 }
 
-/** Creates the empty database file 0600 up front, so it is never readable by others, not even for a moment. */
-export function precreate(file: string): void {
+/** Runs the migrations after `from`, in one IMMEDIATE transaction. */
+function migrate(db: Database, masterKey: Buffer, from: number): void {
+  db.transaction(() => {
+    for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v]!);
+      if (v === 1) db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('check', seal(masterKey, CHECK_TEXT, CHECK_AAD));
+      db.pragma(`user_version = ${v}`);
+    }
+  }).immediate();
+}
+
+/**
+ * Makes a new store at `file`, complete (WAL, schema, check value) before it appears there: built under a
+ * private 0600 name, then hard-linked into place. link() fails if the file exists, so a store is never made over
+ * an existing file, and another first run that wins the race is simply used. That is also why an existing file
+ * without a schema can be refused as damaged: no guardctl leaves one behind, even when killed half-way.
+ */
+export function createStore(file: string, masterKey: Buffer): void {
+  const dir = path.dirname(file);
+  const staged = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.new`);
   try {
-    fs.closeSync(fs.openSync(file, 'wx', 0o600));
+    fs.closeSync(fs.openSync(staged, 'wx', 0o600));
+    const db = new BetterSqlite3(staged, { fileMustExist: true });
+    try {
+      db.pragma('journal_mode = WAL');
+      migrate(db, masterKey, 0);
+    } finally {
+      // The last connection's close checkpoints the WAL into the file and removes -wal/-shm.
+      db.close();
+    }
+    try {
+      fs.linkSync(staged, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    fsyncDir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
-    throw new GuardError('GUARD_E_HOME', `cannot create the key store ${file}: ${(err as Error).message}`, { hint: `check that ${path.dirname(file)} is writable by this user`, cause: err });
+    throw new GuardError('GUARD_E_HOME', `cannot create the key store ${file}: ${(err as Error).message}`, { hint: `check that ${dir} is writable by this user`, cause: err });
+  } finally {
+    for (const f of [staged, `${staged}-wal`, `${staged}-shm`]) fs.rmSync(f, { force: true });
   }
 }
 

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { ensurePrivateDir } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { loadMasterKey } from './master-key.js';
-import { type KeyRow, precreate, prepareSchema, tighten, toRecord } from './schema.js';
+import { createStore, type KeyRow, prepareSchema, tighten, toRecord } from './schema.js';
 import { open as unseal, seal } from './seal.js';
 import { DEFAULT_TIERS } from './tiers.js';
 import { describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX, newKeyId, newSecret } from './token.js';
@@ -79,12 +79,13 @@ export class KeyStore {
     if (!exists) ensurePrivateDir(opts.home);
     // A fresh master key could never open secrets that are already sealed, so only a new store may make one.
     const masterKey = loadMasterKey({ home: opts.home, env: opts.env, create: !exists && !opts.readonly });
-    if (!exists) precreate(file);
+    if (!exists) createStore(file, masterKey);
     let db: Database.Database | undefined;
     try {
       db = new Database(file, { readonly: Boolean(opts.readonly), fileMustExist: true, timeout: 5000 });
-      if (!opts.readonly) db.pragma('journal_mode = WAL');
+      // Before anything that writes: an empty file must stay exactly as it was found.
       prepareSchema(db, masterKey, file, Boolean(opts.readonly));
+      if (!opts.readonly) db.pragma('journal_mode = WAL');
       if (!opts.readonly) tighten(file);
       return new KeyStore(db, masterKey, file, opts);
     } catch (err) {

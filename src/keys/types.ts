@@ -55,6 +55,12 @@ export interface KeyLookup {
   lookup(id: string): KeyCredentials | undefined | Promise<KeyCredentials | undefined>;
   /** Records that the key was used (cheap, may be batched). */
   touch?(id: string, at: number): void;
+  /**
+   * For a cached lookup: true when the store changed since the credentials for `id` were cached, which are then
+   * dropped so the next lookup reads them anew; false when the cached answer is still the store's. The gate asks
+   * once before refusing a signature, so a secret rotated a moment ago verifies at once.
+   */
+  refresh?(id: string): boolean | Promise<boolean>;
 }
 
 /** The model a request asks for, as the gate sees it. */

@@ -5,9 +5,11 @@ import { pino } from 'pino';
 import type { AuditSink } from '../gate/audit.js';
 import { bindGate, keepRawBodies, type GateApp } from '../gate/fastify.js';
 import type { Gate } from '../gate/gate.js';
+import type { CidrList } from '../gate/ip.js';
 import type { Engine } from '../infer/types.js';
 import type { ServeConfig } from './config.js';
 import { ApiError, clientErrorHandler, sendError, toApiError } from './errors.js';
+import { answerHalfClosedClients } from './half-close.js';
 import { requestSerializers } from './logging.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { moderateRoutes } from './routes/moderate.js';
@@ -29,6 +31,8 @@ export interface BuildServerOptions {
   metrics?: ServerMetrics;
   /** Serve HTTPS with these options (cert, key, ...); default: plain HTTP (behind nginx). */
   https?: HttpsServerOptions;
+  /** Proxies in front (the gate's trusted_proxies): their FIN means the client went away, never a half-close. */
+  trustedProxies?: CidrList;
 }
 
 export interface GuardServer extends FastifyInstance {
@@ -48,7 +52,8 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
   const app = Fastify({
-    ...(opts.https ? { https: opts.https } : {}),
+    // TLS sockets need the net-level half-open too (plain HTTP servers have it): see half-close.ts.
+    ...(opts.https ? { https: { allowHalfOpen: true, ...opts.https } } : {}),
     ...(opts.logger === false ? { logger: false } : { loggerInstance: withSerializers(opts.logger) }),
     bodyLimit: config.maxBodyBytes,
     connectionTimeout: config.connectionTimeoutMs,
@@ -69,6 +74,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     clientErrorHandler,
   }) as unknown as GateApp;
 
+  answerHalfClosedClients(app.server, opts.trustedProxies);
   if (config.auth) bindGate(app, opts.gate!);
   else keepRawBodies(app);
 
@@ -77,20 +83,22 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   const ctx: RouteContext = { config, engine, metrics, path: (route) => `${base}${route}` };
 
   app.setErrorHandler((err, request, reply) => {
+    if (reply.raw.destroyed && !reply.raw.writableFinished && reply.raw.listenerCount('error') > 0) {
+      // The client is gone: nothing can be sent, and fastify runs the onResponse hooks (audit, metrics) only on
+      // the response's 'finish' or 'error'. Record the exchange as 499 cancelled; nothing failed on our side, so
+      // it is not an error in the log (the engine's 'cancelled' would otherwise read as shutting_down).
+      request.failureCode = 'cancelled';
+      request.log.info({ code: 'cancelled' }, 'client went away before the answer');
+      reply.code(499);
+      reply.raw.emit('error', new Error('the client closed the connection'));
+      return;
+    }
     const api = toApiError(err);
     if (api.status >= 500) {
       const e = err as Error;
       // Only the type, message and stack: a model-output error carries the answer, which may echo user text.
       const logged = api.code === 'internal_error' ? { type: e?.name, message: e?.message, stack: e?.stack } : { code: api.code };
       request.log.error({ err: logged }, 'request failed');
-    }
-    if (reply.raw.destroyed && !reply.raw.writableFinished && reply.raw.listenerCount('error') > 0) {
-      // The client is gone: nothing can be sent, and fastify runs the onResponse hooks (audit, metrics) only on
-      // the response's 'finish' or 'error'. Record the exchange as 499 cancelled.
-      request.failureCode = 'cancelled';
-      reply.code(499);
-      reply.raw.emit('error', new Error('the client closed the connection'));
-      return;
     }
     return sendError(reply, request, api);
   });

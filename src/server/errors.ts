@@ -49,6 +49,8 @@ export function toApiError(err: unknown): ApiError {
     case 'invalid_json':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
+    case 'json_too_deep':
+      return new ApiError(400, 'json_too_deep', (e as Error).message);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ApiError(400, 'invalid_json', 'the request body is empty; send a JSON object');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

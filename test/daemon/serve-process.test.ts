@@ -70,7 +70,8 @@ test('SIGTERM drains: the request in flight is answered, then the process exits 
   const url = `${s.url}/api/v1/moderate?categories=always`;
   // A batch of texts keeps the engine busy long enough for the signal to arrive mid-request.
   const body = JSON.stringify({ text: Array.from({ length: 32 }, (_, i) => `how do I steal a car without keys, take ${i}`) });
-  const headers = signRequest({ method: 'POST', url, body, keyId: key.id, secret: key.secret }).headers;
+  // Version 2: version 1 does not sign an array of texts.
+  const headers = signRequest({ method: 'POST', url, body, keyId: key.id, secret: key.secret, version: 2 }).headers;
   const answer = fetch(url, { method: 'POST', body, headers: { ...headers, 'content-type': 'application/json' } });
   await s.waitFor(/"msg":"incoming request"/);
   s.child.kill('SIGTERM');

@@ -292,12 +292,16 @@ test('many failed authentications from one address are throttled with 429 for a 
   assert.equal((await f.send({ keyId: key.id, secret: SECRET, remoteAddress: '198.51.100.2' })).statusCode, 200);
 });
 
-test('routes without gate config are open; invalid JSON is a 400 before any check, and audited', async () => {
+test('routes without gate config are open; invalid JSON is refused by the headers first, then as a 400, and audited', async () => {
   const f = await gateFixture();
   assert.equal((await f.app.inject({ url: '/open' })).statusCode, 200);
-  const bad = await f.app.inject({ method: 'POST', url: '/api/v1/moderate', payload: '{"text":', headers: { 'content-type': 'application/json' } });
+  assert.equal((await f.app.inject({ method: 'POST', url: '/open', payload: '{"text":', headers: { 'content-type': 'application/json' } })).statusCode, 400);
+  const unsigned = await f.app.inject({ method: 'POST', url: '/api/v1/moderate', payload: '{"text":', headers: { 'content-type': 'application/json' } });
+  assert.equal(unsigned.statusCode, 401);
+  const key = f.keys.add(SECRET);
+  const bad = await f.send({ keyId: key.id, secret: SECRET, body: '{"text":' });
   assert.equal(bad.statusCode, 400);
-  assert.deepEqual(f.audit.records.map((r) => [r.status, r.reason, r.key_id]), [[400, 'invalid_json', null]]);
+  assert.deepEqual(f.audit.records.map((r) => [r.status, r.reason, r.key_id]), [[401, 'missing_auth', null], [400, 'invalid_json', null]]);
 });
 
 test('the shared signing vectors verify through the gate', async () => {

@@ -61,8 +61,12 @@ sys.path.insert(0, sys.argv[1])
 from guardctl_client import signed_request
 args = json.load(sys.stdin)
 for r in args["requests"]:
-    status, headers, body = signed_request(args["base"], args["key"], r.get("secret", args["secret"]), r["method"], r["path"],
-                                           query=r.get("query"), body=r.get("body"), version=r.get("version", 1))
+    extra = {"version": r["version"]} if "version" in r else {}
+    try:
+        status, headers, body = signed_request(args["base"], args["key"], r.get("secret", args["secret"]), r["method"],
+                                               r["path"], query=r.get("query"), body=r.get("body"), **extra)
+    except ValueError as err:
+        status, body = "refused", str(err)
     print(json.dumps([status, body], ensure_ascii=False))
 `;
 
@@ -73,9 +77,11 @@ interface PyRequest {
   body?: unknown;
   version?: 1 | 2;
   secret?: string;
+  /** signed_request refuses to sign it (version 1 would not cover it). */
+  refused?: RegExp;
 }
 
-test('signed_request passes the real gate over HTTP with v1 and v2', async (t) => {
+test('signed_request passes the real gate over HTTP with v2 (the default) and seed-style v1', async (t) => {
   if (!haveProgram(t, 'python3')) return;
   const fixture = await gateFixture({ debug: true });
   t.after(() => fixture.app.close());
@@ -84,19 +90,25 @@ test('signed_request passes the real gate over HTTP with v1 and v2', async (t) =
   const key = fixture.keys.add(secret);
   const base = await listenLoopback(fixture.app);
   // Booleans, numbers with a significant text form, nested values, non-ASCII text, query values that need encoding.
-  const body = { text: 'A & B = C? 混元 "quoted"', model: 'guard-small', stream: false, strict: true, temperature: 0.5, max: 100, meta: { a: [1, 2] }, none: null };
+  const seed = { text: 'A & B = C? 混元 "quoted"', model: 'guard-small', stream: false, strict: true, temperature: 0.5, max: 100 };
+  const body = { ...seed, meta: { a: [1, 2] }, none: null };
   const requests: PyRequest[] = [
     { method: 'POST', path: '/api/v1/moderate', body },
     { method: 'POST', path: '/api/v1/moderate', query: { lang: 'zh', q: 'a b&c=d~*' }, body },
-    { method: 'POST', path: '/api/v1/translate', query: [['target_lang', 'en'], ['x', '%41+']], body: '{"text": "1.50 exact bytes", "n": 1.50}' },
-    { method: 'GET', path: '/api/v1/models' },
-    { method: 'GET', path: '/api/v1/models', query: { page: '2' } },
-    { method: 'POST', path: '/api/v1/moderate', query: { lang: 'zh', q: 'a b&c=d~*' }, body, version: 2 },
-    { method: 'POST', path: '/api/v1/translate', body: '{"text": "A & B = C?"}', version: 2 },
-    { method: 'GET', path: '/api/v1/models', query: [['b', '2'], ['a', 'é ü']], version: 2 },
+    { method: 'POST', path: '/api/v1/translate', body: '{"text": "A & B = C?"}' },
+    { method: 'GET', path: '/api/v1/models', query: [['b', '2'], ['a', 'é ü']] },
+    // Version 1: seed-style bodies (top-level strings, numbers, booleans) and plain queries.
+    { method: 'POST', path: '/api/v1/moderate', body: seed, version: 1 },
+    { method: 'POST', path: '/api/v1/moderate', query: { lang: 'zh', q: 'a b c~*' }, body: seed, version: 1 },
+    { method: 'POST', path: '/api/v1/translate', query: [['target_lang', 'en'], ['x', '%41+']], body: '{"text": "1.50 exact bytes", "n": 1.50}', version: 1 },
+    { method: 'GET', path: '/api/v1/models', version: 1 },
+    { method: 'GET', path: '/api/v1/models', query: { page: '2' }, version: 1 },
+    // Version 1 does not cover these: the client refuses to sign them.
+    { method: 'POST', path: '/api/v1/moderate', body, version: 1, refused: /'meta' is dict, which version 1 does not sign/ },
+    { method: 'POST', path: '/api/v1/moderate', query: { q: 'a b&c=d' }, body: seed, version: 1, refused: /'&c=', which version 1 signs like a separate parameter/ },
     // Must fail: a wrong secret, for both versions.
+    { method: 'POST', path: '/api/v1/moderate', body: seed, secret: 'gs_wrong', version: 1 },
     { method: 'POST', path: '/api/v1/moderate', body, secret: 'gs_wrong' },
-    { method: 'POST', path: '/api/v1/moderate', body, secret: 'gs_wrong', version: 2 },
   ];
   const res = await python(['-c', DRIVER, CLIENT_DIR], JSON.stringify({ base, key: key.id, secret, requests }));
   assert.equal(res.code, 0, res.stderr);
@@ -104,8 +116,11 @@ test('signed_request passes the real gate over HTTP with v1 and v2', async (t) =
   assert.equal(answers.length, requests.length, res.stdout);
   for (const [i, [status, answer]] of answers.entries()) {
     const r = requests[i]!;
-    const what = `request ${i} (${r.method} ${r.path} v${r.version ?? 1}): ${JSON.stringify(answer)}`;
-    if (r.secret) {
+    const what = `request ${i} (${r.method} ${r.path} v${r.version ?? 2}): ${JSON.stringify(answer)}`;
+    if (r.refused) {
+      assert.equal(status, 'refused', what);
+      assert.match(answer, r.refused, what);
+    } else if (r.secret) {
       assert.equal(status, 401, what);
       assert.equal(answer.error.code, 'bad_signature', what);
     } else {
@@ -123,7 +138,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from guardctl_client import signed_request
 try:
-    signed_request("http://127.0.0.1:9", "gk_x", "gs_x", "POST", "/api/v1/moderate", query={"text": "a"}, body={"text": "b"})
+    signed_request("http://127.0.0.1:9", "gk_x", "gs_x", "POST", "/api/v1/moderate", query={"text": "a"}, body={"text": "b"}, version=1)
 except ValueError as err:
     print("refused:", err)
 `;

@@ -28,6 +28,8 @@ export interface SendOptions {
   key?: TestKey;
   headers?: Record<string, string>;
   contentType?: string;
+  /** The signature version (default 2: version 1 refuses bodies with arrays or objects). */
+  version?: 1 | 2;
 }
 
 export interface ServerFixture {
@@ -65,7 +67,7 @@ export async function serverFixture(t: { after(fn: () => unknown): void }, opts:
   const metrics = opts.metrics ?? createServerMetrics();
   const engine = opts.engine ?? fakeEngine({ onStep: metrics.onStep });
   const config = serveConfig({ webDir: null, ...opts.config });
-  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https });
+  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https, trustedProxies: gateOptions.trustedProxies });
   t.after(() => app.close());
   return {
     app, engine, keys, audit, metrics,
@@ -77,7 +79,7 @@ export async function serverFixture(t: { after(fn: () => unknown): void }, opts:
     send(o) {
       const method = o.method ?? (o.body === undefined ? 'GET' : 'POST');
       const payload = o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
-      const signed = o.key ? signRequest({ method, url: o.url, body: payload, keyId: o.key.id, secret: o.key.secret }).headers : {};
+      const signed = o.key ? signRequest({ method, url: o.url, body: payload, keyId: o.key.id, secret: o.key.secret, version: o.version ?? 2 }).headers : {};
       const type = o.contentType ?? (payload !== undefined ? 'application/json' : undefined);
       return app.inject({
         method: method as 'GET',

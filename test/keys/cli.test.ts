@@ -233,3 +233,24 @@ test('keys --help lists the subcommands; list on an empty home says how to start
   assert.match(empty.stdout, /No keys yet/);
   assert.ok(!fs.existsSync(home), 'listing must not create a store');
 });
+
+test('an empty keys.db is refused by keys and serve with exit 1 and a hint naming the backup; nothing overwrites it', async (t) => {
+  const home = path.join(tempDir(t), 'home');
+  await createKey(home);
+  const file = path.join(home, 'keys.db');
+  for (const f of fs.readdirSync(home)) if (f.startsWith('keys.db')) fs.rmSync(path.join(home, f));
+  fs.writeFileSync(file, '', { mode: 0o600 });
+  for (const args of [['keys', 'list'], ['keys', 'create', '--name', 'b', '--tier', 'pro'], ['serve', '--host', '127.0.0.1', '--port', '0']]) {
+    const run = await runCli(['--home', home, '--json', ...args]);
+    assert.equal(run.code, 1, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+    const { error } = run.json();
+    assert.equal(error.code, 'GUARD_E_KEYSTORE', args.join(' '));
+    assert.match(error.message, /the file is empty/);
+    assert.match(error.hint, /restore .*keys\.db from a backup/);
+    assert.equal(fs.statSync(file).size, 0, `${args.join(' ')} wrote to the empty store`);
+  }
+  const human = await runCli(['--home', home, 'keys', 'list']);
+  assert.equal(human.code, 1);
+  assert.doesNotMatch(human.stdout, /No keys yet/);
+  assert.match(human.stderr, /backup/);
+});

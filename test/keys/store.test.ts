@@ -2,9 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { GuardError } from '../../src/core/errors.js';
 import { decodeMasterKey, loadMasterKey } from '../../src/keys/master-key.js';
 import { open, seal } from '../../src/keys/seal.js';
+import { createStore } from '../../src/keys/schema.js';
 import { KeyStore, keyStatus } from '../../src/keys/store.js';
 import { effectiveLimits, loadTiers } from '../../src/keys/tiers.js';
 import { tempDir } from '../helpers/cli.js';
@@ -145,4 +147,36 @@ test('a damaged database and a wrong master key fail at open with clear codes', 
   fs.writeFileSync(path.join(broken, 'keys.db'), Buffer.alloc(8192, 0x41), { mode: 0o600 });
   assert.throws(() => KeyStore.open({ home: broken, env: {} }), (e: unknown) => e instanceof GuardError && e.code === 'GUARD_E_KEYSTORE' && /backup/.test(e.hint ?? ''));
   assert.throws(() => KeyStore.open({ home: path.join(broken, 'none'), env: {}, readonly: true }), code('GUARD_E_KEYSTORE'));
+});
+
+test('a store that exists but holds no schema is refused like a damaged one and left as found', (t) => {
+  const { home, store } = storeAt(t, { now: T0 });
+  store.close();
+  const file = path.join(home, 'keys.db');
+  const refused = (e: unknown) => e instanceof GuardError && e.code === 'GUARD_E_KEYSTORE' && /no key store schema/.test(e.message)
+    && e.hint!.includes(`restore ${file} from a backup`);
+  // A 0-byte file (what a failed copy or `: > keys.db` leaves) and a valid SQLite file with no tables.
+  for (const make of [() => fs.writeFileSync(file, ''), () => new Database(file).exec('CREATE TABLE other (a)').close()]) {
+    for (const f of fs.readdirSync(home)) if (f.startsWith('keys.db')) fs.rmSync(path.join(home, f));
+    make();
+    const before = fs.readFileSync(file);
+    assert.throws(() => KeyStore.open({ home, env: {} }), refused);
+    assert.throws(() => KeyStore.open({ home, env: {}, readonly: true }), refused);
+    assert.deepEqual(fs.readFileSync(file), before, 'the refused file must not be initialised or changed');
+    assert.deepEqual(fs.readdirSync(home).sort(), ['keys.db', 'master.key']);
+  }
+});
+
+test('a first run that loses the race to create the store uses the winner\'s store and never replaces it', (t) => {
+  const home = path.join(tempDir(t), 'home');
+  const winner = KeyStore.open({ home, env: {}, now: () => T0 });
+  t.after(() => winner.close());
+  const { record } = winner.create({ name: 'a', tier: 'pro' });
+  // What the loser does after seeing no file: build its own store, then fail to link it over the winner's.
+  createStore(path.join(home, 'keys.db'), loadMasterKey({ home, env: {}, create: false }));
+  const loser = KeyStore.open({ home, env: {}, now: () => T0 });
+  t.after(() => loser.close());
+  assert.deepEqual(loser.list().map((r) => r.id), [record.id]);
+  assert.deepEqual(fs.readdirSync(home).filter((f) => f.startsWith('.')), [], 'no staging file is left behind');
+  assert.equal(fs.statSync(path.join(home, 'keys.db')).mode & 0o777, 0o600);
 });

@@ -80,7 +80,8 @@ test('a body over maxBody is 413, a bad URL 400, an unknown route or method 404'
   const s = await serverFixture(t, { config: { maxBodyBytes: 2048 } });
   const key = s.key();
   assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) }, key }), 413, 'body_too_large');
-  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) } }), 413, 'body_too_large');
+  // Unsigned, the headers are refused first: the body is never read.
+  assertError(await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) } }), 401, 'missing_auth');
   assertError(await s.app.inject({ method: 'GET', url: '/api/v1/%E0%A4%A' }), 400, 'bad_request');
   assertError(await s.send({ url: '/api/v2/moderate', body: { text: 'x' }, key }), 404, 'not_found');
   assertError(await s.send({ method: 'GET', url: '/api/v1/moderate', key }), 404, 'not_found');
@@ -177,7 +178,8 @@ test('a client that goes away stops the engine work (real socket)', async (t) =>
   req.end(body);
   await engine.hanging;
   assert.equal(engine.aborted, 0);
-  req.destroy();
+  // Gone as TCP shows it: a reset. A FIN alone is a half-close, answered (test/server/disconnect.test.ts).
+  req.socket!.resetAndDestroy();
   await waitFor(() => engine.aborted > 0, 'the engine to see the abort');
   assert.equal(engine.aborted, 1, 'the engine saw the abort');
   // The exchange is audited as cancelled.
@@ -201,8 +203,14 @@ test('malformed HTTP and stalled clients get a JSON answer on the socket', async
   const bad = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n');
   assert.match(bad, /^HTTP\/1\.1 400 /);
   assert.match(bad, /"code":"bad_request"/);
+  // Unsigned, the header stage answers at once and closes: the body is never waited for.
+  const unsigned = await raw('POST /api/v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te');
+  assert.match(unsigned, /^HTTP\/1\.1 401 [^]*"code":"missing_auth"[^]*\}$/);
+  assert.match(unsigned, /\r\nconnection: close\r\n/i);
+  const key = s.key();
+  const auth = `X-API-Key: ${key.id}\r\nX-Timestamp: ${Math.floor(Date.now() / 1000)}\r\nX-Nonce: nonce-stalled-1\r\nX-Signature: ${'ab'.repeat(32)}\r\n`;
   const started = Date.now();
-  const stalled = await raw('POST /api/v1/moderate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te');
+  const stalled = await raw(`POST /api/v1/moderate HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"te`);
   assert.match(stalled, /^HTTP\/1\.1 408 /);
   assert.match(stalled, /"code":"request_timeout"/);
   // Cut off by our 300 ms limit, not the 30 s default (a loose bound: a busy machine checks late).

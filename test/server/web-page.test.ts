@@ -105,7 +105,7 @@ test('the web page moderates and translates through the signed API', { timeout: 
     assert.ok(await page.locator('#tr-target optgroup option[value="yue"]').count(), 'the dialects are grouped');
   });
 
-  await t.test('the browser signs byte for byte like src/gate/sign-request.ts (odd characters, query + body)', async () => {
+  await t.test('the browser signs version 2 byte for byte like src/gate/sign-request.ts (odd characters, query + body)', async () => {
     const odd = 'A & B = C? "quoted" \\ 😀 第二行\nline two\ttab';
     await page.fill('#tr-text', odd);
     const [sent] = await Promise.all([page.waitForRequest((r) => r.url().includes('/api/v1/translate')), page.click('#tr-go')]);
@@ -117,11 +117,14 @@ test('the web page moderates and translates through the signed API', { timeout: 
     assert.equal(h['content-type'], 'application/json');
     assert.match(h['x-nonce']!, /^[0-9a-f]{32}$/);
     assert.match(h['x-timestamp']!, /^\d+$/);
+    // Version 2: the exact body bytes, so nested members (terms, messages) are covered too.
+    assert.equal(h['x-signature-version'], '2');
     const again = signRequest({
-      method: 'POST', url: url.pathname + url.search, body: sent.postData()!, keyId: key.id, secret, timestamp: h['x-timestamp'], nonce: h['x-nonce'],
+      method: 'POST', url: url.pathname + url.search, body: sent.postData()!, keyId: key.id, secret, timestamp: h['x-timestamp'], nonce: h['x-nonce'], version: 2,
     });
+    assert.equal(h['x-content-sha256'], again.headers['X-Content-SHA256']);
     assert.equal(h['x-signature'], again.headers['X-Signature'], again.stringToSign);
-    assert.match(again.stringToSign, /^POST\n\/guard\/api\/v1\/translate\nmodel=mt-demo&source_lang=zh&target_lang=en&text=A & B/);
+    assert.match(again.stringToSign, /^GUARD2-HMAC-SHA256\nPOST\n\/guard\/api\/v1\/translate\n[^\n]*\n[0-9a-f]{64}\n/);
   });
 
   await t.test('a wrong secret shows the bad_signature error readably', async () => {
