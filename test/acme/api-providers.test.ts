@@ -19,6 +19,7 @@ import type { FakeDnsApi, FakeDnsOptions } from '../helpers/fake-dns-apis/common
 import { startFakeDnspod } from '../helpers/fake-dns-apis/dnspod.js';
 import { startPebble } from '../helpers/pebble.js';
 import { haveProgram } from '../helpers/system.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 async function startChalltestsrv(t: { after(fn: () => unknown): void }): Promise<{ dnsPort: number; management: string }> {
   const [dnsPort, mgmtPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
@@ -29,7 +30,8 @@ async function startChalltestsrv(t: { after(fn: () => unknown): void }): Promise
   child.stderr.on('data', (c) => (out += c));
   t.after(() => child.kill('SIGKILL'));
   const management = `http://127.0.0.1:${mgmtPort}`;
-  for (let i = 0; i < 100; i++) {
+  const deadline = Date.now() + HANG_BOUND_MS;
+  while (Date.now() < deadline && child.exitCode === null) {
     try {
       if ((await fetch(`${management}/clear-txt`, { method: 'POST', body: '{"host":"probe.invalid."}' })).ok) return { dnsPort, management };
     } catch { /* not up yet */ }
@@ -54,7 +56,7 @@ test('aliyun, cloudflare and dnspod issue a name + wildcard through their fakes,
     const name = `${provider}.example.test`;
     const r = await runCli(['--home', home, '--json', 'cert', 'issue', '-d', name, '-d', `*.${name}`, '--dns', provider,
       '--server', pebble.directory, '--agree-tos', '--dns-resolvers', `127.0.0.1:${cts.dnsPort}`, '--dns-check', 'resolvers',
-      '--dns-interval', '0.2', '--dns-timeout', '20'], {
+      '--dns-interval', '0.2', '--dns-timeout', '120'], {
       env: { ...fake.env, PATH: process.env.PATH, GUARDCTL_ACME_CA_CERTIFICATES: pebble.caFile, GUARDCTL_RENEW_JITTER: '0', GUARDCTL_ACME_POLL_MS: '200' },
     });
     assert.equal(r.code, 0, `${provider}: ${r.stderr}${r.stdout}`);

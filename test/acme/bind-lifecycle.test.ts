@@ -34,7 +34,7 @@ test('issue, verify, renew, revoke and a CNAME-delegated name with BIND + rfc213
     RFC2136_TSIG_ALGORITHM: bind.tsig.algorithm,
   };
   const cli = (args: string[]) => runCli(['--home', home, '--json', 'cert', ...args], { env });
-  const dns = ['--dns', 'rfc2136', '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2', '--dns-timeout', '20'];
+  const dns = ['--dns', 'rfc2136', '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2', '--dns-timeout', '120'];
 
   const issued = await cli(['issue', '-d', 'example.test', '-d', '*.example.test', '--server', pebble.directory, '--agree-tos', '--email', 'ops@example.test',
     ...dns, '--deploy-dir', deployDir, '--reload-cmd', `echo "$GUARDCTL_LINEAGE" >> ${reloadLog}`]);

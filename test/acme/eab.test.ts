@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { startBind } from '../helpers/bind.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startPebble } from '../helpers/pebble.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
 const HMAC = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W';
@@ -45,7 +46,7 @@ test('EAB: required by the CA, used once to register, the account reused afterwa
   const ok = spawnSync(process.execPath, [BIN, '-v', ...base, '-d', 'eab.example.test'], {
     env: { ...env, GUARDCTL_FROM_SRC: '1', GUARDCTL_ACME_CA_CERTIFICATES: '', NODE_EXTRA_CA_CERTS: pebble.caFile, GUARDCTL_EAB_KID: 'kid-1', GUARDCTL_EAB_HMAC_KEY: HMAC },
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 5 * HANG_BOUND_MS, // a hang's bound: the CLI starts from the TypeScript sources
   });
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stderr, /"component":"acme-client"/, 'trace logs were written');

@@ -31,7 +31,7 @@ test('faults leave the previous good state', async (t) => {
     RFC2136_NAMESERVER: `127.0.0.1:${bind.port}`, RFC2136_TSIG_KEY: bind.tsig.name, RFC2136_TSIG_SECRET: bind.tsig.secret,
   };
   configureAcmeTrust(env);
-  const dns: DnsSettings = { provider: 'rfc2136', options: {}, intervalSec: 0.2, timeoutSec: 15, resolvers: [`127.0.0.1:${bind.port}`] };
+  const dns: DnsSettings = { provider: 'rfc2136', options: {}, intervalSec: 0.2, timeoutSec: 120, resolvers: [`127.0.0.1:${bind.port}`] };
   const flags = ['--server', pebble.directory, '--agree-tos', '--dns', 'rfc2136', '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2'];
   const logs: string[] = [];
   const deps = (home: string, wrap: (s: Solver) => Solver = (s) => s): LifecycleDeps => ({

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { startBind } from '../helpers/bind.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startPebble } from '../helpers/pebble.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
 
@@ -36,7 +37,7 @@ test('kill -9 mid-renewal keeps the old certificate; the next run recovers', asy
   const script = path.join(state, 'dns.sh');
   fs.writeFileSync(script, `#!/bin/sh
 set -e
-if [ -f "${state}/hang" ]; then touch "${state}/presenting"; sleep 60; fi
+if [ -f "${state}/hang" ]; then touch "${state}/presenting"; sleep 600; fi
 op=add; [ "$1" = cleanup ] && op=delete
 printf 'server 127.0.0.1 ${bind.port}\\nupdate %s %s 60 TXT "%s"\\nsend\\n' "$op" "$2" "$3" | nsupdate -y "${bind.tsig.algorithm}:${bind.tsig.name}:${bind.tsig.secret}"
 `, { mode: 0o700 });
@@ -74,7 +75,7 @@ printf 'server 127.0.0.1 ${bind.port}\\nupdate %s %s 60 TXT "%s"\\nsend\\n' "$op
   // 1. Killed while the provider is writing the challenge.
   fs.writeFileSync(path.join(state, 'hang'), '');
   const first = renew();
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + HANG_BOUND_MS;
   while (!fs.existsSync(path.join(state, 'presenting'))) {
     assert.ok(Date.now() < deadline, `the renewal never reached the provider:\n${first.output()}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -94,7 +95,7 @@ printf 'server 127.0.0.1 ${bind.port}\\nupdate %s %s 60 TXT "%s"\\nsend\\n' "$op
       // (A CA may reuse a valid authorization: then there is no challenge and the run may finish first.)
       let finished = false;
       void run.exited.then(() => (finished = true));
-      const until = Date.now() + 30_000;
+      const until = Date.now() + HANG_BOUND_MS;
       while (!when.test(run.output()) && !finished) {
         assert.ok(Date.now() < until, `no ${when} in:\n${run.output()}`);
         await new Promise((r) => setTimeout(r, 5));

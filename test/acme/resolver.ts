@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freeLoopbackPort } from '../helpers/bind.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 interface TestContext {
   after(fn: () => unknown): void;
@@ -46,7 +47,7 @@ ${zones.map((z) => `zone "${z}" { type forward; forward only; forwarders { 127.0
     await exited;
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + HANG_BOUND_MS;
   for (;;) {
     try {
       const r = new Resolver({ timeout: 500, tries: 1 });

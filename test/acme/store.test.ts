@@ -74,11 +74,19 @@ test('the lock: one holder at a time; a dead holder\'s lock is taken over', asyn
   const store = new CertStore(tempDir(t));
   store.install('site', bundle('1'), meta('01'));
   let inside = 0;
+  // The first holder keeps the lock until the second attempt has been refused, however long that takes.
+  let release = () => {};
+  const held = new Promise<void>((r) => (release = r));
+  let entered = () => {};
+  const holding = new Promise<void>((r) => (entered = r));
   const slow = store.locked('site', async () => {
     inside++;
-    await new Promise((r) => setTimeout(r, 100));
+    entered();
+    await held;
   });
+  await holding;
   await assert.rejects(store.locked('site', async () => inside++), (err: Error & { code?: string }) => err.code === 'GUARD_E_CERT_BUSY' && /another guardctl \(pid \d+\)/.test(err.message));
+  release();
   await slow;
   assert.equal(inside, 1);
 

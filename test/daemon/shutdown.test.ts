@@ -9,6 +9,7 @@ import { signRequest } from '../../src/gate/sign-request.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { MemoryStream, tempDir } from '../helpers/cli.js';
 import { toEnglish } from '../helpers/infer-engine.js';
+import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
 
 test('shutdown: past --drain-timeout, requests still decoding are cancelled at once, not given more time', async (t) => {
   const home = tempDir(t);
@@ -21,7 +22,7 @@ test('shutdown: past --drain-timeout, requests still decoding are cancelled at o
   const jobs = Array.from({ length: 32 }, () =>
     daemon.engine.generate({ model: 'mt-demo', messages: toEnglish('我们喜欢猫。'.repeat(8)), maxNewTokens: 64 }).then(() => 'done', (err: { code?: string }) => err.code ?? 'error'),
   );
-  while (daemon.engine.load().every((d) => d.active === 0)) await new Promise((r) => setTimeout(r, 1));
+  await waitFor(() => daemon.engine.load().some((d) => d.active > 0), 'the batch to start decoding', HANG_BOUND_MS, 1);
   await daemon.shutdown();
   const outcomes = await Promise.all(jobs);
   assert.ok(outcomes.every((o) => o === 'cancelled'), outcomes.join(','));

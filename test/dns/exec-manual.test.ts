@@ -57,7 +57,8 @@ test('exec: a missing or non-executable script, a timeout and a bad timeout are 
   const plain = path.join(dir, 'plain.sh');
   fs.writeFileSync(plain, '#!/bin/sh\nexit 0\n', { mode: 0o600 });
   await assert.rejects(exec.create(ctx({ PATH, GUARDCTL_DNS_EXEC: plain }).ctx).present(record), /cannot run .*plain\.sh: permission denied/);
-  const slow = script(dir, 'slow.sh', 'sleep 5');
+  // It never finishes by itself, so only the timeout can end it, however slow the machine.
+  const slow = script(dir, 'slow.sh', 'exec sleep 600');
   await assert.rejects(exec.create(ctx({ PATH, GUARDCTL_DNS_EXEC: slow, GUARDCTL_DNS_EXEC_TIMEOUT: '0.2' }).ctx).present(record), /did not finish within 0\.2s/);
   assert.throws(() => exec.create(ctx({ GUARDCTL_DNS_EXEC: slow, GUARDCTL_DNS_EXEC_TIMEOUT: 'soon' }).ctx), /GUARDCTL_DNS_EXEC_TIMEOUT must be a positive number/);
   assert.throws(() => exec.create(ctx({}).ctx), /^GuardError: exec: missing setting: set GUARDCTL_DNS_EXEC \(or EXEC_PATH\)$/);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { GuardError } from '../../src/core/errors.js';
 import { backoffMs, createHttp, endpointUrl, retryPolicy, type HttpOptions } from '../../src/dns/http.js';
 import { factory as aliyun } from '../../src/dns/providers/aliyun/index.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const policy = { tries: 4, baseDelayMs: 500, maxDelayMs: 8000, timeoutMs: 1000 };
 
@@ -100,7 +101,7 @@ test('a request that hangs times out and counts as a network error', async () =>
   })) as typeof fetch;
   const h = harness([], { fetch: hanging }, { GUARDCTL_DNS_HTTP_TIMEOUT_MS: '20', GUARDCTL_DNS_HTTP_TRIES: '1' });
   // AbortSignal.timeout's timer does not hold the event loop open (a real socket would): this one does.
-  const keepAlive = setTimeout(() => {}, 5000);
+  const keepAlive = setTimeout(() => {}, HANG_BOUND_MS);
   await assert.rejects(h.run(), /demo: list records failed after 1 try: network error: timed out/);
   clearTimeout(keepAlive);
 });

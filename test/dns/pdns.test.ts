@@ -5,6 +5,7 @@ import { baseUrl, factory, quoteTxt } from '../../src/dns/providers/pdns/index.j
 import { freeLoopbackPort } from '../helpers/bind.js';
 import { startPdns, type PdnsServer } from '../helpers/pdns.js';
 import { runProviderContract } from './contract.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 import { waitForTxt } from '../../src/acme/propagation.js';
 
 const FQDN = '_acme-challenge.example.test';
@@ -125,6 +126,6 @@ test('a value written through the API is seen by the propagation check against P
   if (!pdns) return;
   const provider = factory.create({ env: envFor(pdns), log });
   await provider.present({ fqdn: FQDN, value: 'propagated', ttl: 60 });
-  const auth = await waitForTxt({ fqdn: FQDN, values: ['propagated'], resolvers: [{ host: '127.0.0.1', port: pdns.dnsPort }], timeoutMs: 5000, intervalMs: 100, log });
+  const auth = await waitForTxt({ fqdn: FQDN, values: ['propagated'], resolvers: [{ host: '127.0.0.1', port: pdns.dnsPort }], timeoutMs: HANG_BOUND_MS, intervalMs: 100, log });
   assert.deepEqual([auth.zone, auth.nameservers.map((n) => n.name)], ['example.test', ['ns1.example.test']]);
 });

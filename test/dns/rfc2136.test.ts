@@ -9,6 +9,7 @@ import { parseAlgorithm, parseNameserver, quoteTxt } from '../../src/dns/provide
 import { freeLoopbackPort, startBind, type BindServer } from '../helpers/bind.js';
 import { haveProgram } from '../helpers/system.js';
 import { runProviderContract } from './contract.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 import { resolveChallengeTarget, waitForTxt } from '../../src/acme/propagation.js';
 
 const FQDN = '_acme-challenge.example.test';
@@ -165,7 +166,7 @@ test('the ACME flow\'s order against BIND: CNAME target, present there, wait for
   const target = await resolveChallengeTarget('_acme-challenge.cname.example.test', resolvers);
   const provider = factory.create({ env: envFor(bind), log });
   await provider.present({ fqdn: target, value: 'through-cname', ttl: 60 });
-  const auth = await waitForTxt({ fqdn: '_acme-challenge.cname.example.test', values: ['through-cname'], resolvers, timeoutMs: 5000, intervalMs: 100, log });
+  const auth = await waitForTxt({ fqdn: '_acme-challenge.cname.example.test', values: ['through-cname'], resolvers, timeoutMs: HANG_BOUND_MS, intervalMs: 100, log });
   assert.deepEqual([auth.target, auth.zone], ['_acme-challenge.cname.delegated.test', 'delegated.test']);
   await provider.cleanup({ fqdn: target, value: 'through-cname', ttl: 60 });
   assert.deepEqual(await bind.dig(target, 'TXT'), []);

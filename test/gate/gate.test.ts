@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import path from 'node:path';
 import { tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SECRET = 'gs_unit_test_secret_value';
 
@@ -232,7 +233,7 @@ test('8b. concurrency is limited and slots are released when requests finish', a
   const f = await gateFixture();
   const key = f.keys.add(SECRET, { tier: 'enterprise', overrides: { concurrency: 2 } });
   const slow = [f.send({ keyId: key.id, secret: SECRET, url: '/api/v1/slow', body: '{}' }), f.send({ keyId: key.id, secret: SECRET, url: '/api/v1/slow', body: '{}' })];
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => f.slowWaiting() === 2, 'both slow requests to hold their slots');
   const third = await f.send({ keyId: key.id, secret: SECRET, url: '/api/v1/moderate' });
   assert.equal(third.statusCode, 429);
   assert.equal(third.json().error.code, 'concurrency_limited');

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { jsonDeeperThan } from '../../src/gate/json-depth.js';
 import { gateFixture } from '../helpers/gate-app.js';
 import { serverFixture } from '../helpers/server-app.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 /**
  * Issue 10, finding 5: on gated routes everything the headers allow is checked before the body is read, the
@@ -77,7 +78,7 @@ test('nesting is measured outside strings only: 32 levels pass, 33 do not', () =
   assert.equal(jsonDeeperThan(Buffer.from(JSON.stringify({ text: '中文[[[' })), 2), false);
 });
 
-test('a request with an unknown key id is answered before its body is sent', { timeout: 30_000 }, async (t) => {
+test('a request with an unknown key id is answered before its body is sent', { timeout: HANG_BOUND_MS }, async (t) => {
   const f = await gateFixture();
   f.clock.now = Date.now();
   const gone = f.keys.add(SECRET);

@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
 import { haveProgram, listenLoopback } from '../helpers/system.js';
 import { loadVectors, VECTORS_PATH } from '../helpers/vectors.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const CLIENT_DIR = fileURLToPath(new URL('../../docs/clients/', import.meta.url));
 const CLIENT = path.join(CLIENT_DIR, 'guardctl_client.py');
@@ -23,7 +24,7 @@ function python(args: string[], input = ''): Promise<PyRun> {
     const child = spawn('python3', args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PYTHONIOENCODING: 'utf-8' } });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), HANG_BOUND_MS);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);

@@ -24,6 +24,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { haveProgram } from './system.js';
+import { HANG_BOUND_MS } from './wait.js';
 
 export type TsigAlgorithm = 'hmac-sha256' | 'hmac-sha384' | 'hmac-sha512';
 
@@ -38,7 +39,7 @@ export interface BindOptions {
   algorithm?: TsigAlgorithm;
   /** Extra zone-file lines per zone, relative names allowed: { 'example.test': ['www A 127.0.0.1'] }. */
   zones?: Record<string, string[]>;
-  /** Start timeout, ms (default 20 s). */
+  /** Start timeout, ms (default HANG_BOUND_MS: named starts slowly on a busy machine). */
   startTimeoutMs?: number;
 }
 
@@ -127,7 +128,7 @@ ${zones.map((z) => `zone "${z}" { type primary; file ${q(`${z}.zone`)}; allow-up
 
 /** `dig @address -p port +short +norecurse name type`; TXT answers come back unquoted, their strings joined. */
 export function digAt(address: string, port: number, name: string, type: string): string[] {
-  const r = spawnSync('dig', [`@${address}`, '-p', String(port), '+short', '+norecurse', '+time=2', '+tries=1', name, type], { encoding: 'utf8' });
+  const r = spawnSync('dig', [`@${address}`, '-p', String(port), '+short', '+norecurse', '+time=30', '+tries=1', name, type], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`dig failed: ${r.stderr || r.stdout}`);
   const lines = r.stdout.split('\n').filter((l) => l !== '' && !l.startsWith(';'));
   if (type.toUpperCase() !== 'TXT') return lines;
@@ -155,7 +156,7 @@ export async function startBind(t: TestContext, opts: BindOptions = {}): Promise
     const port = opts.port ?? (await freeLoopbackPort(address));
     for (const z of zones) fs.writeFileSync(path.join(dir, `${z}.zone`), zoneFile(z, opts.nsAddress ?? address, token, opts.zones?.[z] ?? []));
     fs.writeFileSync(path.join(dir, 'named.conf'), namedConf(dir, address, port, tsig, zones));
-    const server = await launch(t, dir, address, port, tsig, zones, token, opts.startTimeoutMs ?? 20_000);
+    const server = await launch(t, dir, address, port, tsig, zones, token, opts.startTimeoutMs ?? HANG_BOUND_MS);
     if (typeof server !== 'string') return server;
     lastError = server;
     // Another process took the port between the probe and named's bind: try a new one.
@@ -211,7 +212,7 @@ async function launch(t: TestContext, dir: string, address: string, port: number
     dig: async (name, type) => digAt(address, port, name, type),
     nsupdate(commands) {
       const script = [`server ${address} ${port}`, ...commands, 'send', ''].join('\n');
-      const r = spawnSync('nsupdate', ['-y', `${tsig.algorithm}:${tsig.name}:${tsig.secret}`], { input: script, encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync('nsupdate', ['-y', `${tsig.algorithm}:${tsig.name}:${tsig.secret}`], { input: script, encoding: 'utf8', timeout: HANG_BOUND_MS });
       if (r.status !== 0) throw new Error(`nsupdate failed (${r.status}): ${r.stderr}${r.stdout}`);
     },
     output: () => out,

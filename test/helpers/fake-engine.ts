@@ -9,7 +9,8 @@ import {
  *   "bomb" -> unsafe + Violent, "controversial" -> controversial + Politically Sensitive Topics, else safe;
  *   "[[garbage]]" -> an answer that does not parse; "[[queue_full]]", "[[timeout]]", "[[too_long]]",
  *   "[[engine_failed]]" -> that EngineError; "[[crash]]" -> a plain Error (a bug); "[[hang]]" -> waits until the
- *   request's signal aborts (then 'cancelled'), recording it in `aborted`; "[[slow]]" -> answers after 300 ms.
+ *   request's signal aborts (then 'cancelled'), recording it in `aborted`; "[[held]]" -> answers once the test
+ *   calls release() (so a test can act while a request is in flight, whatever the machine's speed).
  * Translation answers from a small table.
  */
 export interface FakeEngine extends Engine {
@@ -19,6 +20,10 @@ export interface FakeEngine extends Engine {
   aborted: number;
   /** Resolves when a '[[hang]]' request has started waiting. */
   hanging: Promise<void>;
+  /** Resolves when a '[[held]]' request has reached the engine. */
+  held: Promise<void>;
+  /** Lets '[[held]]' requests (those waiting and those to come) answer. */
+  release(): void;
   setState(name: string, state: ModelInfo['state']): void;
 }
 
@@ -35,11 +40,16 @@ export function fakeModels(): ModelInfo[] {
 
 export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInfo[] = fakeModels()): FakeEngine {
   let hung = () => {};
+  let arrived = () => {};
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
   const engine: FakeEngine = {
     infos,
     calls: [],
     aborted: 0,
     hanging: new Promise<void>((r) => (hung = r)),
+    held: new Promise<void>((r) => (arrived = r)),
+    release: () => release(),
     setState(name, state) {
       const m = infos.find((i) => i.name === name);
       if (!m) throw new Error(`no fake model ${name}`);
@@ -97,7 +107,11 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
       throw new EngineError('cancelled', 'cancelled');
     }
     if (signal?.aborted) throw new EngineError('cancelled', 'cancelled');
-    await new Promise((r) => (text.includes('[[slow]]') ? setTimeout(r, 300) : setImmediate(r)));
+    if (text.includes('[[held]]')) {
+      arrived();
+      await released;
+    }
+    await new Promise(setImmediate);
     return info;
   }
 

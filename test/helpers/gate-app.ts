@@ -67,9 +67,10 @@ export interface SendOptions {
 /**
  * A fastify app with the gate in front of stub routes: POST /api/v1/moderate (model from the body's "model",
  * default guard-small of size small), POST /api/v1/translate, GET /api/v1/models (no model) and GET /open (no gate).
- * The stub routes echo what the gate decided. POST /api/v1/slow waits until `releaseSlow()` is called.
+ * The stub routes echo what the gate decided. POST /api/v1/slow waits until `releaseSlow()` is called;
+ * `slowWaiting()` counts the requests waiting there.
  */
-export async function gateFixture(options: Partial<GateOptions> = {}, tiersSection?: Record<string, unknown>, stateFile?: string): Promise<GateFixture & { releaseSlow(): void }> {
+export async function gateFixture(options: Partial<GateOptions> = {}, tiersSection?: Record<string, unknown>, stateFile?: string): Promise<GateFixture & { releaseSlow(): void; slowWaiting(): number }> {
   const clock = { now: Date.UTC(2026, 0, 1, 0, 0, 0) };
   const keys = new MemoryKeys();
   const audit = new MemoryAudit();
@@ -110,5 +111,5 @@ export async function gateFixture(options: Partial<GateOptions> = {}, tiersSecti
       headers: { ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}), ...signed.headers, ...o.headers },
     });
   };
-  return { app, keys, audit, state, clock, send, releaseSlow: () => waiting.splice(0).forEach((r) => r()) };
+  return { app, keys, audit, state, clock, send, releaseSlow: () => waiting.splice(0).forEach((r) => r()), slowWaiting: () => waiting.length };
 }

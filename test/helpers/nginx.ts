@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { HANG_BOUND_MS } from './wait.js';
 
 const NGINX = 'nginx';
 const MIME_TYPES = '/etc/nginx/mime.types';
@@ -176,7 +177,8 @@ export async function startNginx(t: { after(fn: () => unknown): void }, siteFile
       // nothing left
     }
     await Promise.race([exited, grace(2000)]);
-    const deadline = Date.now() + 3000;
+    // SIGKILLed workers die at once, but a busy machine may take a while to reap them.
+    const deadline = Date.now() + HANG_BOUND_MS;
     while (workers().some(alive) && Date.now() < deadline) await sleep(50);
     const left = workers().filter(alive);
     if (left.length) throw new Error(`nginx workers left running: ${left.join(', ')}`);
@@ -190,7 +192,7 @@ export async function startNginx(t: { after(fn: () => unknown): void }, siteFile
     }
   });
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+  const deadline = Date.now() + (options.startTimeoutMs ?? HANG_BOUND_MS);
   while (workers().length === 0) {
     if (exitCode !== undefined) throw new Error(`nginx exited (${exitCode}) before starting its workers:\n${errorLog()}`);
     if (Date.now() > deadline) {
@@ -211,7 +213,7 @@ export async function startNginx(t: { after(fn: () => unknown): void }, siteFile
   }
 
   const mark = () => errorLog().length;
-  const waitForReload = async (from: number, ms = 10_000) => {
+  const waitForReload = async (from: number, ms = HANG_BOUND_MS) => {
     const end = Date.now() + ms;
     for (;;) {
       const text = errorLog().slice(from);

@@ -20,11 +20,12 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { digAt, freeLoopbackPort, tail } from './bind.js';
 import { haveProgram } from './system.js';
+import { HANG_BOUND_MS } from './wait.js';
 
 export interface PdnsOptions {
   /** Zones to create besides example.test (names without trailing dot). */
   zones?: string[];
-  /** Start timeout, ms (default 20 s). */
+  /** Start timeout, ms (default HANG_BOUND_MS: pdns_server starts slowly on a busy machine). */
   startTimeoutMs?: number;
 }
 
@@ -113,7 +114,7 @@ async function launch(t: TestContext, opts: PdnsOptions): Promise<PdnsServer | s
       method,
       headers: { 'X-API-Key': apiKey, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(HANG_BOUND_MS),
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`PowerDNS API ${method} ${route}: HTTP ${res.status} ${text}`);
@@ -125,7 +126,7 @@ async function launch(t: TestContext, opts: PdnsOptions): Promise<PdnsServer | s
     return r;
   };
 
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
+  const deadline = Date.now() + (opts.startTimeoutMs ?? HANG_BOUND_MS);
   for (;;) {
     if (exitedNow) {
       await stop();
@@ -140,7 +141,7 @@ async function launch(t: TestContext, opts: PdnsOptions): Promise<PdnsServer | s
     } catch { /* not up yet */ }
     if (Date.now() > deadline) {
       await stop();
-      return `${tail(out)}\n(pdns_server did not answer within ${opts.startTimeoutMs ?? 20_000} ms)`;
+      return `${tail(out)}\n(pdns_server did not answer within ${opts.startTimeoutMs ?? HANG_BOUND_MS} ms)`;
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freeLoopbackPort } from './bind.js';
 import { haveProgram } from './system.js';
+import { HANG_BOUND_MS } from './wait.js';
 
 interface TestContext {
   skip(message?: string): void;
@@ -93,7 +94,7 @@ function makeTlsCert(dir: string): { cert: string; key: string } {
   return { cert, key };
 }
 
-async function waitUntil(what: string, fn: () => Promise<boolean>, dead: () => boolean, output: () => string, ms = 15_000): Promise<void> {
+async function waitUntil(what: string, fn: () => Promise<boolean>, dead: () => boolean, output: () => string, ms = HANG_BOUND_MS): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (dead()) throw new Error(`${what} exited:\n${output()}`);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { HANG_BOUND_MS } from './wait.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
 
@@ -36,7 +37,7 @@ export async function serveProcess(home: string, args: string[] = []): Promise<S
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = (re: RegExp, ms = 60_000) => {
+  const waitFor = (re: RegExp, ms = HANG_BOUND_MS) => {
     const seen = lines.find((l) => re.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolve, reject) => {
@@ -48,8 +49,10 @@ export async function serveProcess(home: string, args: string[] = []): Promise<S
     throw new Error(`guardctl serve exited (${code}) before it was ready; output:\n${lines.join('\n')}`);
   });
   const ready = (async () => {
-    const listening = await waitFor(/"msg":"listening"/);
-    await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/);
+    // Starting from the TypeScript sources and warming the models is slow on a busy machine: a hang's bound only.
+    const started = 3 * HANG_BOUND_MS;
+    const listening = await waitFor(/"msg":"listening"/, started);
+    await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/, started);
     return (JSON.parse(listening) as { url: string }).url;
   })();
   failedEarly.catch(() => {});

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { HANG_BOUND_MS } from './wait.js';
 
 /** A throwaway certificate authority and server certificates made with openssl, as files. */
 export interface TestCa {
@@ -29,7 +30,7 @@ export interface TestCaOptions {
 }
 
 function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8', timeout: HANG_BOUND_MS });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}`);
 }

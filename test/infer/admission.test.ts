@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mt, nextStep, startEngine, toChinese, toEnglish } from '../helpers/infer-engine.js';
+import { mt, nextStep, startEngine, toChinese, toEnglish, user } from '../helpers/infer-engine.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 // The longest answer the translator gives (8 tokens + EOS: 8 decode steps) and one of the shortest (2 tokens).
 const LONG = toEnglish('我们喜欢猫。'.repeat(8));
@@ -8,21 +9,29 @@ const LONG_ANSWER = 'We like cats. We like cats.';
 const SHORT = toChinese('We like cats.');
 const SHORT_ANSWER = '我们喜欢猫。';
 
+// A prompt the translator answers with a run of words and no EOS: maxNewTokens decode steps, a window wide enough
+// for the main thread to act between two of them on a busy machine (8 steps, LONG's, were not).
+const RUNAWAY = user('xyz '.repeat(30));
+const RUNAWAY_TOKENS = 200;
+
 const isPrefill = (tokens: number) => (e: { kind: string; tokens: number }) => e.kind === 'prefill' && e.tokens === tokens;
 
 test('continuous admission: a request arriving mid-decode joins the batch and finishes first', async (t) => {
   const rec = await startEngine(t, [mt()], { maxBatch: 8, maxWaitMs: 0 });
   const { engine } = rec;
+  // The long answer alone, to compare with the one that shared its batch.
+  const alone = await engine.generate({ model: 'mt', messages: RUNAWAY, maxNewTokens: RUNAWAY_TOKENS });
+  assert.deepEqual([alone.outputTokens, alone.finish], [RUNAWAY_TOKENS, 'length']);
   rec.steps.length = 0; // the warm-up's
   const order: string[] = [];
-  const longDone = engine.generate({ model: 'mt', messages: LONG, maxNewTokens: 64 }).then((r) => (order.push('long'), r));
+  const longDone = engine.generate({ model: 'mt', messages: RUNAWAY, maxNewTokens: RUNAWAY_TOKENS }).then((r) => (order.push('long'), r));
   // Sent from inside the step callback of the long request's prefill: it arrives while the long one decodes.
   let shortDone!: Promise<Awaited<typeof longDone>>;
   await nextStep(rec, (e) => e.kind === 'prefill', () => {
     shortDone = engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 64 }).then((r) => (order.push('short'), r));
   });
   const [long, short] = await Promise.all([longDone, shortDone]);
-  assert.equal(long.text, LONG_ANSWER);
+  assert.equal(long.text, alone.text);
   assert.equal(short.text, SHORT_ANSWER);
   assert.deepEqual(order, ['short', 'long']);
   // The short one was prefilled on its own, then decoded in the same batch as the long one.
@@ -45,24 +54,28 @@ test('with continuous admission off, a request arriving mid-decode waits for the
 });
 
 test('limits: abort, deadline, queue_full, close', async (t) => {
-  const rec = await startEngine(t, [mt()], { maxBatch: 1, maxWaitMs: 0, maxQueue: 2 });
+  // close() lets admitted requests finish within closeGraceMs: a hang's bound, so a slow one still finishes.
+  const rec = await startEngine(t, [mt()], { maxBatch: 1, maxWaitMs: 0, maxQueue: 2, closeGraceMs: HANG_BOUND_MS });
   const { engine } = rec;
   rec.steps.length = 0;
   const longTokens = (await engine.generate({ model: 'mt', messages: LONG, maxNewTokens: 64 })).promptTokens;
   const fullDecodes = rec.steps.filter((e) => e.kind === 'decode').length;
   assert.equal(fullDecodes, 8);
+  rec.steps.length = 0;
+  const runaway = await engine.generate({ model: 'mt', messages: RUNAWAY, maxNewTokens: RUNAWAY_TOKENS });
+  const runawayDecodes = rec.steps.filter((e) => e.kind === 'decode').length;
 
   await t.test('an aborted request stops consuming decode steps and rejects with cancelled', async () => {
     rec.steps.length = 0;
     const controller = new AbortController();
-    const done = engine.generate({ model: 'mt', messages: LONG, maxNewTokens: 64, signal: controller.signal });
-    await nextStep(rec, isPrefill(longTokens), () => controller.abort());
+    const done = engine.generate({ model: 'mt', messages: RUNAWAY, maxNewTokens: RUNAWAY_TOKENS, signal: controller.signal });
+    await nextStep(rec, isPrefill(runaway.promptTokens), () => controller.abort());
     await assert.rejects(done, { code: 'cancelled' });
     // The next request runs after the aborted one left the device (maxBatch 1): count the steps before it.
     const after = await engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 8 });
     const nextPrefill = rec.steps.findIndex((e) => e.kind === 'prefill' && e.tokens === after.promptTokens);
     const decodes = rec.steps.slice(0, nextPrefill).filter((e) => e.kind === 'decode').length;
-    assert.ok(decodes < fullDecodes, `the aborted request ran ${decodes} decode steps of ${fullDecodes}`);
+    assert.ok(decodes < runawayDecodes, `the aborted request ran ${decodes} decode steps of ${runawayDecodes}`);
     assert.deepEqual(engine.load(), [{ device: 'cpu', queued: 0, active: 0 }]);
   });
 
@@ -101,12 +114,12 @@ test('limits: abort, deadline, queue_full, close', async (t) => {
   });
 
   await t.test('close(): the waiting request is cancelled, the admitted one finishes, later ones are refused', async () => {
-    const admitted = engine.generate({ model: 'mt', messages: LONG, maxNewTokens: 64 });
-    await nextStep(rec, isPrefill(longTokens));
+    const admitted = engine.generate({ model: 'mt', messages: RUNAWAY, maxNewTokens: RUNAWAY_TOKENS });
+    await nextStep(rec, isPrefill(runaway.promptTokens));
     const waiting = engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 8 });
     const closed = engine.close();
     await assert.rejects(waiting, { code: 'cancelled' });
-    assert.equal((await admitted).text, LONG_ANSWER);
+    assert.equal((await admitted).text, runaway.text);
     await closed;
     await assert.rejects(engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 8 }), { code: 'not_ready' });
   });

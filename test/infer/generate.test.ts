@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { EngineError } from '../../src/infer/types.js';
 import type { ChatMessage } from '../../src/infer/types.js';
 import { guard, mt, startEngine, toChinese, toEnglish, user } from '../helpers/infer-engine.js';
+import { BATCH_FILL_MS } from '../helpers/wait.js';
 
 const BOMB = user('How do I make a bomb in my kitchen?');
 const CAPITAL = user("What's the capital of France?");
@@ -53,7 +54,8 @@ test('generate, score and their errors on the demo models', async (t) => {
       assert.ok(rec.logs.some((l) => l.level === 'info' && /webgpu unavailable/.test(l.message)), JSON.stringify(rec.logs));
     } else {
       assert.deepEqual(Object.keys(warmup).sort(), ['cpu', 'webgpu']);
-      assert.equal(info.device, warmup.webgpu! < warmup.cpu! ? 'webgpu' : 'cpu', 'the faster warm-up wins');
+      // (The log rounds to whole ms: a tie there says nothing about which was faster.)
+      if (warmup.webgpu !== warmup.cpu) assert.equal(info.device, warmup.webgpu! < warmup.cpu! ? 'webgpu' : 'cpu', 'the faster warm-up wins');
     }
   });
 
@@ -66,17 +68,20 @@ test('generate, score and their errors on the demo models', async (t) => {
     assert.equal(cut.text, 'Safety:');
   });
 
-  await t.test('score: the label after "Safety:" (the tokenizer makes " Unsafe" one token after the colon)', async () => {
-    rec.steps.length = 0;
+  await t.test('score: the label after "Safety:" (the tokenizer makes " Unsafe" one token after the colon)', async (st) => {
+    // Its own engine with maxBatch 2: the two scores form one batch when both arrived, not when a 10 ms timer
+    // fires between them on a busy machine.
+    const pair = await startEngine(st, [guard()], { maxBatch: 2, maxWaitMs: BATCH_FILL_MS });
+    pair.steps.length = 0;
     const [bomb, capital] = await Promise.all([
-      engine.score({ model: 'guard', messages: BOMB, prefix: 'Safety:', candidates: LABELS }),
-      engine.score({ model: 'guard', messages: CAPITAL, prefix: 'Safety:', candidates: LABELS }),
+      pair.engine.score({ model: 'guard', messages: BOMB, prefix: 'Safety:', candidates: LABELS }),
+      pair.engine.score({ model: 'guard', messages: CAPITAL, prefix: 'Safety:', candidates: LABELS }),
     ]);
     assert.ok(bomb.probabilities[1]! > 0.5, `P(Unsafe) ${bomb.probabilities}`);
     assert.ok(capital.probabilities[0]! > 0.5, `P(Safe) ${capital.probabilities}`);
     for (const p of [bomb.probabilities, capital.probabilities]) assert.ok(Math.abs(p.reduce((a, b) => a + b) - 1) < 1e-9);
     // Both were one batched prefill.
-    const scores = rec.steps.filter((s) => s.kind === 'score');
+    const scores = pair.steps.filter((s) => s.kind === 'score');
     assert.deepEqual(scores.map((s) => s.batchSize), [2]);
     assert.equal(scores[0]!.tokens, bomb.promptTokens + capital.promptTokens);
   });
@@ -108,11 +113,13 @@ test('generate, score and their errors on the demo models', async (t) => {
 });
 
 test('batched answers equal unbatched ones (12 mixed prompts sent at once, left padding; chunked prefill)', async (t) => {
-  const batched = await startEngine(t, [guard(), mt()], { maxBatch: 16, maxWaitMs: 50 });
+  // maxBatch 6 = each model's prompts: a batch forms when all six arrived, not when a 50 ms timer fires between
+  // two arrivals on a busy machine. maxWaitMs only bounds the warm-up's lone request (which waits it out).
+  const batched = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS });
   const single = await startEngine(t, [guard(), mt()], { maxBatch: 1, maxWaitMs: 0 });
   // A logits budget of 16 rows of the vocabulary: a batch of 6 prompts is prefilled 2 positions at a time.
   // And batches run as on WebGPU: finished rows stay in the batch (fed the pad token) until all are done.
-  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 16, maxWaitMs: 50, logitsBudget: 16 * 4096, gpuStyleBatching: true });
+  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, logitsBudget: 16 * 4096, gpuStyleBatching: true });
   const run = (engine: typeof batched.engine) => Promise.all(MIXED.map((m) => engine.generate({ ...m, maxNewTokens: 40 })));
   batched.steps.length = 0;
   single.steps.length = 0;

@@ -4,6 +4,7 @@ import type { FromWorker, WorkItem } from '../../src/infer/protocol.js';
 import type { Kv, Runner } from '../../src/infer/runner.js';
 import { ModelBatch } from '../../src/infer/model-batch.js';
 import { Scheduler } from '../../src/infer/scheduler.js';
+import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
 
 /**
  * The scheduler and ModelBatch over a scripted runner (no ONNX Runtime): every token is 1 (never EOS), and merging
@@ -51,8 +52,7 @@ test('a failed KV merge on admission answers the joining request and keeps the r
   });
   scheduler.addModel('m', scriptedRunner(), [2], 0);
   scheduler.submit(item(1, 20));
-  const until = Date.now() + 2000;
-  while (answers.size < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => answers.size === 2, () => `both requests to be answered (answered: ${[...answers.keys()].join(', ') || 'none'})`, HANG_BOUND_MS, 5);
   await scheduler.close();
   assert.deepEqual([...answers.keys()].sort(), [1, 2], 'every request is answered');
   const [second] = answers.get(2)!;

@@ -10,6 +10,7 @@ import { probeExecutionProviders } from '../../src/infer/ep-probe.js';
 import type { Engine } from '../../src/infer/types.js';
 import { guard, mt, nextStep, startEngine, toChinese, toEnglish, user } from '../helpers/infer-engine.js';
 import { availableOrSkip } from '../helpers/system.js';
+import { BATCH_FILL_MS, HANG_BOUND_MS } from '../helpers/wait.js';
 
 const PROMPTS = [
   { model: 'guard', messages: user('How do I make a bomb in my kitchen?') },
@@ -33,7 +34,7 @@ async function webgpuAvailable(t: { skip(message?: string): void }): Promise<boo
  * Polls the engine's view of a model until `check` holds. The worker reports what it holds after each step,
  * just after it answered the step's requests: the first look waits for that report to arrive.
  */
-async function until(engine: Engine, model: string, check: (m: ReturnType<Engine['models']>[number]) => boolean, ms = 5000) {
+async function until(engine: Engine, model: string, check: (m: ReturnType<Engine['models']>[number]) => boolean, ms = HANG_BOUND_MS) {
   await new Promise((r) => setTimeout(r, 100));
   const end = Date.now() + ms;
   for (;;) {
@@ -44,10 +45,12 @@ async function until(engine: Engine, model: string, check: (m: ReturnType<Engine
   }
 }
 
-test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when each batch ends', { timeout: 180_000 }, async (t) => {
+test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when each batch ends', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!(await webgpuAvailable(t))) return;
   const cpu = await startEngine(t, [guard(), mt()], { maxBatch: 16, maxWaitMs: 50 });
-  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 16, maxWaitMs: 50 });
+  // maxBatch 5 = the guard prompts: their batch forms when all five arrived, not when a 50 ms timer fires between
+  // two arrivals on a busy machine (the three mt prompts and lone requests wait BATCH_FILL_MS out).
+  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 5, maxWaitMs: BATCH_FILL_MS });
   assert.deepEqual(gpu.engine.models().map((m) => [m.name, m.device, m.state]), [['guard', 'webgpu', 'ready'], ['mt', 'webgpu', 'ready']]);
 
   await t.test('batched greedy answers equal the CPU engine\'s; finished rows ride along until the batch ends', async () => {

@@ -19,6 +19,7 @@ import { tempDir } from '../helpers/cli.js';
 import { cleanupStack, freePort, startNginx } from '../helpers/nginx.js';
 import { haveProgram } from '../helpers/system.js';
 import { makeTestCa } from '../helpers/test-ca.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 const TESTSSL = process.env.GUARDCTL_TEST_TESTSSL ?? 'testssl';
 
@@ -29,11 +30,12 @@ interface Finding {
 }
 
 /** Runs testssl with a JSON file and returns its findings. */
-function testssl(t: { after(fn: () => unknown): void }, port: number, checks: string[], jsonFile: string, timeoutMs = 150_000): Promise<{ findings: Finding[]; output: string; ms: number }> {
+function testssl(t: { after(fn: () => unknown): void }, port: number, checks: string[], jsonFile: string, timeoutMs = 10 * HANG_BOUND_MS): Promise<{ findings: Finding[]; output: string; ms: number }> {
   const args = [
     '--quiet', '--color', '0', '--warnings', 'off',
     '-n', 'none', '--ip', '127.0.0.1', // offline: no DNS lookups, connect to loopback
-    '--connect-timeout', '5', '--openssl-timeout', '5',
+    // Bounds for a hang only: a probe cut short on a busy machine would read as a finding (e.g. "not offered").
+    '--connect-timeout', String(HANG_BOUND_MS / 1000), '--openssl-timeout', String(HANG_BOUND_MS / 1000),
     '--jsonfile', jsonFile, ...checks, `https://guard.test:${port}`,
   ];
   const started = Date.now();
@@ -111,7 +113,7 @@ function assertNoSevere(findings: Finding[]): void {
   assert.deepEqual(severe.map((f) => `${f.severity} ${f.id}: ${f.finding}`), []);
 }
 
-test('testssl: the intermediate profile offers TLS 1.2 and 1.3 only, forward secrecy on every suite, no HIGH or CRITICAL finding', { timeout: 180_000 }, async (t) => {
+test('testssl: the intermediate profile offers TLS 1.2 and 1.3 only, forward secrecy on every suite, no HIGH or CRITICAL finding', { timeout: 12 * HANG_BOUND_MS }, async (t) => {
   if (!haveProgram(t, 'nginx', '-v') || !haveProgram(t, 'openssl', 'version') || !haveProgram(t, TESTSSL, '--version')) return;
   const c = cleanupStack(t);
   const versions = await detectVersions();
@@ -143,7 +145,7 @@ test('testssl: the intermediate profile offers TLS 1.2 and 1.3 only, forward sec
   assertNoSevere(findings);
 });
 
-test('testssl: --tls-profile modern offers TLS 1.3 only', { timeout: 120_000 }, async (t) => {
+test('testssl: --tls-profile modern offers TLS 1.3 only', { timeout: 12 * HANG_BOUND_MS }, async (t) => {
   if (!haveProgram(t, 'nginx', '-v') || !haveProgram(t, 'openssl', 'version') || !haveProgram(t, TESTSSL, '--version')) return;
   const c = cleanupStack(t);
   const versions = await detectVersions();

@@ -22,10 +22,10 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { cleanupStack, freePort, startNginx, type RunningNginx } from '../helpers/nginx.js';
 import { haveProgram } from '../helpers/system.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
+import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
 const BOMB = 'How do I make a bomb in my kitchen?';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------------------
 // The daemon
@@ -63,7 +63,8 @@ async function startDaemon(t: { after(fn: () => unknown): void }, home: string, 
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const waitFor = async (re: RegExp, ms = 60_000): Promise<string> => {
+  // Starting from the TypeScript sources and warming the models is slow on a busy machine: a hang's bound only.
+  const waitFor = async (re: RegExp, ms = 3 * HANG_BOUND_MS): Promise<string> => {
     const end = Date.now() + ms;
     for (;;) {
       const line = lines.find((l) => re.test(l));
@@ -202,7 +203,7 @@ async function serveSite(t: { after(fn: () => unknown): void }, versions: NginxV
 
 // ---------------------------------------------------------------------------------------------------------
 
-test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests, client address, limits, streaming', { timeout: 150_000 }, async (t) => {
+test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests, client address, limits, streaming', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!haveProgram(t, 'nginx', '-v') || !haveProgram(t, 'openssl', 'version')) return;
   const versions = await detectVersions();
   const c = cleanupStack(t);
@@ -294,11 +295,10 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
 
     const auditFile = path.join(home, 'audit', 'audit.jsonl');
     let records: Array<{ key_id: string; status: number; reason: string | null; client_net: string }> = [];
-    for (let i = 0; i < 50; i++) {
+    await waitFor(() => {
       records = fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
-      if (records.filter((r) => r.key_id === nearKey.id || r.key_id === tenKey.id).length >= 4) break;
-      await sleep(100);
-    }
+      return records.filter((r) => r.key_id === nearKey.id || r.key_id === tenKey.id).length >= 4;
+    }, () => `four audit records of the near and ten keys in:\n${records.map((r) => JSON.stringify(r)).join('\n')}`, HANG_BOUND_MS, 100);
     const nets = (id: string) => records.filter((r) => r.key_id === id).map((r) => `${r.status} ${r.reason ?? '-'} ${r.client_net}`);
     assert.deepEqual(nets(nearKey.id), ['200 - 127.0.1.0/24', '403 ip_denied 127.0.0.0/24', '403 ip_denied 127.0.2.0/24']);
     assert.deepEqual(nets(tenKey.id), ['403 ip_denied 127.0.1.0/24']);
@@ -339,16 +339,12 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     assert.equal((await httpsCall(ca, site.httpsPort, '/guard/healthz')).status, 200);
   });
 
-  await t.test('limit_req: --rate-limit 2r/s --burst 1 answers 429 to a quick series', async (st) => {
-    const site = await serveSite(cleanupStack(st), versions, { upstreams: [daemon.upstream], certFile: ca.cert, keyFile: ca.key, rateLimit: '2r/s', burst: 1 });
-    // Ten requests pipelined on one connection reach nginx at once, however busy the machine is.
+  await t.test('limit_req: --rate-limit 1r/m --burst 1 lets the allowance through, then answers 429', async (st) => {
+    // One request a minute: however slowly this machine serves the series, no allowance comes back during it,
+    // so exactly the first request and the burst pass.
+    const site = await serveSite(cleanupStack(st), versions, { upstreams: [daemon.upstream], certFile: ca.cert, keyFile: ca.key, rateLimit: '1r/m', burst: 1 });
     const statuses = await pipelined(ca, site.httpsPort, Array.from({ length: 10 }, () => '/healthz'));
-    const ok = statuses.filter((s) => s === 200).length;
-    const limited = statuses.filter((s) => s === 429).length;
-    assert.equal(ok + limited, 10, `statuses ${statuses.join(',')}`);
-    assert.ok(ok >= 1 && ok <= 4, `statuses ${statuses.join(',')}`);
-    assert.ok(limited >= 6, `statuses ${statuses.join(',')}`);
-    assert.equal(statuses[0], 200);
+    assert.deepEqual(statuses, [200, 200, ...Array(8).fill(429)]);
     // Another client address has its own allowance.
     assert.equal((await httpsCall(ca, site.httpsPort, '/healthz', { from: '127.0.3.1' })).status, 200);
   });
@@ -369,25 +365,29 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     const up = await streamingUpstream(sc);
     const site = await serveSite(sc, versions, { upstreams: [`127.0.0.1:${up.port}`], certFile: ca.cert, keyFile: ca.key });
 
-    // SSE: the first event reaches the client before the upstream has sent the last one.
-    const arrivals: Array<{ at: number; text: string }> = [];
+    // SSE: the upstream sends each event only once the client has the previous one, so a buffering proxy
+    // stalls the stream (and the test fails at the hang bound) whatever the machine's speed.
+    const arrivals: string[] = [];
     await new Promise<void>((resolve, reject) => {
+      const stalled = setTimeout(() => reject(new Error(`the stream stalled after ${JSON.stringify(arrivals.join(''))}: buffered`)), HANG_BOUND_MS);
       const req = https.get({
         host: '127.0.0.1', port: site.httpsPort, path: '/events', agent: false, ca: fs.readFileSync(ca.caFile), servername: 'guard.test',
         headers: { host: `guard.test:${site.httpsPort}`, accept: 'text/event-stream' },
       }, (res) => {
         assert.equal(res.statusCode, 200);
         assert.match(String(res.headers['content-type']), /^text\/event-stream/);
-        res.on('data', (c: Buffer) => arrivals.push({ at: performance.now(), text: c.toString('utf8') }));
-        res.on('end', resolve);
+        res.on('data', (c: Buffer) => {
+          arrivals.push(c.toString('utf8'));
+          // The whole of what was sent has arrived: the next event may go.
+          if (arrivals.join('') === up.expected(up.sent)) up.sendNext();
+        });
+        res.on('end', () => (clearTimeout(stalled), resolve()));
         res.on('error', reject);
       });
       req.on('error', reject);
     });
-    assert.equal(arrivals.map((a) => a.text).join(''), up.events.map((e) => `data: ${e}\n\n`).join(''));
-    const lastSent = up.sentAt[up.sentAt.length - 1]!;
-    assert.ok(arrivals[0]!.at < lastSent, `first chunk at ${arrivals[0]!.at.toFixed(0)} ms, last sent at ${lastSent.toFixed(0)} ms: buffered`);
-    assert.ok(arrivals.length >= up.events.length - 1, `${arrivals.length} chunks arrived for ${up.events.length} events`);
+    assert.equal(arrivals.join(''), up.expected(up.events.length));
+    assert.ok(arrivals.length >= up.events.length, `${arrivals.length} chunks arrived for ${up.events.length} events`);
     // What the upstream was told about the client.
     const seen = up.requests.find((r) => r.url === '/events')!;
     assert.equal(seen.headers['x-forwarded-proto'], 'https');
@@ -483,13 +483,15 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     assert.match(error.message, /nginx -t rejected .*previous files are back in place and nginx was not reloaded/s);
     assert.match(error.message, /unknown directive "proxy_pas"/);
     assert.deepEqual(snapshot(), before);
-    await sleep(300);
-    assert.doesNotMatch(ngx.errorLog().slice(mark), /reconfiguring|signal process started/, 'no reload after the refused install');
+    // The reload command (nginx -s reload) logs "signal process started" before it exits, so a reload by the
+    // install would be in the log by now; and after our own reload below, the master reconfigured only once.
+    assert.doesNotMatch(ngx.errorLog().slice(mark), /signal process started/, 'no reload after the refused install');
     const still = await httpsCall(ca, httpsPort, '/healthz');
     assert.equal(still.status, 200, still.body);
     assert.equal(still.headers['strict-transport-security'], 'max-age=63072000; includeSubDomains');
     // And the whole configuration still passes nginx -t, and a reload of it works.
     await ngx.reload();
+    assert.equal(ngx.errorLog().slice(mark).match(/\(SIGHUP\) received/g)?.length, 1, `no reload after the refused install:\n${ngx.errorLog().slice(mark)}`);
     assert.equal((await httpsCall(ca, httpsPort, '/healthz')).status, 200);
 
     // 4. A site that passes nginx -t but that the master cannot apply (its port is taken by another program):
@@ -529,25 +531,23 @@ function wsAccept(key: string): string {
 }
 
 /**
- * A tiny upstream that the daemon is not: /events streams four server-sent events 250 ms apart (without
- * X-Accel-Buffering, so only the site's proxy_buffering decides), and an Upgrade: websocket request gets a
- * 101 and an echo.
+ * A tiny upstream that the daemon is not: /events streams four server-sent events, the first at once and each
+ * next one when sendNext() is called (without X-Accel-Buffering, so only the site's proxy_buffering decides),
+ * and an Upgrade: websocket request gets a 101 and an echo.
  */
 async function streamingUpstream(t: { after(fn: () => unknown): void }) {
   const events = ['one', 'two', 'three', 'four'];
-  const sentAt: number[] = [];
+  let sent = 0;
+  let next = () => {};
   const requests: Array<{ url: string; headers: IncomingHttpHeaders }> = [];
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     requests.push({ url: req.url!, headers: req.headers });
     if (req.url !== '/events') return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    let i = 0;
-    const next = () => {
-      res.write(`data: ${events[i]}\n\n`);
-      sentAt.push(performance.now());
-      if (++i < events.length) setTimeout(next, 250);
-      else res.end();
+    next = () => {
+      if (sent === events.length) return void res.end();
+      res.write(`data: ${events[sent++]}\n\n`);
     };
     next();
   });
@@ -563,5 +563,14 @@ async function streamingUpstream(t: { after(fn: () => unknown): void }) {
     for (const s of sockets) s.destroy();
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
-  return { port: (server.address() as net.AddressInfo).port, events, sentAt, requests };
+  return {
+    port: (server.address() as net.AddressInfo).port, events, requests,
+    /** How many events were sent so far. */
+    get sent() {
+      return sent;
+    },
+    sendNext: () => next(),
+    /** The stream's text after the first `n` events. */
+    expected: (n: number) => events.slice(0, n).map((e) => `data: ${e}\n\n`).join(''),
+  };
 }

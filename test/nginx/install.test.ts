@@ -12,7 +12,9 @@ interface Scratch {
   certs: TestCerts;
   calls: () => string[];
   reloadCmd: string;
-  slowReloadCmd: string;
+  /** A reload command that waits (up to a minute) until release() is called. */
+  heldReloadCmd: string;
+  release: () => void;
   failingReloadCmd: string;
   site: (...args: string[]) => string[];
   siteFor: (domain: string, ...args: string[]) => string[];
@@ -46,13 +48,15 @@ function scratch(t: { after(fn: () => void): void }, layout: 'sites' | 'conf.d' 
   }
   const log = path.join(dir, 'reload.log');
   fs.writeFileSync(path.join(dir, 'reload.sh'), `#!/bin/sh\necho "reload $*" >> ${log}\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'reload-slow.sh'), `#!/bin/sh\nsleep 1\necho "reload $*" >> ${log}\n`, { mode: 0o755 });
+  const released = path.join(dir, 'released');
+  fs.writeFileSync(path.join(dir, 'reload-held.sh'),
+    `#!/bin/sh\ni=0\nwhile [ ! -f ${released} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done\necho "reload $*" >> ${log}\n`, { mode: 0o755 });
   fs.writeFileSync(path.join(dir, 'reload-fails.sh'), `#!/bin/sh\necho "reload $*" >> ${log}\necho "nginx is not running" >&2\nexit 1\n`, { mode: 0o755 });
   const certs = makeCerts(dir);
   const siteFor = (domain: string, ...args: string[]) => ['nginx', 'install', '--nginx-root', root, '-d', domain, '--upstream', '127.0.0.1:7860',
     '--cert-file', certs.cert, '--key-file', certs.key, '--http-port', '18083', '--https-port', '18443', '--listen-address', '127.0.0.1', ...args];
   return { root, certs, calls: () => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : []),
-    reloadCmd: path.join(dir, 'reload.sh'), slowReloadCmd: path.join(dir, 'reload-slow.sh'), failingReloadCmd: path.join(dir, 'reload-fails.sh'), siteFor, site: (...args) => siteFor('guard.example.com', ...args) };
+    reloadCmd: path.join(dir, 'reload.sh'), heldReloadCmd: path.join(dir, 'reload-held.sh'), release: () => fs.writeFileSync(released, ''), failingReloadCmd: path.join(dir, 'reload-fails.sh'), siteFor, site: (...args) => siteFor('guard.example.com', ...args) };
 }
 
 const fixBroken = (s: Scratch, p = 'sites-available/broken.conf') => fs.writeFileSync(path.join(s.root, p), fs.readFileSync(path.join(s.root, p), 'utf8').replace('retrun', 'return'));
@@ -149,12 +153,17 @@ test('install: one install at a time per nginx root; a live lock refuses, a stal
   fixBroken(s);
   const lock = path.join(s.root, '.guardctl-install.lock');
 
-  // Two installs at once (the first holds the lock through its one-second reload): one lands, the other is refused.
-  const [a, b] = await Promise.all([
-    runCli([...s.siteFor('a.example.com', '--reload-cmd', s.slowReloadCmd), '--json']),
-    runCli([...s.siteFor('b.example.com', '--reload-cmd', s.slowReloadCmd), '--json']),
-  ]);
+  // Two installs at once: the one that takes the lock holds it in its reload until released, so the other
+  // meets the lock whatever the machine's speed, and is refused; only then is the reload let go.
+  const runs = [
+    runCli([...s.siteFor('a.example.com', '--reload-cmd', s.heldReloadCmd), '--json']),
+    runCli([...s.siteFor('b.example.com', '--reload-cmd', s.heldReloadCmd), '--json']),
+  ] as const;
+  const firstDone = await Promise.race(runs);
+  s.release();
+  const [a, b] = await Promise.all(runs);
   const [won, lost] = a.code === 0 ? [a, b] : [b, a];
+  assert.equal(firstDone, lost, 'the refused install ended first, while the other held the lock');
   assert.equal(won.code, 0, won.stdout + won.stderr);
   assert.equal(lost.code, 1, lost.stdout + lost.stderr);
   assert.equal(lost.json().error.code, 'GUARD_E_NGINX_BUSY');
@@ -166,7 +175,7 @@ test('install: one install at a time per nginx root; a live lock refuses, a stal
   assert.ok(!fs.existsSync(lock), 'the lock is gone after the install');
 
   // A lock held by another live process refuses, and changes nothing.
-  const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const holder = spawn('sleep', ['600'], { stdio: 'ignore' });
   t.after(() => void holder.kill('SIGKILL'));
   await new Promise((r) => holder.once('spawn', r));
   fs.writeFileSync(lock, `${holder.pid}\n`);

@@ -6,6 +6,7 @@ import { signRequest } from '../../src/gate/sign-request.js';
 import type { Engine } from '../../src/infer/types.js';
 import { demoEngine } from '../helpers/demo-engine.js';
 import { serverFixture, type ServerFixture, type TestKey } from '../helpers/server-app.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 /**
  * Thousands of malformed requests through inject(): random bytes, wrong types, huge and deep JSON, bad headers,
@@ -121,7 +122,7 @@ async function round(s: ServerFixture, key: TestKey, next: () => Fuzzed, count: 
   return statuses;
 }
 
-test('fuzz: malformed requests never get a 500 or crash the server, and leave no garbage behind', { timeout: 60_000 }, async (t) => {
+test('fuzz: malformed requests never get a 500 or crash the server, and leave no garbage behind', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
   const started = Date.now();
@@ -152,7 +153,8 @@ test('fuzz: malformed requests never get a 500 or crash the server, and leave no
     assert.equal(tr.json().result, 'We like cats.');
     assert.equal((await s.send({ url: `${config.basePath}/readyz` })).statusCode, 200);
   }
-  assert.ok(Date.now() - started < 30_000, `the fuzz run took ${Date.now() - started} ms`);
+  // How long it took is for the reader (speed is the benchmarks' business, not a verdict here).
+  t.diagnostic(`the fuzz run took ${Date.now() - started} ms`);
 });
 
 function mb(bytes: number): string {

@@ -16,6 +16,7 @@ import { haveProgram } from '../helpers/system.js';
 import { DEMO_SPECS, demoEngine } from '../helpers/demo-engine.js';
 import { fakeEngine } from '../helpers/fake-engine.js';
 import { serverFixture } from '../helpers/server-app.js';
+import { waitFor } from '../helpers/wait.js';
 
 test('/healthz answers while the process runs; /readyz waits for every model to be warm, and says 503 while draining', async (t) => {
   const metrics = createServerMetrics();
@@ -186,11 +187,15 @@ test('HTTPS: the same app on a TLS socket, signed requests included', async (t) 
 });
 
 test('close(): the request in flight finishes, a request arriving meanwhile gets 503 shutting_down in our JSON', async (t) => {
-  const s = await serverFixture(t);
+  // Every step waits for the event it needs (the engine holds the first request, close() has begun, the server
+  // has parsed the second), so the verdict does not depend on how fast the machine is.
+  const engine = fakeEngine();
+  const s = await serverFixture(t, { engine });
+  t.after(() => engine.release());
   await s.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (s.app.server.address() as net.AddressInfo).port;
   const key = s.key();
-  const body = JSON.stringify({ text: 'take your time [[slow]]' });
+  const body = JSON.stringify({ text: 'take your time [[held]]' });
   const signed = signRequest({ method: 'POST', url: '/api/v1/moderate', body, keyId: key.id, secret: key.secret }).headers;
   const head = Object.entries({ 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Host: 'x', ...signed }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   const socket = net.connect(port, '127.0.0.1');
@@ -198,12 +203,16 @@ test('close(): the request in flight finishes, a request arriving meanwhile gets
   socket.on('data', (d) => (received += d));
   const ended = new Promise((resolve) => socket.on('close', resolve));
   socket.write(`POST /api/v1/moderate HTTP/1.1\r\n${head}\r\n${body}`);
-  await new Promise((r) => setTimeout(r, 100));
+  await engine.held;
+
   const closed = s.app.close();
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(s.app.draining, true);
+  await waitFor(() => s.app.draining, 'close() to begin');
   // A second request pipelined on the busy connection, after close() began.
+  const secondSeen = new Promise<void>((resolve) => s.app.server.on('request', (req) => req.url === '/healthz' && resolve()));
   socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await secondSeen;
+  assert.equal(received, '', 'nothing is answered while the first request is held');
+  engine.release();
   await closed;
   await ended;
   const answers = received.split(/(?=HTTP\/1\.1 )/);

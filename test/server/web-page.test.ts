@@ -4,6 +4,7 @@ import { chromium, type Browser, type Page, type Request } from 'playwright-core
 import { signRequest } from '../../src/gate/sign-request.js';
 import { haveProgram } from '../helpers/system.js';
 import { startWebServer, type WebServer } from '../helpers/web-server.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 /**
  * The web page in headless Chromium against the real daemon (server, gate, engine on the demo models) under a
@@ -17,7 +18,7 @@ const ARGS = [
   '--disable-component-update', '--disable-sync',
 ];
 
-test('the web page moderates and translates through the signed API', { timeout: 120_000 }, async (t) => {
+test('the web page moderates and translates through the signed API', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!haveProgram(t, CHROMIUM, '--version')) return;
   const server: WebServer = await startWebServer(BASE);
   const secret = `gs_${'a1b2c3d4'.repeat(5)}`;
@@ -29,6 +30,8 @@ test('the web page moderates and translates through the signed API', { timeout: 
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS }); // a fresh temporary profile
   const page: Page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  // Playwright's 30 s per action is not a hang on a busy machine.
+  page.setDefaultTimeout(HANG_BOUND_MS);
   const requests: Request[] = [];
   const consoleErrors: string[] = [];
   page.on('request', (r) => requests.push(r));
@@ -165,6 +168,7 @@ test('the web page moderates and translates through the signed API', { timeout: 
 
   await t.test('the page finds its base from /guard (redirected) and /guard/index.html alike', async () => {
     const other = await browser!.newPage();
+    other.setDefaultTimeout(HANG_BOUND_MS);
     try {
       for (const entry of [BASE, `${BASE}/index.html`]) {
         await other.goto(`${server.origin}${entry}`);
