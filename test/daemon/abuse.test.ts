@@ -8,6 +8,7 @@ import { percentile } from '../../bench/setup.js';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { serveProcess, type ServeProcess } from '../helpers/serve-process.js';
+import { HANG_BOUND_MS } from '../helpers/wait.js';
 
 /*
  * The abuse run of issue 10, against the real daemon process on loopback: one key floods, a restart happens in
@@ -199,7 +200,11 @@ async function spendQuota(base: string, key: Key, agent: http.Agent, most: numbe
   return { accepted: most };
 }
 
-test('abuse: a flooding key harms no other key, a restart replays nothing and resets no quota, /healthz stays prompt', { timeout: 240_000 }, async (t) => {
+// A hang's bound only: three daemon starts (each bounded by serveProcess at 3 x HANG_BOUND_MS on a busy machine),
+// the flood (at most 10 s) and the polls (about 20 s) fit inside it with room to spare.
+const ABUSE_HANG_BOUND_MS = 10 * HANG_BOUND_MS;
+
+test('abuse: a flooding key harms no other key, a restart replays nothing and resets no quota, /healthz stays prompt', { timeout: ABUSE_HANG_BOUND_MS }, async (t) => {
   const home = tempDir(t);
   // Every loop shares 127.0.0.1: no address block, so each unsigned request is handled in full (the harder
   // case for the daemon) and the signed loops are never throttled for the unsigned one's failures.

@@ -8,7 +8,7 @@ import { resolveSettings } from '../../src/daemon/settings.js';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { MemoryStream, tempDir } from '../helpers/cli.js';
-import { toEnglish } from '../helpers/infer-engine.js';
+import { user } from '../helpers/infer-engine.js';
 import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
 
 test('shutdown: past --drain-timeout, requests still decoding are cancelled at once, not given more time', async (t) => {
@@ -18,9 +18,11 @@ test('shutdown: past --drain-timeout, requests still decoding are cancelled at o
   t.after(() => daemon.shutdown());
   await daemon.ready;
   assert.ok(daemon.engine.models().every((m) => m.state === 'ready'));
-  // A batch admitted and decoding when the shutdown begins.
+  // A batch admitted and decoding when the shutdown begins. The prompt is one the translator answers with a run of
+  // words and no EOS, so each row takes all its 200 decode steps: a window wide enough for a busy main thread to see
+  // the batch start and begin the shutdown (a translated sentence ends after 8 steps, which a slow poll can miss).
   const jobs = Array.from({ length: 32 }, () =>
-    daemon.engine.generate({ model: 'mt-demo', messages: toEnglish('我们喜欢猫。'.repeat(8)), maxNewTokens: 64 }).then(() => 'done', (err: { code?: string }) => err.code ?? 'error'),
+    daemon.engine.generate({ model: 'mt-demo', messages: user('xyz '.repeat(30)), maxNewTokens: 200 }).then(() => 'done', (err: { code?: string }) => err.code ?? 'error'),
   );
   await waitFor(() => daemon.engine.load().some((d) => d.active > 0), 'the batch to start decoding', HANG_BOUND_MS, 1);
   await daemon.shutdown();

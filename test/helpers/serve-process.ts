@@ -24,18 +24,26 @@ export async function serveProcess(home: string, args: string[] = []): Promise<S
   });
   const lines: string[] = [];
   const waiters: Array<{ re: RegExp; resolve(line: string): void }> = [];
-  const onData = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line) continue;
-      lines.push(line);
-      for (const w of waiters.filter((x) => x.re.test(line))) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
+  const onLine = (line: string) => {
+    if (!line) return;
+    lines.push(line);
+    for (const w of waiters.filter((x) => x.re.test(line))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(line);
     }
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  // A read ends wherever the pipe had data, mid-line too (more often when the reader is slow and the daemon logs
+  // fast): each stream keeps its unfinished line until its newline comes.
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) onLine(line);
+    });
+    stream.on('end', () => onLine(partial));
+  }
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const waitFor = (re: RegExp, ms = HANG_BOUND_MS) => {
     const seen = lines.find((l) => re.test(l));

@@ -83,7 +83,7 @@ test('a text too long in bytes to fit the token limit is refused (422 input_too_
   assert.deepEqual(counts, { main: 0, pool: 0 });
 });
 
-test('a long text that passes the byte bound is tokenized off the event loop: timers keep firing meanwhile', async (t) => {
+test('a long text that passes the byte bound is tokenized off the event loop: score() returns before the tokenizer thread answers', async (t) => {
   const engine = await demoEngine(undefined, DEMO_SPECS, { maxInputTokens: 256 });
   t.after(() => engine.close());
   const counts = countTokenizing(t);
@@ -96,7 +96,13 @@ test('a long text that passes the byte bound is tokenized off the event loop: ti
     .score({ model: 'guard-demo', messages: [{ role: 'user', content: text }], prefix: 'Safety:', candidates: [' Safe', ' Unsafe'] })
     .then(() => new Error('a 4000-token prompt was admitted'), (err: unknown) => err)
     .finally(() => (settled = true));
-  // On the old code score() tokenized before returning its promise: the loop below turned once at most.
+  // On the old code score() tokenized before returning its promise, which then settled within a few microtasks.
+  // Off the loop, only a message from the tokenizer thread (a macrotask) can settle it: however fast or slow that
+  // thread is, the promise is still pending once the microtasks have drained.
+  for (let i = 0; i < 100; i++) await Promise.resolve();
+  const pendingAfterMicrotasks = !settled;
+  // Timer turns while the thread tokenizes: a figure for the diagnostic, not a verdict (how many there are depends
+  // on the machine's speed).
   let ticks = 0;
   while (!settled) {
     await new Promise((r) => setTimeout(r, 1));
@@ -109,6 +115,6 @@ test('a long text that passes the byte bound is tokenized off the event loop: ti
   assert.ok(Number(err.details.actual) >= 4000, JSON.stringify(err.details));
   assert.equal(counts.main, 0, 'the main thread never encodes');
   assert.equal(counts.pool, 1);
-  assert.ok(ticks >= 2, `the event loop turned ${ticks} times while the text was tokenized`);
+  assert.ok(pendingAfterMicrotasks, 'score() settled without waiting for the tokenizer thread: the text was tokenized on the event loop');
   t.diagnostic(`event loop: ${ticks} timer turns while tokenizing; delay p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms, max ${(delay.max / 1e6).toFixed(1)} ms`);
 });
