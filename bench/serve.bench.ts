@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     for (const srv of servers) await pool(32, 32, viaHttp(srv.port));
     // 1. HTTP + gate vs raw engine, alternating rounds
     let rawSum = 0;
-    const ROUNDS = 3;
+    const ROUNDS = Number(process.env.GUARDCTL_BENCH_ROUNDS ?? 3);
     for (let round = 0; round < ROUNDS; round++) {
       rawSum += await pool(N, 32, viaEngine(engine));
       for (const srv of round % 2 === 0 ? servers : [...servers].reverse()) srv.sum += await pool(N, 32, viaHttp(srv.port));

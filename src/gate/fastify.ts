@@ -1,6 +1,6 @@
 import type {
   FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, onErrorAsyncHookHandler, onRequestAsyncHookHandler,
-  onResponseHookHandler, preValidationAsyncHookHandler, RawServerDefault,
+  onResponseHookHandler, onSendHookHandler, preValidationAsyncHookHandler, RawServerDefault,
 } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ModelRef } from '../keys/types.js';
@@ -142,6 +142,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     route.preValidation = [preValidation, ...asArray(route.preValidation)];
     route.onError = [...asArray(route.onError), onError];
     route.onResponse = [...asArray(route.onResponse), onResponse];
+    route.onSend = [...asArray(route.onSend), awaitCommit];
   });
 }
 
@@ -152,6 +153,17 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
 function modelOf(request: FastifyRequest, pick: ((request: FastifyRequest) => ModelRef | undefined) | undefined): () => ModelRef | undefined {
   return () => (request.gateModel = pick?.(request));
 }
+
+/** No answer leaves before the request's state is durable (see GatePass.committed); a failed commit answers 5xx. */
+const awaitCommit: onSendHookHandler = (request, _reply, payload, done) => {
+  const committed = request.gatePass?.committed;
+  if (committed === undefined) return done(null, payload);
+  committed.then(() => done(null, payload), (err: Error) => {
+    // The error's own answer passes through here again: it must not wait for the failed commit once more.
+    request.gatePass!.committed = undefined;
+    done(err);
+  });
+};
 
 function asArray<T>(value: T | T[] | undefined): T[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];

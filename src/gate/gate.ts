@@ -68,6 +68,11 @@ export interface GatePass {
   headers: Record<string, string>;
   /** Frees the concurrency slot; safe to call more than once. */
   release(): void;
+  /**
+   * With a state that groups its writes (SQLite): settles once this request's nonce, token and quota count are
+   * committed. The answer must wait for it (the fastify binding's onSend does); the request need not.
+   */
+  committed?: Promise<void>;
 }
 
 export type GateResult = GatePass | GateDenial;
@@ -220,7 +225,14 @@ export class Gate {
 
     const admitted = await this.admit(req, record, limits, ip, now);
     if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
-    else if (state.durable) await state.durable().catch((err: unknown) => (admitted.release(), Promise.reject(err)));
+    else if (state.durable) {
+      // The answer waits for the commit, not the request: a commit waits one turn of the event loop, which the model
+      // needs far longer than, so the answer rarely waits at all, while waiting here cost the served path about 5%
+      // of its throughput. A crash before the commit loses only requests that were never answered.
+      const committed = state.durable();
+      committed.catch(() => admitted.release());
+      admitted.committed = committed;
+    }
     return admitted;
   }
 
