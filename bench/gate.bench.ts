@@ -19,7 +19,8 @@ const HTTP_N = 20_000;
 const HTTP_ROUND = 2_000;
 const CONCURRENCY = 16;
 const P50_TARGET_US = 50;
-const RATIO_TARGET = 0.9;
+// Issue 10's targets for gated / open: the durable state costs a commit per turn of the event loop.
+const RATIO_TARGET: Record<string, number> = { sqlite: 0.8, memory: 0.9 };
 /** A directory: the server worker runs under --cpu-prof and its self time per request is printed per route. */
 const PROFILE_DIR = process.env.GUARDCTL_BENCH_PROFILE;
 
@@ -164,14 +165,15 @@ async function httpThroughput(kind: StateKind): Promise<void> {
     const usPerReq = { open: (busy.open * 1000) / HTTP_N, gated: (busy.gated * 1000) / HTTP_N };
     const cpuPerReq = { open: (cpu.open * 1000) / HTTP_N, gated: (cpu.gated * 1000) / HTTP_N };
     const ratio = rps.gated / rps.open;
-    failed ||= ratio < RATIO_TARGET;
+    const target = RATIO_TARGET[kind] ?? 0.9;
+    failed ||= ratio < target;
     // On-CPU time leaves out waits for a core, which loop-busy time counts: the steadier measure on a busy machine.
     const serverTime = (mode: 'open' | 'gated') => `server loop busy ${fmt(usPerReq[mode])}, on CPU ${fmt(cpuPerReq[mode])} µs/request`;
     say(`    open:  ${fmt(rps.open, 0)} req/s, ${serverTime('open')}`);
     say(`    gated: ${fmt(rps.gated, 0)} req/s, ${serverTime('gated')}`);
     summary.push([`http open (${kind} run)`, `${fmt(rps.open, 0)} req/s (${fmt(cpuPerReq.open)} µs server CPU/req)`, '', '']);
     summary.push([`http gated v1, ${kind}`, `${fmt(rps.gated, 0)} req/s (${fmt(cpuPerReq.gated)} µs server CPU/req)`, '', '']);
-    summary.push([`gated / open, ${kind}`, `${fmt(ratio, 3)} (server loop busy ${fmt(usPerReq.open / usPerReq.gated, 3)}, server CPU ${fmt(cpuPerReq.open / cpuPerReq.gated, 3)})`, `>= ${RATIO_TARGET}`, ratio >= RATIO_TARGET ? 'ok' : 'MISSED']);
+    summary.push([`gated / open, ${kind}`, `${fmt(ratio, 3)} (server loop busy ${fmt(usPerReq.open / usPerReq.gated, 3)}, server CPU ${fmt(cpuPerReq.open / cpuPerReq.gated, 3)})`, `>= ${target}`, ratio >= target ? 'ok' : 'MISSED']);
   } finally {
     agent.destroy();
     worker.postMessage('stop');
