@@ -1,8 +1,8 @@
 /**
  * The Engine (types.ts) on the main thread: model directories and chat templates live here, so prompts are
  * rendered and checked before they queue. A prompt too long in bytes to fit the token limit is refused at once
- * (input-bound.ts); the others are tokenized by a small pool of threads (tokenize-pool.ts), never on the event
- * loop, and counted before they queue. ONNX Runtime sessions live in one worker per device (device-worker.ts,
+ * (input-bound.ts); the others are tokenized by a small pool of threads (tokenize-pool.ts), except short ones
+ * (INLINE_CHARS), and counted before they queue. ONNX Runtime sessions live in one worker per device (device-worker.ts,
  * worker.ts), which batches and decodes.
  *
  * start() loads every model and warms it up before it reports 'ready'. With device 'auto' (the default) a model
@@ -146,7 +146,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       e.dir = loadModelDir(e.spec.dir, info.dtype);
       e.tok = new ChatTokenizer(e.dir);
       e.bytesPerToken = bytesPerTokenBound(e.dir.tokenizerJson);
-      e.templateChars = e.tok!.render([{ role: 'user', content: '' }]).length;
+      e.templateChars = e.tok.render([{ role: 'user', content: '' }]).length;
       pool?.addModel(e.spec.name, e.dir);
       info.maxContext = e.dir.config.maxContext;
       info.vocabSize = e.dir.config.vocabSize;

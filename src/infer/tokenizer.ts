@@ -1,8 +1,9 @@
 /**
- * The model's tokenizer and chat template. The engine (main thread) renders prompts and decodes answers with it;
- * the tokenizer workers (tokenize-worker.ts) hold their own copies and encode, because encoding a long text
- * without word breaks takes seconds. Prompts are counted before they are queued (so 'input_too_long' and
- * 'ambiguous_candidates' answer without reaching a device worker), which only ever sees token ids.
+ * The model's tokenizer and chat template. The engine (main thread) renders prompts, decodes answers and encodes
+ * short prompts with it; the tokenizer workers (tokenize-worker.ts) hold their own copies and encode the rest,
+ * because encoding a long text without word breaks takes seconds. Prompts are counted before they are queued
+ * (so 'input_too_long' and 'ambiguous_candidates' answer without reaching a device worker), which only ever sees
+ * token ids.
  */
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
