@@ -1,4 +1,4 @@
-import { FailureTable } from './auth-failures.js';
+import { FailureTable, failureRowExpires } from './auth-failures.js';
 import { NonceCache } from './nonce-cache.js';
 import { DailyCounts, ProcessSlots } from './counters.js';
 import { type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult } from './state.js';
@@ -58,7 +58,7 @@ export class MemoryGateState extends ProcessSlots implements GateState {
     const rows = this.failures.rows;
     if (rows.size > 100_000 && now - this.lastFailureSweep >= 1000) {
       this.lastFailureSweep = now;
-      for (const [k, row] of rows) if (row.windowEnd <= now && row.blockedUntil <= now) rows.delete(k);
+      for (const [k, row] of rows) if (failureRowExpires(row) <= now) rows.delete(k);
     }
     return this.failures.count(ip, now);
   }
