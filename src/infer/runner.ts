@@ -74,11 +74,13 @@ export class Runner {
     };
     if (this.graph.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [rows, seq]);
     this.graph.pastNames.forEach((name, i) => (feeds[name] = past.tensors[i]!));
-    // On WebGPU the presents are always fetched (and freed at once when not wanted): onnxruntime-node 1.30 binds
-    // outputs that have a preferred location even when they are not asked for, and then fails the run once
-    // their shape differs from the one it bound before ("The output OrtValue provided ... has shape").
+    // On WebGPU every output is always fetched (and dropped at once when not wanted): onnxruntime-node 1.30 binds
+    // each output it has returned before, asked for or not, and then fails the run once its shape differs from
+    // the bound one ("The output OrtValue provided ... has shape", or for the logits of a prefill chunk after a
+    // decode step "Tensor size mismatch. src:{8,55,151936} dst:{1,1,151936}", seen on an H200).
     const fetchKv = want.kv || this.gpu;
-    const fetches = [...(want.logits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
+    const fetchLogits = want.logits || this.gpu;
+    const fetches = [...(fetchLogits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
     const started = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
