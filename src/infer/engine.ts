@@ -33,6 +33,8 @@ export interface EngineTuning {
   continuousAdmission?: boolean;
   /** Logits elements one prefill run may produce before it is split into sequence chunks. */
   logitsBudget?: number;
+  /** Serve the graph's logits for every position, as exported (last-logits.ts is skipped): benchmarks' baseline. */
+  fullLogits?: boolean;
   /** ONNX Runtime intra-op threads for the CPU worker (default: ONNX Runtime's, one per core). */
   intraOpThreads?: number;
   /** How long close() lets admitted requests finish (default 10 s). */
@@ -89,6 +91,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
           maxWaitMs: Math.max(0, options.maxWaitMs),
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
+          ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
         },

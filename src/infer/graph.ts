@@ -22,6 +22,8 @@ export interface GraphInfo {
   kvDtype: FloatType;
   logitsDtype: FloatType;
   hasPositionIds: boolean;
+  /** 'last' when the logits hold one position per row (last-logits.ts, or the export's own), else 'all'. */
+  logitsPositions: 'last' | 'all';
   pastNames: string[];
   /** presentNames[i] is the output that becomes pastNames[i] on the next step. */
   presentNames: string[];
@@ -99,5 +101,6 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
       vocabSize: config.vocabSize,
     });
   }
-  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, pastNames, presentNames };
+  const logitsPositions = logits.shape?.[1] === 1 ? 'last' : 'all';
+  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, logitsPositions, pastNames, presentNames };
 }

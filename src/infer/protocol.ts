@@ -29,6 +29,8 @@ export interface WorkerTuning {
   /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
   gpuStyleBatching?: boolean;
   logitsBudget?: number;
+  /** Keep the exported graph's logits for every position (no last-logits.ts rewrite). */
+  fullLogits?: boolean;
   intraOpThreads?: number;
 }
 

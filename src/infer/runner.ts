@@ -93,7 +93,8 @@ export class Runner {
     const result: { logits?: Float32Array[]; kv?: Kv; ms: number } = { ms };
     if (want.logits) {
       const logits = out.logits as ort.Tensor;
-      result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, seq, this.config.vocabSize);
+      // [rows, seq, vocab], or [rows, 1, vocab] from a graph that computes the last position only.
+      result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, logits.dims[1] ?? seq, this.config.vocabSize);
     }
     const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) } : undefined;
     if (want.kv) result.kv = presents;
@@ -109,7 +110,8 @@ export class Runner {
     const rows = prompts.length;
     const width = Math.max(...prompts.map((p) => p.length));
     const pads = prompts.map((p) => width - p.length);
-    const chunk = Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
+    // Chunks bound the logits of a run; a graph that computes the last position only needs none.
+    const chunk = this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
     let past = this.emptyPast(rows);
     const runs: PrefillRun[] = [];
     for (let from = 0; from < width; from += chunk) {

@@ -92,8 +92,10 @@ test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when 
 test('webgpu: a prefill in sequence chunks after a decode of another shape', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!(await webgpuAvailable(t))) return;
   const text = 'We like cats and we like dogs. '.repeat(4);
-  const cpu = await startEngine(t, [mt()], { maxBatch: 3, maxWaitMs: BATCH_FILL_MS, logitsBudget: 3 * 4096 * 7 });
-  const gpu = await startEngine(t, [{ ...mt(), device: 'webgpu' }], { maxBatch: 3, maxWaitMs: BATCH_FILL_MS, logitsBudget: 3 * 4096 * 7 });
+  // The graph as exported: with logits for every position, a long prefill runs in chunks of the logits budget.
+  const tuning = { maxBatch: 3, maxWaitMs: BATCH_FILL_MS, logitsBudget: 3 * 4096 * 7, fullLogits: true };
+  const cpu = await startEngine(t, [mt()], tuning);
+  const gpu = await startEngine(t, [{ ...mt(), device: 'webgpu' }], tuning);
   const lone = { model: 'mt', messages: toChinese('We like cats.'), maxNewTokens: 4 };
   const three = () => Array.from({ length: 3 }, () => ({ model: 'mt', messages: toChinese(text), maxNewTokens: 4 }));
   for (const engine of [cpu.engine, gpu.engine]) await engine.generate(lone);
