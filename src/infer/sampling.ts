@@ -200,9 +200,13 @@ function drawFromRow(logits: Float32Array, t: number, topP: number, draw: number
 function nucleusCut(logits: Float32Array, w: Float64Array, need: number, min: number, max: number): { value: number; lastId: number } {
   const n = logits.length;
   const scale = max > min ? BUCKETS / (max - min) : 0;
-  const bucketOf = (v: number) => (v === v ? Math.max(0, Math.min(BUCKETS - 1, Math.floor((v - min) * scale))) : 0);
+  // NaN, -Infinity and the minimum go to bucket 0 (their weight is 0, or they are the last to be kept anyway).
+  const bucketOf = (v: number) => (v > min ? Math.min(BUCKETS - 1, Math.floor((v - min) * scale)) : 0);
   const mass = new Float64Array(BUCKETS);
-  for (let i = 0; i < n; i++) mass[bucketOf(logits[i]!)] += w[i]!;
+  for (let i = 0; i < n; i++) {
+    const k = bucketOf(logits[i]!);
+    mass[k] = mass[k]! + w[i]!;
+  }
   let above = 0;
   let b = BUCKETS - 1;
   for (; b > 0 && above + mass[b]! < need; b--) above += mass[b]!;
