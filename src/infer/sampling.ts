@@ -163,63 +163,83 @@ export function chooseToken(logits: Float32Array, params: SamplingParams, seen: 
   return kept[drawIndex(kept.map(weight), draw)]!;
 }
 
+/** Below e^-40 of the largest, a token's weight is taken as 0: all of them together are under 1e-11 of the mass at
+ * 151,936 tokens, and skipping their exp is most of what makes a whole-row draw cheap. */
+const NEGLIGIBLE = -40;
+
+/** The weights and value buckets of the whole row, reused between calls (one worker thread, one call at a time). */
+let weights = new Float64Array(0);
+let bucketIds = new Uint16Array(0);
+
 /** Buckets of the value range that top_p without top_k sums its mass in, so only one bucket is ever sorted. */
 const BUCKETS = 4096;
 
-/** top_p (or nothing) over the whole row: three linear passes, and a sort of one bucket's tokens only. */
+/**
+ * top_p (or nothing) over the whole row: one pass for the maximum, one for the weights (and their buckets), one
+ * to collect the bucket where the nucleus ends (sorted: a few dozen tokens), one for the draw.
+ */
 function drawFromRow(logits: Float32Array, t: number, topP: number, draw: number): number {
   const n = logits.length;
   let max = -Infinity;
-  let min = Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = logits[i]!;
-    if (v > max) max = v;
-    if (v < min && v > -Infinity) min = v;
-  }
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
   if (!Number.isFinite(max)) return argmax(logits);
-  const w = new Float64Array(n);
+  if (weights.length < n) {
+    weights = new Float64Array(n);
+    bucketIds = new Uint16Array(n);
+  }
+  const w = weights;
+  // Anything at or below `floor` weighs 0 (NaN too: every comparison with it is false) and sits in bucket 0.
+  const floor = max + NEGLIGIBLE * t;
+  const scale = BUCKETS / (max - floor);
+  const mass = new Float64Array(BUCKETS);
   let z = 0;
   for (let i = 0; i < n; i++) {
     const v = logits[i]!;
-    if (v === v) z += w[i] = Math.exp((v - max) / t);
-  }
-  if (topP < 1) {
-    const { value, lastId } = nucleusCut(logits, w, topP * z, min, max);
-    for (let i = 0; i < n; i++) {
-      const v = logits[i]!;
-      if (v < value || (v === value && i > lastId) || v !== v) w[i] = 0;
+    if (v > floor) {
+      const x = Math.exp((v - max) / t);
+      const k = Math.min(BUCKETS - 1, Math.floor((v - floor) * scale));
+      w[i] = x;
+      bucketIds[i] = k;
+      mass[k] = mass[k]! + x;
+      z += x;
+    } else {
+      w[i] = 0;
+      bucketIds[i] = 0;
     }
   }
-  return drawIndex(w, draw);
-}
-
-/**
- * The last token of the nucleus in (value desc, id asc) order: the first whose cumulative weight reaches `need`.
- * The weights are summed per value bucket from the top; only the bucket where `need` is reached is sorted.
- */
-function nucleusCut(logits: Float32Array, w: Float64Array, need: number, min: number, max: number): { value: number; lastId: number } {
-  const n = logits.length;
-  const scale = max > min ? BUCKETS / (max - min) : 0;
-  // NaN, -Infinity and the minimum go to bucket 0 (their weight is 0, or they are the last to be kept anyway).
-  const bucketOf = (v: number) => (v > min ? Math.min(BUCKETS - 1, Math.floor((v - min) * scale)) : 0);
-  const mass = new Float64Array(BUCKETS);
+  // Kept: value above `cut`, or equal to it with an id up to `lastId`; the nucleus ends in bucket b.
+  let cut = -Infinity;
+  let lastId = n;
+  let kept = z;
+  if (topP < 1) {
+    const need = topP * z;
+    let above = 0;
+    let b = BUCKETS - 1;
+    for (; b > 0 && above + mass[b]! < need; b--) above += mass[b]!;
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) if (bucketIds[i] === b && w[i]! > 0) ids.push(i);
+    ids.sort((x, y) => logits[y]! - logits[x]! || x - y);
+    kept = above;
+    for (const id of ids) {
+      kept += w[id]!;
+      cut = logits[id]!;
+      lastId = id;
+      if (kept >= need) break;
+    }
+  }
+  const target = draw * kept;
+  let acc = 0;
+  let last = -1;
   for (let i = 0; i < n; i++) {
-    const k = bucketOf(logits[i]!);
-    mass[k] = mass[k]! + w[i]!;
+    const x = w[i]!;
+    if (x === 0) continue;
+    const v = logits[i]!;
+    if (v < cut || (v === cut && i > lastId)) continue;
+    acc += x;
+    last = i;
+    if (target < acc) return i;
   }
-  let above = 0;
-  let b = BUCKETS - 1;
-  for (; b > 0 && above + mass[b]! < need; b--) above += mass[b]!;
-  const ids: number[] = [];
-  for (let i = 0; i < n; i++) if (w[i]! > 0 && bucketOf(logits[i]!) === b) ids.push(i);
-  ids.sort((x, y) => logits[y]! - logits[x]! || x - y);
-  let acc = above;
-  for (const id of ids) {
-    acc += w[id]!;
-    if (acc >= need) return { value: logits[id]!, lastId: id };
-  }
-  const last = ids[ids.length - 1];
-  return last === undefined ? { value: -Infinity, lastId: n } : { value: logits[last]!, lastId: last };
+  return last >= 0 ? last : argmax(logits);
 }
 
 /** One request's sampler in the worker: its generator, and the tokens its repetition penalty looks at. */

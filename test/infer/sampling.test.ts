@@ -21,12 +21,14 @@ function row(n: number, seed: number, spread = 8): Float32Array {
 function reference(logits: Float32Array, ids: number[], p: SamplingParams, u: number): number {
   const kept = p.topK > 0 ? ids.filter((id) => logits[id]! >= logits[ids[p.topK - 1]!]!) : ids;
   const max = logits[kept[0]!]!;
-  const w = kept.map((id) => Math.exp((logits[id]! - max) / p.temperature));
+  // Weights below e^-40 of the largest count as 0 (chooseToken skips their exp).
+  const weight = (id: number) => (logits[id]! > max - 40 * p.temperature ? Math.exp((logits[id]! - max) / p.temperature) : 0);
+  const w = kept.map(weight);
   const need = p.topP * w.reduce((a, b) => a + b, 0);
   let n = 0;
   for (let mass = 0; n < w.length && (n === 0 || mass < need); n++) mass += w[n]!;
   const nucleus = kept.slice(0, n).sort((a, b) => a - b);
-  return nucleus[drawIndex(nucleus.map((id) => Math.exp((logits[id]! - max) / p.temperature)), u)]!;
+  return nucleus[drawIndex(nucleus.map(weight), u)]!;
 }
 
 test('SplitMix64 gives the published sequence', () => {
@@ -101,6 +103,19 @@ test('on a 151,936-wide row the heaps choose exactly what a full sort chooses', 
     const sorted = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b);
     for (const u of [0, 0.1, 0.37, 0.5, 0.83, 0.999]) {
       assert.equal(chooseToken(logits.slice(), params(p), undefined, fixed(u)), reference(logits, sorted, params(p), u), `${name}, u=${u}`);
+    }
+  }
+});
+
+test('masked (-Infinity) and NaN logits are never drawn', () => {
+  const logits = new Float32Array(151_936).fill(-Infinity);
+  logits[5] = NaN;
+  logits[70_000] = 1;
+  logits[150_000] = 1.5;
+  for (const p of [{ topP: 0.9 }, { topP: 1 }, { topK: 3 }, { topK: 3, topP: 0.5 }]) {
+    for (const u of [0, 0.5, 0.999]) {
+      const token = chooseToken(logits.slice(), params(p), undefined, fixed(u));
+      assert.ok(token === 70_000 || token === 150_000, `${JSON.stringify(p)} u=${u}: ${token}`);
     }
   }
 });
