@@ -21,6 +21,7 @@ import { loadModelDir } from './model-dir.js';
 import type { ModelDir } from './model-dir.js';
 import type { GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import { bytesPerTokenBound } from './input-bound.js';
+import { resolveSampling } from './generation-config.js';
 import { TokenizePool } from './tokenize-pool.js';
 import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
@@ -153,6 +154,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       pool?.addModel(e.spec.name, e.dir);
       info.maxContext = e.dir.config.maxContext;
       info.vocabSize = e.dir.config.vocabSize;
+      if (e.dir.config.defaultMaxNewTokens) info.defaultMaxNewTokens = e.dir.config.defaultMaxNewTokens;
       const devices = await devicesFor(e);
       const loads = await Promise.allSettled(devices.map((d) => workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config)));
       const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');
@@ -261,7 +263,8 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) throw new EngineError('engine_failed', `maxNewTokens must be a positive integer (got ${req.maxNewTokens})`);
       const { ids, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
       const maxNewTokens = Math.min(req.maxNewTokens, e.info.maxContext - ids.length);
-      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
+      const sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
+      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
       const done = (await send(e, worker, item, req.signal)) as Done<GenerateDone>;
       const tokens = done.result.tokens;
       return { text: e.tok!.decode(tokens), promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { GuardError } from '../core/errors.js';
 import type { Dtype } from './types.js';
 import { externalDataLocations } from './onnx-scan.js';
+import { parseGenerationDefaults } from './generation-config.js';
+import type { GenerationDefaults } from './generation-config.js';
 
 export interface ModelConfig {
   layers: number;
@@ -25,6 +27,8 @@ export interface ModelConfig {
   maxContext: number;
   /** generation_config.json max_new_tokens, for callers that want the model's own default. */
   defaultMaxNewTokens?: number;
+  /** generation_config.json's sampling defaults (do_sample, temperature, top_p, top_k, repetition_penalty). */
+  generation: GenerationDefaults;
 }
 
 export interface ModelDir {
@@ -111,7 +115,8 @@ function parseConfig(configPath: string, config: Json, genPath: string, gen: Jso
     if (id >= vocabSize) throw configError(`${configPath}: ${what} ${id} is outside the vocabulary (vocab_size ${vocabSize})`);
   }
   const defaultMaxNewTokens = gen ? positiveInt(genPath, gen, 'max_new_tokens') : undefined;
-  return { layers, kvHeads, headDim, vocabSize, eosIds, padId, maxContext, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
+  const generation = parseGenerationDefaults(genPath, gen);
+  return { layers, kvHeads, headDim, vocabSize, eosIds, padId, maxContext, generation, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
 }
 
 /** tokenizer.json's vocabulary size: the highest id of the model vocabulary and the added tokens, plus one. */
