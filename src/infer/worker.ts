@@ -8,6 +8,7 @@ import ort from 'onnxruntime-node';
 import { isGuardError } from '../core/errors.js';
 import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
+import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import type { FromWorker, ToWorker, WireError, WorkerInit } from './protocol.js';
@@ -45,9 +46,8 @@ async function load(model: string, onnxPath: string, config: ModelConfig): Promi
   try {
     session = await ort.InferenceSession.create(onnxPath, sessionOptions(config));
   } catch (err) {
-    // ONNX Runtime prefixes its messages with a source location; the sentence after it is what helps.
-    const reason = (err as Error).message.split('\n')[0]!.replace(/^.* was false\. /, '');
-    throw configError(`${onnxPath} cannot be loaded on ${init.device}: ${reason}`);
+    const { message, hint } = explainLoadFailure(onnxPath, init.device, (err as Error).message);
+    throw configError(message, hint);
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);
