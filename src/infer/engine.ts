@@ -188,7 +188,9 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     } catch (err) {
       info.state = 'failed';
       info.device = null;
-      info.error = (err as Error).message;
+      // The hint says what to do (another --dtype, --device cpu): operators read it in /api/v1/models and the log.
+      const hint = err instanceof GuardError ? err.hint : undefined;
+      info.error = hint ? `${(err as Error).message} (${hint})` : (err as Error).message;
       log('error', `model ${e.spec.name} failed to load: ${info.error}`, { model: e.spec.name });
     }
   }

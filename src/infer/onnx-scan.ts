@@ -161,7 +161,7 @@ function scanNode(r: FileReader, node: Field, ops: Map<string, number>): void {
   ops.set(key, (ops.get(key) ?? 0) + 1);
 }
 
-function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: OnnxSummary, locations?: Set<string>): void {
+function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: OnnxSummary, locations?: Set<string>, initializers?: Set<string>): void {
   for (const f of fields(r, graph.start, graph.end)) {
     if (f.wire !== WIRE_LEN) continue;
     if (f.no === 1) scanNode(r, f, ops);
@@ -169,7 +169,9 @@ function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: 
     else if (top && f.no === 12) top.outputs.push(declaredValue(r, f));
     else if (locations && f.no === 5) {
       for (const tensor of fields(r, f.start, f.end)) {
-        if (tensor.no !== 13 || tensor.wire !== WIRE_LEN) continue;
+        if (tensor.wire !== WIRE_LEN) continue;
+        if (tensor.no === 8) initializers?.add(utf8(r, tensor));
+        if (tensor.no !== 13) continue;
         let key = '';
         let value = '';
         for (const entry of fields(r, tensor.start, tensor.end)) {
@@ -181,6 +183,8 @@ function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: 
       }
     }
   }
+  // Files from IR version < 4 list initializers among the inputs too; ORT does not report those as inputs.
+  if (top && initializers?.size) top.inputs = top.inputs.filter((i) => !initializers.has(i.name));
 }
 
 /**
@@ -198,7 +202,7 @@ export function scanOnnx(modelPath: string, fileSize: number): OnnxSummary {
     for (const model of fields(r, 0, fileSize)) {
       if (model.no !== 7 || model.wire !== WIRE_LEN) continue;
       graphs++;
-      scanGraph(r, model, summary.ops, summary, locations);
+      scanGraph(r, model, summary.ops, summary, locations, new Set());
     }
     // A file cut at a field boundary parses; one without its graph, or a graph without outputs, is still incomplete.
     if (graphs === 0) throw new Error('the file holds no graph');

@@ -10,6 +10,8 @@ embedding to logits: enough to load, prefill and decode with random weights. Var
   int32-ids     input_ids declared int32
   no-past       no past_key_values.1.value input (and no present.1.value)
   custom-op     one node from a custom domain (needs a custom-op library)
+  unknown-op    one com.microsoft node that no ONNX Runtime build has
+  init-inputs   fp32, with the initializers also listed as graph inputs (files from IR version < 4 do that)
 """
 import sys
 
@@ -79,6 +81,11 @@ def build(variant, layers=2, kv_heads=2, head_dim=8, vocab=4096):
     if variant == 'custom-op':
         nodes.append(h.make_node('Scale', ['lm_head'], ['lm_head_scaled'], domain='ai.example.custom'))
         opsets.append(h.make_opsetid('ai.example.custom', 1))
+    if variant == 'unknown-op':
+        nodes.append(h.make_node('NoSuchOp', ['lm_head'], ['lm_head_unknown'], domain='com.microsoft'))
+        opsets.append(h.make_opsetid('com.microsoft', 1))
+    if variant == 'init-inputs':
+        inputs += [h.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits]
     graph = h.make_graph(nodes, f'tiny-{variant}', inputs, outputs, inits)
     model = h.make_model(graph, opset_imports=opsets, producer_name='guardctl-test')
     model.ir_version = 8

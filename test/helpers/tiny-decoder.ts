@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { availableOrSkip } from './system.js';
 import { GUARD_DIR } from './infer-engine.js';
 
-export type TinyVariant = 'fp32' | 'int8' | 'bf16' | 'int32-ids' | 'no-past' | 'custom-op';
+export type TinyVariant = 'fp32' | 'int8' | 'bf16' | 'int32-ids' | 'no-past' | 'custom-op' | 'unknown-op' | 'init-inputs';
 
 const SCRIPT = fileURLToPath(new URL('./tiny-decoder.py', import.meta.url));
 // Debian's python3-onnx lives in /usr/bin/python3; a pyenv python3 earlier on PATH usually lacks it.

@@ -54,6 +54,10 @@ test('tensors the engine cannot feed or read are refused by loadModelDir, naming
   assert.equal(padded.config.vocabSize, 4200);
   assert.equal(padded.tokenizerVocab, 4096);
   assert.ok(padded.graph.ops.has(':Gather') && padded.graph.ops.has(':MatMul'), JSON.stringify([...padded.graph.ops]));
+  // Initializers listed among the inputs (IR < 4) are weights, not inputs the engine must feed.
+  const legacy = loadModelDir(tiny('init-inputs', 'init-inputs'));
+  assert.deepEqual(legacy.graph.inputs.slice(0, 3).map((i) => i.name), ['input_ids', 'attention_mask', 'position_ids']);
+  assert.ok(!legacy.graph.inputs.some((i) => i.name === 'embed' || i.name === 'lm_head'));
 });
 
 test('operators: int8 (MatMulInteger) serves on the CPU and is refused on webgpu; custom-domain operators nowhere', async (t) => {
@@ -62,9 +66,10 @@ test('operators: int8 (MatMulInteger) serves on the CPU and is refused on webgpu
   const root = tempDir(t, 'guardctl-refusal-');
   const int8 = writeTinyModelDir(python, path.join(root, 'int8'), 'int8');
   const custom = writeTinyModelDir(python, path.join(root, 'custom'), 'custom-op');
+  const unknown = writeTinyModelDir(python, path.join(root, 'unknown'), 'unknown-op');
   const [webgpu] = await probeExecutionProviders(['webgpu']);
   const spec = (name: string, dir: string, device: 'cpu' | 'webgpu' | 'auto') => ({ name, task: 'moderate' as const, dir, size: 'small' as const, device });
-  const { engine, logs } = await startEngine(t, [spec('int8-cpu', int8, 'cpu'), spec('int8-gpu', int8, 'webgpu'), spec('int8-auto', int8, 'auto'), spec('custom', custom, 'cpu')]);
+  const { engine, logs } = await startEngine(t, [spec('int8-cpu', int8, 'cpu'), spec('int8-gpu', int8, 'webgpu'), spec('int8-auto', int8, 'auto'), spec('custom', custom, 'cpu'), spec('unknown', unknown, 'cpu')]);
   const byName = Object.fromEntries(engine.models().map((m) => [m.name, m]));
 
   assert.equal(byName['int8-cpu']!.state, 'ready');
@@ -72,9 +77,15 @@ test('operators: int8 (MatMulInteger) serves on the CPU and is refused on webgpu
   assert.equal(out.outputTokens, 3);
   assert.equal(byName.custom!.state, 'failed');
   assert.match(byName.custom!.error!, /operator ai\.example\.custom\.Scale from a custom domain/);
+  // A com.microsoft operator this ORT does not have: ORT's own refusal, said with the operator and what to do.
+  assert.equal(byName.unknown!.state, 'failed');
+  assert.match(byName.unknown!.error!, /cannot be loaded on cpu: operator com\.microsoft\.NoSuchOp is not available in onnxruntime-node/);
+  assert.match(byName.unknown!.error!, /\(use an export made for ONNX Runtime/);
+  assert.ok(logs.some((l) => l.level === 'error' && /unknown failed to load/.test(l.message)));
   if (!availableOrSkip(t, webgpu!.ok, 'a WebGPU adapter', webgpu!.error ?? '')) return;
   assert.equal(byName['int8-gpu']!.state, 'failed');
   assert.match(byName['int8-gpu']!.error!, /uses operator DynamicQuantizeLinear \(1 node\), MatMulInteger \(1 node\), which the webgpu provider lacks/);
+  assert.match(byName['int8-gpu']!.error!, /\(on webgpu use the fp16, q4f16 or q4 export \(--dtype\); int8\/uint8\/quantized exports are for --device cpu\)/);
   // auto: the webgpu load is refused with the reason logged, and the model serves on the CPU.
   assert.deepEqual([byName['int8-auto']!.state, byName['int8-auto']!.device], ['ready', 'cpu']);
   assert.ok(logs.some((l) => l.level === 'warn' && /int8-auto does not load on webgpu: .*MatMulInteger/.test(l.message)), JSON.stringify(logs));
