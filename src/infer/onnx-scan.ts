@@ -114,6 +114,13 @@ export interface OnnxSummary {
 
 const utf8 = (r: FileReader, f: Field) => r.bytes(f.start, f.end - f.start).toString('utf8');
 
+/** The string fields `wanted` of a message, by field number (the last occurrence wins, as in protobuf). */
+function stringFields(r: FileReader, msg: Field, wanted: readonly number[] = [1, 2]): Record<number, string | undefined> {
+  const out: Record<number, string> = {};
+  for (const f of fields(r, msg.start, msg.end)) if (f.wire === WIRE_LEN && wanted.includes(f.no)) out[f.no] = utf8(r, f);
+  return out;
+}
+
 /** ValueInfoProto: name (1), type (2) -> TypeProto.tensor_type (1) -> elem_type (1), shape (2) -> dim (1). */
 function declaredValue(r: FileReader, vi: Field): DeclaredValue {
   const out: DeclaredValue = { name: '', isTensor: false };
@@ -147,16 +154,11 @@ function declaredValue(r: FileReader, vi: Field): DeclaredValue {
 
 /** NodeProto op_type (4) and domain (7); AttributeProto g (6) and graphs (11) hold subgraphs (If, Loop, Scan). */
 function scanNode(r: FileReader, node: Field, ops: Map<string, number>): void {
-  let op = '';
-  let domain = '';
   for (const f of fields(r, node.start, node.end)) {
-    if (f.wire !== WIRE_LEN) continue;
-    if (f.no === 4) op = utf8(r, f);
-    else if (f.no === 7) domain = utf8(r, f);
-    else if (f.no === 5) {
-      for (const a of fields(r, f.start, f.end)) if ((a.no === 6 || a.no === 11) && a.wire === WIRE_LEN) scanGraph(r, a, ops);
-    }
+    if (f.no !== 5 || f.wire !== WIRE_LEN) continue;
+    for (const a of fields(r, f.start, f.end)) if ((a.no === 6 || a.no === 11) && a.wire === WIRE_LEN) scanGraph(r, a, ops);
   }
+  const { 4: op = '', 7: domain = '' } = stringFields(r, node, [4, 7]);
   const key = `${domain === 'ai.onnx' ? '' : domain}:${op}`;
   ops.set(key, (ops.get(key) ?? 0) + 1);
 }
@@ -172,14 +174,8 @@ function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: 
         if (tensor.wire !== WIRE_LEN) continue;
         if (tensor.no === 8) initializers?.add(utf8(r, tensor));
         if (tensor.no !== 13) continue;
-        let key = '';
-        let value = '';
-        for (const entry of fields(r, tensor.start, tensor.end)) {
-          if (entry.wire !== WIRE_LEN) continue;
-          if (entry.no === 1) key = utf8(r, entry);
-          else if (entry.no === 2) value = utf8(r, entry);
-        }
-        if (key === 'location' && value !== '') locations.add(value);
+        const { 1: key, 2: value } = stringFields(r, tensor); // StringStringEntryProto
+        if (key === 'location' && value) locations.add(value);
       }
     }
   }
