@@ -18,6 +18,7 @@ import type { ProviderProbe } from './ep-probe.js';
 import { DeviceWorker } from './device-worker.js';
 import type { Done } from './device-worker.js';
 import { loadModelDir } from './model-dir.js';
+import { checkOperators } from './provider-ops.js';
 import type { ModelDir } from './model-dir.js';
 import type { GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import { bytesPerTokenBound } from './input-bound.js';
@@ -156,7 +157,12 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       info.vocabSize = e.dir.config.vocabSize;
       if (e.dir.config.defaultMaxNewTokens) info.defaultMaxNewTokens = e.dir.config.defaultMaxNewTokens;
       const devices = await devicesFor(e);
-      const loads = await Promise.allSettled(devices.map((d) => workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config)));
+      const loads = await Promise.allSettled(
+        devices.map(async (d) => {
+          checkOperators(e.dir!.onnxPath, e.dir!.graph.ops, d);
+          return workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config);
+        }),
+      );
       const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');
       loads.forEach((r, i) => {
         if (r.status === 'rejected' && loaded.length > 0) log('warn', `model ${e.spec.name} does not load on ${devices[i]}: ${(r.reason as Error).message}`);
@@ -187,7 +193,9 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     } catch (err) {
       info.state = 'failed';
       info.device = null;
-      info.error = (err as Error).message;
+      // The hint says what to do (another --dtype, --device cpu): operators read it in /api/v1/models and the log.
+      const hint = err instanceof GuardError ? err.hint : undefined;
+      info.error = hint ? `${(err as Error).message} (${hint})` : (err as Error).message;
       log('error', `model ${e.spec.name} failed to load: ${info.error}`, { model: e.spec.name });
     }
   }

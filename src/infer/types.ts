@@ -9,7 +9,9 @@ export type Task = 'moderate' | 'translate';
 export type SizeClass = 'small' | 'large';
 export type Device = 'cpu' | 'webgpu';
 export type DeviceChoice = 'auto' | Device;
-export type Dtype = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+/** The weights files serve loads (--dtype): onnx/model.onnx, onnx/model_<dtype>.onnx. */
+export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16'] as const;
+export type Dtype = (typeof DTYPES)[number];
 
 /** How a translation model expects its instruction: HY-MT1.5's rule, or the template of the target language. */
 export type TranslateTemplate = 'hy-mt' | 'by-target';

@@ -11,6 +11,7 @@ import { isGuardError } from '../core/errors.js';
 import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
 import { lastPositionLogits } from './last-logits.js';
+import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import type { FromWorker, ToWorker, WireError, WorkerInit } from './protocol.js';
@@ -81,9 +82,8 @@ async function load(model: string, onnxPath: string, config: ModelConfig): Promi
       }
     }
   } catch (err) {
-    // ONNX Runtime prefixes its messages with a source location; the sentence after it is what helps.
-    const reason = (err as Error).message.split('\n')[0]!.replace(/^.* was false\. /, '');
-    throw configError(`${onnxPath} cannot be loaded on ${init.device}: ${reason}`);
+    const { message, hint } = explainLoadFailure(onnxPath, init.device, (err as Error).message);
+    throw configError(message, hint);
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);
