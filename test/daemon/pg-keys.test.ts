@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { signRequest } from '../../src/gate/sign-request.js';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -25,7 +25,7 @@ async function models(s: ServeProcess, key: Key): Promise<{ status: number; code
 }
 
 /** A migrated store, a CLI home holding its master key, and `n` daemon homes with a copy of that key. */
-async function setup(t: Parameters<typeof tempDir>[0], n: number) {
+async function setup(t: TestContext, n: number) {
   const server = await startPostgres(t);
   if (!server) return undefined;
   const url = await server.database('shared');
