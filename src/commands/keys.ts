@@ -10,6 +10,7 @@ import { describeKeyStore, type KeyBackend, keyStoreExists, type KeyStoreSpec, o
 import { PgKeyStore } from '../keys/pg-store.js';
 import { checkKeyId, KeyStore, keyStatus } from '../keys/store.js';
 import { dumpToLines, linesToDump } from '../keys/transfer.js';
+import { SCHEMA_VERSION } from '../keys/schema.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
@@ -220,10 +221,9 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
         // SQLite migrates on every open (one host, one file): opening it is the migration.
         const existed = keyStoreExists(spec, ctx.locations.home);
         KeyStore.open({ home: ctx.locations.home, env: ctx.env }).close();
-        r = { from: existed ? -1 : 0, to: -1, store: describeKeyStore(spec, ctx.locations.home) };
+        r = { from: existed ? SCHEMA_VERSION : 0, to: SCHEMA_VERSION, store: describeKeyStore(spec, ctx.locations.home) };
       }
-      ctx.out.result({ store: r.store, from: r.from, to: r.to }, () => (r.to === -1 ? `${r.store} is up to date (SQLite stores migrate when opened)`
-        : r.from === r.to ? `${r.store} is already at schema ${r.to}` : `${r.store}: schema ${r.from} -> ${r.to}`));
+      ctx.out.result({ store: r.store, from: r.from, to: r.to }, () => (r.from === r.to ? `${r.store} is at schema ${r.to}, this guardctl's` : `${r.store}: schema ${r.from} -> ${r.to}`));
     });
 
   keys.command('export')
