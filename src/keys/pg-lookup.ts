@@ -96,10 +96,10 @@ export async function createPgKeyLookup(store: PgKeyStore, opts: PgKeyLookupOpti
   async function listen(): Promise<void> {
     if (closed || unlisten) return;
     try {
-      unlisten = await store.listen((id) => invalidate(id || undefined), (err) => {
+      unlisten = await store.listen((id) => invalidate(id || undefined), () => {
         unlisten = undefined;
-        markDown(err);
-        // Whether only the listener or the whole server went away, the poll finds out now, not at its next turn.
+        // Only the listener, or the whole server? The poll finds out now, not at its next turn; until the listener
+        // is back (the poll starts it again) notifications may be lost, which the generation covers.
         void poll();
       });
       if (closed) await unlisten();
