@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { effectiveLimits, modelAllowed } from '../keys/tiers.js';
 import { isWellFormedToken, KEY_ID_PREFIX } from '../keys/token.js';
 import type { KeyCredentials, KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
+import { KeysUnavailableError } from '../keys/unavailable.js';
 import {
   DuplicateParamError, hmac, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign,
 } from './canonical.js';
@@ -139,8 +140,15 @@ export class Gate {
     if (malformed) return this.fail('malformed_auth', ip, { detail: `malformed ${malformed}` });
 
     // 2. key exists, active, not expired: the contract names each reason; message and work are the same for all three
-    const found = this.deps.keys.lookup(keyId!);
-    const creds = found instanceof Promise ? await found : found;
+    let creds: KeyCredentials | undefined;
+    try {
+      const found = this.deps.keys.lookup(keyId!);
+      creds = found instanceof Promise ? await found : found;
+    } catch (err) {
+      // A shared key store (PostgreSQL) that cannot answer: neither "unknown key" nor a pass, and no auth failure.
+      if (err instanceof KeysUnavailableError) return this.deny('keys_unavailable', ip, { 'Retry-After': '1' }, { keyId });
+      throw err;
+    }
     const now = this.now();
     if (!creds) return this.fail('unknown_key', ip, { keyId });
     const { record } = creds;
