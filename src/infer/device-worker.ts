@@ -44,6 +44,9 @@ export function fromWire(err: WireError): Error {
   return new EngineError('engine_failed', err.message);
 }
 
+/** How long a closing worker may take to finish its step and release its sessions before it is terminated. */
+const CLOSE_BOUND_MS = 60_000;
+
 export class DeviceWorker {
   queued = 0;
   active = 0;
@@ -185,8 +188,12 @@ export class DeviceWorker {
         const ended = new Promise<void>((resolve) => (this.onClosed = resolve));
         this.post({ type: 'close' });
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+        // The worker answers once its step in flight has returned and its sessions are released. Terminating it
+        // before that, while ONNX Runtime is inside a run, aborts the whole process (a Napi::Error thrown during
+        // the thread's teardown, seen under load with a 5 s bound): only a worker that is truly stuck is cut off.
+        const stuck = await Promise.race([ended.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_BOUND_MS)))]);
         clearTimeout(timer);
+        if (stuck) this.hooks.log?.('warn', `the ${this.device} inference worker did not close within ${CLOSE_BOUND_MS / 1000} s; terminating it`);
       }
       await this.worker.terminate();
     })();
