@@ -7,8 +7,15 @@
  * steps. On WebGPU the KV cache stays on the GPU, where rows cannot be merged or dropped without a round trip
  * through host memory: a batch admits rows only when it starts, and finished rows ride along (fed the pad token
  * at a fixed position, never reported again) until the last one finishes.
+ *
+ * A score that may continue (a moderation that needs its categories, WorkItem.continuations) is a row like a
+ * generate: its prefill's last logits give the scores, and when the winning candidate continues, the row keeps
+ * its KV cache and is fed the continuation's tokens, one per decode step, before it decodes on its own. Its
+ * prompt is prefilled once.
+ *
+ * Cancellations arrive here (cancel()) and are applied at the next step boundary; this class alone keeps them.
  */
-import type { FromWorker, WorkItem } from './protocol.js';
+import type { FromWorker, GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import type { Kv, Runner } from './runner.js';
 import { argmax, softmaxOver } from './logits.js';
 import type { EngineErrorCode } from './types.js';
@@ -22,6 +29,15 @@ interface Row {
   live: boolean;
   /** A finished row that rides along (WebGPU): the position it is fed from then on. */
   heldAt?: number;
+  /** Tokens still to feed before the row decodes on its own (a score's continuation). */
+  forced: number[];
+  /** A score row's softmax over its candidates, once its prefill has run. */
+  probabilities?: number[];
+}
+
+/** Whether a request is prefilled into the decoding batch (it needs a KV cache) rather than scored alone. */
+export function usesKv(item: WorkItem): boolean {
+  return item.kind === 'generate' || item.continuations !== undefined;
 }
 
 export class ModelBatch {
@@ -29,17 +45,29 @@ export class ModelBatch {
   private kv: Kv | undefined;
   private readonly eos: ReadonlySet<number>;
   private reported = { bytes: 0, gpuTensors: 0 };
+  /** Cancellations of requests this batch holds (or is prefilling), applied at the next step boundary. */
+  private readonly stops = new Map<number, 'cancelled' | 'timeout'>();
+  private readonly send: (msg: FromWorker) => void;
 
   constructor(
     readonly name: string,
     readonly runner: Runner,
     eosIds: readonly number[],
     private readonly padId: number,
-    private readonly send: (msg: FromWorker) => void,
+    send: (msg: FromWorker) => void,
     /** Whether rows can join and leave a running batch: CPU KV caches only (tests may turn it off there). */
-    private readonly reshapes = !runner.gpu,
+    readonly reshapes = !runner.gpu,
   ) {
     this.eos = new Set(eosIds);
+    this.send = (msg) => {
+      if (msg.type === 'done' || msg.type === 'failed') this.stops.delete(msg.id);
+      send(msg);
+    };
+  }
+
+  /** Stops an admitted request at the next step boundary (a score batch in progress still answers it). */
+  cancel(id: number, code: 'cancelled' | 'timeout'): void {
+    this.stops.set(id, code);
   }
 
   /** Rows in the running batch (dead WebGPU rows included: they still take a slot). */
@@ -51,11 +79,7 @@ export class ModelBatch {
     return this.kv !== undefined;
   }
 
-  get admitsWhileRunning(): boolean {
-    return this.reshapes;
-  }
-
-  /** Prefills generate requests: a new batch, or rows merged into the running one (CPU). */
+  /** Prefills generate requests (and scores that may continue): a new batch, or rows merged into the running one (CPU). */
   async admit(items: WorkItem[]): Promise<void> {
     if (items.length === 0) return;
     try {
@@ -74,8 +98,10 @@ export class ModelBatch {
       for (const item of items) this.fail(item, 'engine_failed', `prefill failed: ${(err as Error).message}`);
       return;
     }
-    for (const run of out.runs) this.step('prefill', items.length, run.tokens, run.ms);
-    const rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true }));
+    // A prefill of moderations only is still their scoring step, whether or not some go on decoding.
+    const kind = items.every((i) => i.kind === 'score') ? 'score' : 'prefill';
+    for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms);
+    const rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true, forced: [] }));
     try {
       this.accept(rows, out.logits);
       if (this.kv) {
@@ -100,16 +126,16 @@ export class ModelBatch {
   }
 
   /** One decode step of the running batch; cancellations are applied before and after it. */
-  async decode(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
+  async decode(): Promise<void> {
     try {
-      await this.decodeStep(cancels);
+      await this.decodeStep();
     } finally {
       this.report();
     }
   }
 
-  private async decodeStep(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
-    this.reap(cancels);
+  private async decodeStep(): Promise<void> {
+    this.reap();
     if (!this.kv) return;
     const live = this.rows.filter((r) => r.live).length;
     try {
@@ -127,7 +153,7 @@ export class ModelBatch {
       this.abandon(`decode failed: ${(err as Error).message}`);
       return;
     }
-    this.reap(cancels);
+    this.reap();
   }
 
   /** One prefill per request (no KV kept), then the softmax over each request's candidate first tokens. */
@@ -164,10 +190,33 @@ export class ModelBatch {
     this.send({ type: 'kv', model: this.name, device: this.runner.device, ...now });
   }
 
-  /** Greedy choice per live row; rows that hit EOS or their token budget are answered now. */
+  /**
+   * Per live row: the next forced token, or the scores of a score row's prefill (answered now unless its winner
+   * continues), or the greedy choice; rows that hit EOS or their token budget are answered now.
+   */
   private accept(rows: Row[], logits: Float32Array[]): void {
     rows.forEach((row, r) => {
       if (!row.live) return;
+      if (row.forced.length > 0) {
+        row.next = row.forced.shift()!;
+        return;
+      }
+      if (row.item.kind === 'score' && row.probabilities === undefined) {
+        const probabilities = softmaxOver(logits[r]!, row.item.candidateIds ?? []);
+        row.probabilities = probabilities;
+        // The first best, as the caller reads the level: ties go to the earlier candidate.
+        const continuation = row.item.continuations?.[probabilities.indexOf(Math.max(...probabilities))];
+        if (!continuation) {
+          row.live = false;
+          this.send({ type: 'done', id: row.item.id, result: { kind: 'score', probabilities }, ...timing(row.item, row.admittedAt) });
+          return;
+        }
+        if (continuation.length > 0) {
+          row.next = continuation[0]!;
+          row.forced = continuation.slice(1);
+          return;
+        }
+      }
       const token = argmax(logits[r]!);
       if (this.eos.has(token)) return this.finish(row, 'eos');
       row.tokens.push(token);
@@ -178,16 +227,19 @@ export class ModelBatch {
 
   private finish(row: Row, finish: 'eos' | 'length'): void {
     row.live = false;
-    this.send({ type: 'done', id: row.item.id, result: { kind: 'generate', tokens: row.tokens, finish }, ...timing(row.item, row.admittedAt) });
+    const result: GenerateDone | ScoreDone = row.probabilities
+      ? { kind: 'score', probabilities: row.probabilities, continued: { tokens: row.tokens, finish } }
+      : { kind: 'generate', tokens: row.tokens, finish };
+    this.send({ type: 'done', id: row.item.id, result, ...timing(row.item, row.admittedAt) });
   }
 
   /** Cancelled and expired rows stop here (a step boundary), then the batch is compacted. */
-  private reap(cancels: Map<number, 'cancelled' | 'timeout'>): void {
+  private reap(): void {
     const now = Date.now();
     for (const row of this.rows) {
-      const code = cancels.get(row.item.id) ?? (row.live && row.item.deadline !== undefined && now >= row.item.deadline ? 'timeout' : undefined);
+      const code = this.stops.get(row.item.id) ?? (row.live && row.item.deadline !== undefined && now >= row.item.deadline ? 'timeout' : undefined);
       if (code === undefined) continue;
-      cancels.delete(row.item.id);
+      this.stops.delete(row.item.id);
       if (!row.live) continue;
       row.live = false;
       this.fail(row.item, code, `${code === 'timeout' ? 'deadline passed' : 'cancelled'} after ${row.tokens.length} tokens`);

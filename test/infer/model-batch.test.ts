@@ -76,7 +76,7 @@ test('WebGPU-style batches: a finished row rides along at a fixed position; live
   const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg), false);
   // Prompts of 3 tokens; the first stops after 2 new tokens, the second after 6.
   await batch.admit([item(1, 2), item(2, 6)]);
-  while (batch.running) await batch.decode(new Map());
+  while (batch.running) await batch.decode();
   assert.deepEqual(answers.filter((m) => m.type === 'done').map((m) => m.id), [1, 2]);
   // Prefill gave each row its first token at position 3 (lens 3); row 1's second token came from the decode at
   // position 3, then it finished and is fed position 4 from then on; row 2 goes 3, 4, 5, 6, 7.
