@@ -101,14 +101,19 @@ export class ModelBatch {
     // A prefill of moderations only is still their scoring step, whether or not some go on decoding.
     const kind = items.every((i) => i.kind === 'score') ? 'score' : 'prefill';
     for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms);
-    const rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true, forced: [] }));
+    let rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true, forced: [] }));
+    let kv = out.kv!;
     try {
       this.accept(rows, out.logits);
-      if (this.kv) {
-        this.kv = this.runner.merge(this.kv, out.kv!);
+      if (this.reshapes) ({ rows, kv } = await this.continueTogether(rows, kv));
+      if (!rows.some((row) => row.live)) {
+        // All answered already (scores that stop there): nothing to keep.
+        this.runner.dispose(kv);
+      } else if (this.kv) {
+        this.kv = this.runner.merge(this.kv, kv);
         this.rows.push(...rows);
       } else {
-        this.kv = out.kv!;
+        this.kv = kv;
         this.rows = rows;
       }
     } catch (err) {
@@ -119,10 +124,28 @@ export class ModelBatch {
         row.live = false;
         this.fail(row.item, 'engine_failed', `admission failed: ${(err as Error).message}`);
       }
-      if (out.kv && out.kv !== this.kv) this.runner.dispose(out.kv);
+      if (kv !== this.kv) this.runner.dispose(kv);
       return;
     }
     this.settle();
+  }
+
+  /**
+   * CPU: new rows that were all scored and go on with continuations of one length are fed them in one run, not
+   * one step each; rows answered by their score leave first. Otherwise (mixed rows) the forced tokens go one per
+   * decode step, as on WebGPU.
+   */
+  private async continueTogether(rows: Row[], kv: Kv): Promise<{ rows: Row[]; kv: Kv }> {
+    const live = rows.flatMap((row, i) => (row.live ? [i] : []));
+    const k = live.length > 0 ? rows[live[0]!]!.forced.length : 0;
+    if (k === 0 || live.some((i) => rows[i]!.forced.length !== k)) return { rows, kv };
+    const kept = live.length < rows.length ? this.runner.select(kv, live) : kv;
+    const going = live.map((i) => rows[i]!);
+    const ext = await this.runner.extend(kept, going.map((row) => [row.next, ...row.forced]));
+    this.step('decode', going.length, going.length * (k + 1), ext.ms);
+    for (const row of going) row.forced = [];
+    this.accept(going, ext.logits);
+    return { rows: going, kv: ext.kv };
   }
 
   /** One decode step of the running batch; cancellations are applied before and after it. */

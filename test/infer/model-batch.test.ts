@@ -23,6 +23,9 @@ function scriptedRunner(): Runner {
       await new Promise((r) => setTimeout(r, 2));
       return { logits: logits(state.rows), ms: 1, kv: kv(state.rows, state.lens.map((l) => l + 1)) };
     },
+    async extend(state: Kv, tokens: readonly (readonly number[])[]) {
+      return { logits: logits(state.rows), ms: 1, kv: kv(state.rows, state.lens.map((l) => l + tokens[0]!.length)) };
+    },
     merge(): Kv {
       throw new RangeError('Array buffer allocation failed');
     },
@@ -100,7 +103,11 @@ test('a lone request on an idle device is prefilled at once: a batching window o
   assert.deepEqual(events, ['admitted', 'prefill', 'decode', 'done']);
 });
 
-test('a score that continues keeps its prefill: fed its continuation, then decodes; one that stops is answered by the prefill', async () => {
+test('a score that continues keeps its prefill: fed its continuation, then decodes; one that stops is answered by the prefill', async (t) => {
+  for (const reshapes of [false, true]) await t.test(reshapes ? 'CPU: the continuation in one run' : 'WebGPU-style: one token per step', () => continuedScore(reshapes));
+});
+
+async function continuedScore(reshapes: boolean): Promise<void> {
   const fed: number[][] = [];
   const runner = scriptedRunner();
   const decode = runner.decode.bind(runner);
@@ -112,7 +119,13 @@ test('a score that continues keeps its prefill: fed its continuation, then decod
     return decode(state, tokens);
   }) as Runner['decode'];
   const answers: FromWorker[] = [];
-  const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg));
+  const extended: number[][][] = [];
+  const extend = runner.extend.bind(runner);
+  runner.extend = (async (state: Kv, tokens: readonly (readonly number[])[]) => {
+    extended.push(tokens.map((t) => [...t]));
+    return extend(state, tokens);
+  }) as Runner['extend'];
+  const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg), reshapes);
   // The scripted logits favour id 1: candidate [0, 1, 2] index 1 wins. Row 7 continues with [40, 41, 42]; row 8's
   // winner has no continuation.
   const score = (id: number, continuations: (number[] | null)[]): WorkItem => ({ ...item(id, 3), kind: 'score', candidateIds: [0, 1, 2], continuations });
@@ -125,6 +138,13 @@ test('a score that continues keeps its prefill: fed its continuation, then decod
   const continued = done[1]!.result;
   assert.equal(continued.kind, 'score');
   assert.deepEqual(continued.kind === 'score' && continued.continued, { tokens: [1, 1, 1], finish: 'length' });
-  // Row 8 left the batch after the prefill; row 7 was fed 40, 41, 42, then its own tokens.
-  assert.deepEqual(fed, [[40], [41], [42], [1], [1]]);
-});
+  if (reshapes) {
+    // Row 8 left after the prefill; row 7 was fed 40, 41, 42 in one run, then its own tokens.
+    assert.deepEqual(extended, [[[40, 41, 42]]]);
+    assert.deepEqual(fed, [[1], [1]]);
+  } else {
+    // Row 8 rides along (fed padding); row 7 is fed 40, 41, 42 one step each, then its own tokens.
+    assert.deepEqual(extended, []);
+    assert.deepEqual(fed, [[40, 0], [41, 0], [42, 0], [1, 0], [1, 0]]);
+  }
+}

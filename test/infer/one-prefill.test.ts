@@ -81,5 +81,9 @@ test('moderations sent together: one batched prefill, same answers on CPU batche
     const together = await run(rec.engine);
     assert.deepEqual(together, alone);
     assert.deepEqual(prefills(rec.steps).map((s) => s.batchSize), [CHATS.length], JSON.stringify(rec.steps));
+    // On the CPU the rows' continuations (` <Level>\nCategories:`, one length here) go in one run of several
+    // tokens a row; WebGPU-style batches feed them a token a step.
+    const multi = rec.steps.some((s) => s.kind === 'decode' && s.tokens > s.batchSize);
+    assert.equal(multi, rec === cpu, JSON.stringify(rec.steps));
   }
 });
