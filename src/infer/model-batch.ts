@@ -10,8 +10,8 @@
  *
  * A score that may continue (a moderation that needs its categories, WorkItem.continuations) is a row like a
  * generate: its prefill's last logits give the scores, and when the winning candidate continues, the row keeps
- * its KV cache and is fed the continuation's tokens, one per decode step, before it decodes on its own. Its
- * prompt is prefilled once.
+ * its KV cache and is fed the continuation's tokens before it decodes on its own (on the CPU in one run when all
+ * the rows of its prefill continue alike, else one token per decode step). Its prompt is prefilled once.
  *
  * Cancellations arrive here (cancel()) and are applied at the next step boundary; this class alone keeps them.
  */
