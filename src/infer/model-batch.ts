@@ -18,6 +18,7 @@
 import type { FromWorker, GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import type { Kv, Runner } from './runner.js';
 import { argmax, softmaxOver } from './logits.js';
+import { TokenSampler } from './sampling.js';
 import type { EngineErrorCode } from './types.js';
 
 interface Row {
@@ -33,6 +34,8 @@ interface Row {
   forced: number[];
   /** A score row's softmax over its candidates, once its prefill has run. */
   probabilities?: number[];
+  /** Absent: greedy. */
+  sampler?: TokenSampler;
 }
 
 /** Whether a request is prefilled into the decoding batch (it needs a KV cache) rather than scored alone. */
@@ -101,7 +104,9 @@ export class ModelBatch {
     // A prefill of moderations only is still their scoring step, whether or not some go on decoding.
     const kind = items.every((i) => i.kind === 'score') ? 'score' : 'prefill';
     for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms);
-    let rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true, forced: [] }));
+    let rows = items.map((item): Row => ({
+      item, admittedAt, tokens: [], next: this.padId, live: true, forced: [], ...(item.sampling ? { sampler: new TokenSampler(item.sampling, item.ids) } : {}),
+    }));
     let kv = out.kv!;
     try {
       this.accept(rows, out.logits);
@@ -215,7 +220,8 @@ export class ModelBatch {
 
   /**
    * Per live row: the next forced token, or the scores of a score row's prefill (answered now unless its winner
-   * continues), or the greedy choice; rows that hit EOS or their token budget are answered now.
+   * continues), or its next token (greedy, or its sampler's); rows that hit EOS or their token budget are
+   * answered now.
    */
   private accept(rows: Row[], logits: Float32Array[]): void {
     rows.forEach((row, r) => {
@@ -240,8 +246,9 @@ export class ModelBatch {
           return;
         }
       }
-      const token = argmax(logits[r]!);
+      const token = row.sampler ? row.sampler.pick(logits[r]!) : argmax(logits[r]!);
       if (this.eos.has(token)) return this.finish(row, 'eos');
+      row.sampler?.record(token);
       row.tokens.push(token);
       row.next = token;
       if (row.tokens.length >= row.item.maxNewTokens) this.finish(row, 'length');
