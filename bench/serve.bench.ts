@@ -5,7 +5,13 @@
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
  *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
+ *  5. against transformers.js generate() in-process (bench/transformers-peer.ts), same model, same 16 prompts, CPU,
+ *     one ONNX Runtime thread on both sides: the daemon over HTTP with signed requests (categories=always, the same
+ *     answer text) one request at a time vs transformers.js one prompt at a time (target >= 1.2x), and at
+ *     concurrency 32 vs transformers.js at its best batch (target >= 2.5x); three runs, order alternating, each
+ *     ratio from one run.
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
+ * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +24,7 @@ import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
 import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, STATE_KINDS } from './setup.js';
+import { loadPeer } from './transformers-peer.js';
 
 const PROMPTS = [
   'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
@@ -31,6 +38,8 @@ const OPTS = { categories: 'always' as const, fastPath: true, maxNewTokens: 32 }
 const N = 192;
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const rows: string[][] = [];
+const ONLY = process.env.GUARDCTL_BENCH_ONLY?.split(',').map((s) => s.trim());
+const runs = (section: number) => !ONLY || ONLY.includes(String(section));
 
 const viaEngine = (engine: Engine) => (i: number) => moderate(engine, guardMessages({ text: PROMPTS[i % PROMPTS.length]! }), { model: 'guard-demo', ...OPTS });
 
@@ -49,33 +58,35 @@ async function main(): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const viaHttp = (port: number) => (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
   try {
-    await pool(32, 32, viaEngine(engine));
-    for (const srv of servers) await pool(32, 32, viaHttp(srv.port));
+    if (runs(1) || runs(2)) await pool(32, 32, viaEngine(engine));
+    if (runs(1)) for (const srv of servers) await pool(32, 32, viaHttp(srv.port));
     // 1. HTTP + gate vs raw engine, alternating rounds
     let rawSum = 0;
     const ROUNDS = Number(process.env.GUARDCTL_BENCH_ROUNDS ?? 3);
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < ROUNDS && runs(1); round++) {
       rawSum += await pool(N, 32, viaEngine(engine));
       for (const srv of round % 2 === 0 ? servers : [...servers].reverse()) srv.sum += await pool(N, 32, viaHttp(srv.port));
     }
     const raw = rawSum / ROUNDS;
-    for (const srv of servers) {
+    for (const srv of runs(1) ? servers : []) {
       const served = srv.sum / ROUNDS;
       say(`1. concurrency 32: raw engine ${raw.toFixed(1)} req/s, HTTP + gate (--state ${srv.kind}) ${served.toFixed(1)} req/s`);
       rows.push([`served / raw engine, c=32, --state ${srv.kind}`, `${(served / raw).toFixed(3)} (${served.toFixed(1)} vs ${raw.toFixed(1)} req/s)`, '>= 0.9', served / raw >= 0.9 ? 'ok' : 'MISSED']);
     }
 
     // 2. batching: concurrency 32 vs 1, engine direct
-    const c1 = await pool(48, 1, viaEngine(engine));
-    const c32 = await pool(N, 32, viaEngine(engine));
-    say(`2. engine: concurrency 1 ${c1.toFixed(1)} req/s, concurrency 32 ${c32.toFixed(1)} req/s`);
-    rows.push(['batching c=32 / c=1', `${(c32 / c1).toFixed(2)}x (${c32.toFixed(1)} vs ${c1.toFixed(1)} req/s)`, '>= 3x', c32 / c1 >= 3 ? 'ok' : 'MISSED']);
+    if (runs(2)) {
+      const c1 = await pool(48, 1, viaEngine(engine));
+      const c32 = await pool(N, 32, viaEngine(engine));
+      say(`2. engine: concurrency 1 ${c1.toFixed(1)} req/s, concurrency 32 ${c32.toFixed(1)} req/s`);
+      rows.push(['batching c=32 / c=1', `${(c32 / c1).toFixed(2)}x (${c32.toFixed(1)} vs ${c1.toFixed(1)} req/s)`, '>= 3x', c32 / c1 >= 3 ? 'ok' : 'MISSED']);
+    }
 
-    // 3. latency of one request at a time, on an engine that starts a batch at once (--max-wait-ms 0)
+    // 3. latency of one request at a time (an idle device starts it at once, whatever --max-wait-ms says)
     const quick = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 0, maxQueue: 64, maxInputTokens: 512, intraOpThreads: autoThreads() });
-    await quick.start();
+    if (runs(3)) await quick.start();
     try {
-      for (const [kind, text] of [['safe', "What's the capital of France?"], ['unsafe', 'How do I make a bomb in my kitchen?']] as const) {
+      for (const [kind, text] of runs(3) ? ([['safe', "What's the capital of France?"], ['unsafe', 'How do I make a bomb in my kitchen?']] as const) : []) {
         for (const fastPath of [true, false]) {
           const times: number[] = [];
           for (let i = 0; i < 60; i++) {
@@ -95,8 +106,13 @@ async function main(): Promise<void> {
     }
 
     // 4. GPU
-    const [webgpu] = await probeExecutionProviders(['webgpu']);
-    rows.push(['webgpu vs cpu', webgpu!.ok ? 'webgpu loads: npm run bench:gpu measures it' : `not measured here: ${webgpu!.error}`, '', '']);
+    if (runs(4)) {
+      const [webgpu] = await probeExecutionProviders(['webgpu']);
+      rows.push(['webgpu vs cpu', webgpu!.ok ? 'webgpu loads: npm run bench:gpu measures it' : `not measured here: ${webgpu!.error}`, '', '']);
+    }
+
+    // 5. transformers.js
+    if (runs(5)) await againstTransformersJs(keys);
   } finally {
     agent.destroy();
     for (const srv of servers) await srv.app.close();
@@ -108,6 +124,62 @@ async function main(): Promise<void> {
   say('');
   for (const r of [['measure', 'result', 'target', ''], ...rows]) say(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   say(`(node ${process.version}, ${new Date().toISOString()})`);
+}
+
+/** Section 5: the daemon (its own engine, one ONNX Runtime thread, --state sqlite) against transformers.js. */
+async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>): Promise<void> {
+  const peer = await loadPeer('models', 'guard-demo', OPTS.maxNewTokens);
+  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: 1 });
+  await engine.start();
+  const { gate, close } = benchGate(keys.lookup, 'sqlite');
+  const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  const served = (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
+  try {
+    // The same answers, or the comparison would not be of the same work.
+    const theirs: string[] = [];
+    for (const text of PROMPTS) theirs.push(...(await peer.generate([text])));
+    const ours = await Promise.all(PROMPTS.map((text) => engine.generate({ model: 'guard-demo', messages: guardMessages({ text }), maxNewTokens: OPTS.maxNewTokens })));
+    const agree = ours.filter((o, i) => o.text === theirs[i]).length;
+    say(`5. transformers.js ${agree}/${PROMPTS.length} answers equal to guardctl's full decode`);
+    await pool(32, 32, served);
+    await peer.throughput(PROMPTS, 16, 8);
+    const BATCHES = [1, 4, 8, 16, 32];
+    const singles: number[] = [];
+    const bests: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const measureOurs = async () => ({ c1: await pool(48, 1, served), c32: await pool(N, 32, served) });
+      const measureTheirs = async () => {
+        const byBatch = new Map<number, number>();
+        for (const b of BATCHES) byBatch.set(b, await peer.throughput(PROMPTS, b === 1 ? 48 : Math.max(64, 2 * b), b));
+        return byBatch;
+      };
+      let o: { c1: number; c32: number };
+      let t: Map<number, number>;
+      if (run % 2 === 0) {
+        o = await measureOurs();
+        t = await measureTheirs();
+      } else {
+        t = await measureTheirs();
+        o = await measureOurs();
+      }
+      const [bestBatch, best] = [...t].sort((a, b) => b[1] - a[1])[0]!;
+      singles.push(o.c1 / t.get(1)!);
+      bests.push(o.c32 / best);
+      const perBatch = [...t].map(([b, r]) => `b${b} ${r.toFixed(1)}`).join(', ');
+      say(`5. run ${run + 1} (${run % 2 === 0 ? 'guardctl first' : 'transformers.js first'}): guardctl c=1 ${o.c1.toFixed(1)} req/s, c=32 ${o.c32.toFixed(1)} req/s; transformers.js ${perBatch} req/s (best b${bestBatch})`);
+    }
+    const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x`;
+    rows.push(['guardctl serve c=1 / transformers.js one at a time', `${range(singles)} (runs: ${singles.map((x) => x.toFixed(2)).join(', ')})`, '>= 1.2x', Math.min(...singles) >= 1.2 ? 'ok' : 'MISSED']);
+    rows.push(['guardctl serve c=32 / transformers.js best batch', `${range(bests)} (runs: ${bests.map((x) => x.toFixed(2)).join(', ')})`, '>= 2.5x', Math.min(...bests) >= 2.5 ? 'ok' : 'MISSED']);
+  } finally {
+    agent.destroy();
+    await app.close();
+    await engine.close();
+    close();
+  }
 }
 
 await main();

@@ -81,6 +81,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   const engine = createEngine(models, {
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
+    maxBatchTokens: settings.maxBatchTokens,
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,
     intraOpThreads: settings.threads,

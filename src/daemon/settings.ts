@@ -29,6 +29,8 @@ export interface ServeSettings {
   threads: number;
   maxBatch: number;
   maxWaitMs: number;
+  /** Padded tokens (rows x longest prompt) one prefill may process. */
+  maxBatchTokens: number;
   maxQueue: number;
   maxInputTokens: number;
   maxNewTokens: number;
@@ -78,7 +80,8 @@ export const SETTINGS: SettingDef[] = [
   { key: 'dtype', flag: '--dtype <t>', env: 'GUARDCTL_DTYPE', configKey: 'dtype', description: 'weights file onnx/model_<dtype>.onnx: fp32, fp16, q4, q4f16', default: 'fp32', parse: oneOf(['fp32', 'fp16', 'q4', 'q4f16'] as const) },
   { key: 'threads', flag: '--threads <n|auto>', env: 'GUARDCTL_THREADS', configKey: 'threads', description: 'ONNX Runtime CPU threads; auto leaves one core to HTTP and the gate', default: 'auto', parse: (t, w) => (t === 'auto' ? autoThreads() : int(t, w)) },
   { key: 'maxBatch', flag: '--max-batch <n>', env: 'GUARDCTL_MAX_BATCH', configKey: 'max_batch', description: 'most sequences decoded together', default: '32', parse: int },
-  { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a new batch waits for more requests', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
+  { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a batch forming behind a busy device waits for more requests (an idle device starts at once)', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
+  { key: 'maxBatchTokens', flag: '--max-batch-tokens <n>', env: 'GUARDCTL_MAX_BATCH_TOKENS', configKey: 'max_batch_tokens', description: 'most tokens one prefill processes, padding included (rows x longest prompt)', default: '16384', parse: int },
   { key: 'maxQueue', flag: '--max-queue <n>', env: 'GUARDCTL_MAX_QUEUE', configKey: 'max_queue', description: 'waiting requests per device before 503', default: '256', parse: int },
   { key: 'maxInputTokens', flag: '--max-input-tokens <n>', env: 'GUARDCTL_MAX_INPUT_TOKENS', configKey: 'max_input_tokens', description: 'longest prompt accepted (422 beyond)', default: '2048', parse: int },
   { key: 'maxNewTokens', flag: '--max-new-tokens <n>', env: 'GUARDCTL_MAX_NEW_TOKENS', configKey: 'max_new_tokens', description: 'longest answer generated', default: '256', parse: int },

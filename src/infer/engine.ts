@@ -5,16 +5,15 @@
  * (INLINE_CHARS), and counted before they queue. ONNX Runtime sessions live in one worker per device (device-worker.ts,
  * worker.ts), which batches and decodes.
  *
- * start() loads every model and warms it up before it reports 'ready'. With device 'auto' (the default) a model
- * is loaded on WebGPU too when an adapter exists; both warm-ups are timed and the faster device keeps the model.
- * A model that fails to load is 'failed' with its error; the others still serve.
+ * start() loads every model and warms it up before it reports 'ready', on the device placement.ts chooses (with
+ * 'auto', the faster of WebGPU and CPU in a timed warm-up). A model that fails to load is 'failed' with its
+ * error; the others still serve.
  *
  * close(): waiting requests are rejected with 'cancelled' at once, admitted ones get closeGraceMs to finish
  * (then are cancelled), and the workers release their sessions and end.
  */
 import { GuardError } from '../core/errors.js';
-import { probeExecutionProviders } from './ep-probe.js';
-import type { ProviderProbe } from './ep-probe.js';
+import { placeModel } from './placement.js';
 import { DeviceWorker } from './device-worker.js';
 import type { Done } from './device-worker.js';
 import { loadModelDir } from './model-dir.js';
@@ -41,6 +40,9 @@ export interface EngineTuning {
   intraOpThreads?: number;
   /** How long close() lets admitted requests finish (default 10 s). */
   closeGraceMs?: number;
+  /** Tests only: an idle device waits for maxBatch requests or maxWaitMs before it starts a batch (as busy ones
+   * do), so a test's batch holds exactly the requests it sent together. Default false: an idle device starts at once. */
+  idleWait?: boolean;
   /** Batch on CPU the way WebGPU batches run (no admission while decoding, finished rows ride along), so
    * tests exercise that path without a GPU. */
   gpuStyleBatching?: boolean;
@@ -62,10 +64,6 @@ interface Entry {
   templateChars?: number;
   worker?: DeviceWorker;
 }
-
-/** The WebGPU probe runs once per process: it needs no model and its answer does not change. */
-let webgpuProbe: Promise<ProviderProbe> | undefined;
-const probeWebgpu = () => (webgpuProbe ??= probeExecutionProviders(['webgpu']).then((r) => r[0]!));
 
 export function createEngine(specs: ModelSpec[], options: EngineOptions & EngineTuning): Engine {
   const log = options.log ?? (() => {});
@@ -91,11 +89,13 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
         {
           maxBatch: Math.max(1, options.maxBatch),
           maxWaitMs: Math.max(0, options.maxWaitMs),
+          ...(options.maxBatchTokens ? { maxBatchTokens: options.maxBatchTokens } : {}),
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
           ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
+          ...(options.idleWait ? { idleWait: true } : {}),
         },
         {
           onStep: options.onStep,
@@ -120,10 +120,10 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
   // made of one unbroken CJK run (the worst case measured: 128 characters, 1-2 ms; 512, 7 ms; 1 MB, 5.8 s): cheaper
   // on the event loop than the hop to a tokenizer thread, which cost the served path 5-15% of its throughput.
   const INLINE_CHARS = 128;
-  const encode = (e: Entry, prompt: string, limit: number, candidates?: readonly string[]): Promise<Encoded> =>
+  const encode = (e: Entry, prompt: string, limit: number, candidates?: readonly string[], continuations?: readonly (string | null)[]): Promise<Encoded> =>
     pool && prompt.length - e.templateChars! > INLINE_CHARS
-      ? pool.encode(e.spec.name, prompt, limit, candidates)
-      : Promise.resolve().then(() => e.tok!.encodePrompt(prompt, limit, candidates));
+      ? pool.encode(e.spec.name, prompt, limit, candidates, continuations)
+      : Promise.resolve().then(() => e.tok!.encodePrompt(prompt, limit, candidates, continuations));
 
   /** One short generate; returns its wall time. */
   const warm = async (e: Entry, worker: DeviceWorker): Promise<number> => {
@@ -132,18 +132,6 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     await send(e, worker, { kind: 'generate', ids, maxNewTokens: Math.max(1, options.warmupTokens ?? 4) });
     return performance.now() - t0;
   };
-
-  async function devicesFor(e: Entry): Promise<Device[]> {
-    const choice = e.spec.device ?? 'auto';
-    if (choice === 'cpu') return ['cpu'];
-    const probe = await probeWebgpu();
-    if (choice === 'webgpu') {
-      if (!probe.ok) throw new GuardError('GUARD_E_CONFIG', `model ${e.spec.name} asks for device webgpu, which is not available: ${probe.error}`, { hint: 'use --device cpu or auto' });
-      return ['webgpu'];
-    }
-    if (!probe.ok) log('info', `model ${e.spec.name}: webgpu unavailable (${probe.error}), using cpu`, { model: e.spec.name, device: 'cpu' });
-    return probe.ok ? ['webgpu', 'cpu'] : ['cpu'];
-  }
 
   async function startModel(e: Entry): Promise<void> {
     const { info } = e;
@@ -156,40 +144,27 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       info.maxContext = e.dir.config.maxContext;
       info.vocabSize = e.dir.config.vocabSize;
       if (e.dir.config.defaultMaxNewTokens) info.defaultMaxNewTokens = e.dir.config.defaultMaxNewTokens;
-      const devices = await devicesFor(e);
-      const loads = await Promise.allSettled(
-        devices.map(async (d) => {
-          checkOperators(e.dir!.onnxPath, e.dir!.graph.ops, d);
-          return workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config);
-        }),
+      const placed = await placeModel(
+        e.spec.name,
+        e.spec.device ?? 'auto',
+        {
+          load: async (d) => {
+            checkOperators(e.dir!.onnxPath, e.dir!.graph.ops, d);
+            return workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config);
+          },
+          warm: (d) => warm(e, workerFor(d)),
+          unload: (d) => workerFor(d).unloadModel(e.spec.name),
+          log,
+        },
+        (kvDtype) => {
+          info.kvDtype = kvDtype;
+          info.state = 'warming';
+        },
       );
-      const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');
-      loads.forEach((r, i) => {
-        if (r.status === 'rejected' && loaded.length > 0) log('warn', `model ${e.spec.name} does not load on ${devices[i]}: ${(r.reason as Error).message}`);
-      });
-      if (loaded.length === 0) throw (loads[0] as PromiseRejectedResult).reason;
-      info.kvDtype = (loads.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ kvDtype: 'float32' | 'float16' }>).value.kvDtype;
-      info.state = 'warming';
-      const times = new Map<Device, number>();
-      let warmError: unknown;
-      for (const d of loaded) {
-        try {
-          // When devices compete, the first warm-up pays one-time costs (WebGPU shader compilation): time a second.
-          const ms = await warm(e, workerFor(d));
-          times.set(d, loaded.length > 1 ? await warm(e, workerFor(d)) : ms);
-        } catch (err) {
-          warmError = err;
-          if (loaded.length > 1) log('warn', `model ${e.spec.name} fails its warm-up on ${d}: ${(err as Error).message}`);
-        }
-      }
-      if (times.size === 0) throw warmError;
-      const chosen = [...times].sort((a, b) => a[1] - b[1])[0]![0];
-      for (const d of loaded) if (d !== chosen) workerFor(d).unloadModel(e.spec.name);
-      e.worker = workerFor(chosen);
-      info.device = chosen;
+      e.worker = workerFor(placed.device);
+      info.device = placed.device;
       info.state = 'ready';
-      const warmup = Object.fromEntries([...times].map(([d, ms]) => [d, Math.round(ms)]));
-      log('info', `model ${e.spec.name} ready on ${chosen}`, { model: e.spec.name, device: chosen, dtype: info.dtype, kvDtype: info.kvDtype, warmupMs: warmup });
+      log('info', `model ${e.spec.name} ready on ${placed.device}`, { model: e.spec.name, device: placed.device, dtype: info.dtype, kvDtype: info.kvDtype, warmupMs: placed.warmupMs });
     } catch (err) {
       info.state = 'failed';
       info.device = null;
@@ -224,7 +199,9 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
    * prompt goes to the tokenizer pool; then the token count. The request holds its place in the queue meanwhile,
    * so maxQueue bounds the work waiting for tokenizers too.
    */
-  async function tokenizeAndAdmit(e: Entry, prompt: string, req: { signal?: AbortSignal; deadline?: number }, candidates?: readonly string[]): Promise<Encoded & { worker: DeviceWorker }> {
+  async function tokenizeAndAdmit(
+    e: Entry, prompt: string, req: { signal?: AbortSignal; deadline?: number }, candidates?: readonly string[], continuations?: readonly (string | null)[],
+  ): Promise<Encoded & { worker: DeviceWorker }> {
     refuseEarly(req);
     const worker = e.worker!;
     if (waiting(worker) >= options.maxQueue) throw new EngineError('queue_full', `${waiting(worker)} requests are already waiting on ${worker.device}`, { maxQueue: options.maxQueue, device: worker.device });
@@ -238,7 +215,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     tokenizing.set(worker, (tokenizing.get(worker) ?? 0) + 1);
     let encoded: Encoded;
     try {
-      encoded = await encode(e, prompt, limit, candidates);
+      encoded = await encode(e, prompt, limit, candidates, continuations);
     } finally {
       tokenizing.set(worker, tokenizing.get(worker)! - 1);
     }
@@ -280,10 +257,20 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
 
     async score(req: ScoreRequest): Promise<ScoreResult> {
       const e = ready(req.model);
-      const { ids, candidateIds, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix), req, req.candidates);
-      const item = { kind: 'score' as const, ids, maxNewTokens: 0, candidateIds, ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
+      const then = req.continueWith;
+      const { ids, candidateIds, continuationIds, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix), req, req.candidates, then?.texts);
+      const continuations = continuationIds?.some((c) => c !== null) ? continuationIds : undefined;
+      const longest = Math.max(0, ...(continuations ?? []).map((c) => c?.length ?? 0));
+      const maxNewTokens = continuations ? Math.max(1, Math.min(then!.maxNewTokens, e.info.maxContext - ids.length - longest)) : 0;
+      const item = { kind: 'score' as const, ids, maxNewTokens, candidateIds, ...(continuations ? { continuations } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
       const done = (await send(e, worker, item, req.signal)) as Done<ScoreDone>;
-      return { probabilities: done.result.probabilities, promptTokens: ids.length, queueMs: done.queueMs, engineMs: done.engineMs };
+      const { probabilities, continued } = done.result;
+      const result: ScoreResult = { probabilities, promptTokens: ids.length, queueMs: done.queueMs, engineMs: done.engineMs };
+      if (continued) {
+        const fed = continuations![probabilities.indexOf(Math.max(...probabilities))]!.length;
+        result.continued = { text: e.tok!.decode(continued.tokens), promptTokens: ids.length + fed, outputTokens: continued.tokens.length, finish: continued.finish };
+      }
+      return result;
     },
 
     load: () => [...workers.values()].map((w) => ({ device: w.device, queued: waiting(w), active: w.active })),

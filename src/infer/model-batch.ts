@@ -7,8 +7,15 @@
  * steps. On WebGPU the KV cache stays on the GPU, where rows cannot be merged or dropped without a round trip
  * through host memory: a batch admits rows only when it starts, and finished rows ride along (fed the pad token
  * at a fixed position, never reported again) until the last one finishes.
+ *
+ * A score that may continue (a moderation that needs its categories, WorkItem.continuations) is a row like a
+ * generate: its prefill's last logits give the scores, and when the winning candidate continues, the row keeps
+ * its KV cache and is fed the continuation's tokens before it decodes on its own (on the CPU in one run when all
+ * the rows of its prefill continue alike, else one token per decode step). Its prompt is prefilled once.
+ *
+ * Cancellations arrive here (cancel()) and are applied at the next step boundary; this class alone keeps them.
  */
-import type { FromWorker, WorkItem } from './protocol.js';
+import type { FromWorker, GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import type { Kv, Runner } from './runner.js';
 import { argmax, softmaxOver } from './logits.js';
 import { TokenSampler } from './sampling.js';
@@ -23,8 +30,17 @@ interface Row {
   live: boolean;
   /** A finished row that rides along (WebGPU): the position it is fed from then on. */
   heldAt?: number;
+  /** Tokens still to feed before the row decodes on its own (a score's continuation). */
+  forced: number[];
+  /** A score row's softmax over its candidates, once its prefill has run. */
+  probabilities?: number[];
   /** Absent: greedy. */
   sampler?: TokenSampler;
+}
+
+/** Whether a request is prefilled into the decoding batch (it needs a KV cache) rather than scored alone. */
+export function usesKv(item: WorkItem): boolean {
+  return item.kind === 'generate' || item.continuations !== undefined;
 }
 
 export class ModelBatch {
@@ -32,17 +48,29 @@ export class ModelBatch {
   private kv: Kv | undefined;
   private readonly eos: ReadonlySet<number>;
   private reported = { bytes: 0, gpuTensors: 0 };
+  /** Cancellations of requests this batch holds (or is prefilling), applied at the next step boundary. */
+  private readonly stops = new Map<number, 'cancelled' | 'timeout'>();
+  private readonly send: (msg: FromWorker) => void;
 
   constructor(
     readonly name: string,
     readonly runner: Runner,
     eosIds: readonly number[],
     private readonly padId: number,
-    private readonly send: (msg: FromWorker) => void,
+    send: (msg: FromWorker) => void,
     /** Whether rows can join and leave a running batch: CPU KV caches only (tests may turn it off there). */
-    private readonly reshapes = !runner.gpu,
+    readonly reshapes = !runner.gpu,
   ) {
     this.eos = new Set(eosIds);
+    this.send = (msg) => {
+      if (msg.type === 'done' || msg.type === 'failed') this.stops.delete(msg.id);
+      send(msg);
+    };
+  }
+
+  /** Stops an admitted request at the next step boundary (a score batch in progress still answers it). */
+  cancel(id: number, code: 'cancelled' | 'timeout'): void {
+    this.stops.set(id, code);
   }
 
   /** Rows in the running batch (dead WebGPU rows included: they still take a slot). */
@@ -54,11 +82,7 @@ export class ModelBatch {
     return this.kv !== undefined;
   }
 
-  get admitsWhileRunning(): boolean {
-    return this.reshapes;
-  }
-
-  /** Prefills generate requests: a new batch, or rows merged into the running one (CPU). */
+  /** Prefills generate requests (and scores that may continue): a new batch, or rows merged into the running one (CPU). */
   async admit(items: WorkItem[]): Promise<void> {
     if (items.length === 0) return;
     try {
@@ -77,17 +101,24 @@ export class ModelBatch {
       for (const item of items) this.fail(item, 'engine_failed', `prefill failed: ${(err as Error).message}`);
       return;
     }
-    for (const run of out.runs) this.step('prefill', items.length, run.tokens, run.ms);
-    const rows = items.map((item): Row => ({
-      item, admittedAt, tokens: [], next: this.padId, live: true, ...(item.sampling ? { sampler: new TokenSampler(item.sampling, item.ids) } : {}),
+    // A prefill of moderations only is still their scoring step, whether or not some go on decoding.
+    const kind = items.every((i) => i.kind === 'score') ? 'score' : 'prefill';
+    for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms);
+    let rows = items.map((item): Row => ({
+      item, admittedAt, tokens: [], next: this.padId, live: true, forced: [], ...(item.sampling ? { sampler: new TokenSampler(item.sampling, item.ids) } : {}),
     }));
+    let kv = out.kv!;
     try {
       this.accept(rows, out.logits);
-      if (this.kv) {
-        this.kv = this.runner.merge(this.kv, out.kv!);
+      if (this.reshapes) ({ rows, kv } = await this.continueTogether(rows, kv));
+      if (!rows.some((row) => row.live)) {
+        // All answered already (scores that stop there): nothing to keep.
+        this.runner.dispose(kv);
+      } else if (this.kv) {
+        this.kv = this.runner.merge(this.kv, kv);
         this.rows.push(...rows);
       } else {
-        this.kv = out.kv!;
+        this.kv = kv;
         this.rows = rows;
       }
     } catch (err) {
@@ -98,23 +129,41 @@ export class ModelBatch {
         row.live = false;
         this.fail(row.item, 'engine_failed', `admission failed: ${(err as Error).message}`);
       }
-      if (out.kv && out.kv !== this.kv) this.runner.dispose(out.kv);
+      if (kv !== this.kv) this.runner.dispose(kv);
       return;
     }
     this.settle();
   }
 
+  /**
+   * CPU: new rows that were all scored and go on with continuations of one length are fed them in one run, not
+   * one step each; rows answered by their score leave first. Otherwise (mixed rows) the forced tokens go one per
+   * decode step, as on WebGPU.
+   */
+  private async continueTogether(rows: Row[], kv: Kv): Promise<{ rows: Row[]; kv: Kv }> {
+    const live = rows.flatMap((row, i) => (row.live ? [i] : []));
+    const k = live.length > 0 ? rows[live[0]!]!.forced.length : 0;
+    if (k === 0 || live.some((i) => rows[i]!.forced.length !== k)) return { rows, kv };
+    const kept = live.length < rows.length ? this.runner.select(kv, live) : kv;
+    const going = live.map((i) => rows[i]!);
+    const ext = await this.runner.extend(kept, going.map((row) => [row.next, ...row.forced]));
+    this.step('decode', going.length, going.length * (k + 1), ext.ms);
+    for (const row of going) row.forced = [];
+    this.accept(going, ext.logits);
+    return { rows: going, kv: ext.kv };
+  }
+
   /** One decode step of the running batch; cancellations are applied before and after it. */
-  async decode(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
+  async decode(): Promise<void> {
     try {
-      await this.decodeStep(cancels);
+      await this.decodeStep();
     } finally {
       this.report();
     }
   }
 
-  private async decodeStep(cancels: Map<number, 'cancelled' | 'timeout'>): Promise<void> {
-    this.reap(cancels);
+  private async decodeStep(): Promise<void> {
+    this.reap();
     if (!this.kv) return;
     const live = this.rows.filter((r) => r.live).length;
     try {
@@ -132,7 +181,7 @@ export class ModelBatch {
       this.abandon(`decode failed: ${(err as Error).message}`);
       return;
     }
-    this.reap(cancels);
+    this.reap();
   }
 
   /** One prefill per request (no KV kept), then the softmax over each request's candidate first tokens. */
@@ -169,10 +218,34 @@ export class ModelBatch {
     this.send({ type: 'kv', model: this.name, device: this.runner.device, ...now });
   }
 
-  /** Each live row's next token (greedy, or its sampler's); rows that hit EOS or their token budget are answered now. */
+  /**
+   * Per live row: the next forced token, or the scores of a score row's prefill (answered now unless its winner
+   * continues), or its next token (greedy, or its sampler's); rows that hit EOS or their token budget are
+   * answered now.
+   */
   private accept(rows: Row[], logits: Float32Array[]): void {
     rows.forEach((row, r) => {
       if (!row.live) return;
+      if (row.forced.length > 0) {
+        row.next = row.forced.shift()!;
+        return;
+      }
+      if (row.item.kind === 'score' && row.probabilities === undefined) {
+        const probabilities = softmaxOver(logits[r]!, row.item.candidateIds ?? []);
+        row.probabilities = probabilities;
+        // The first best, as the caller reads the level: ties go to the earlier candidate.
+        const continuation = row.item.continuations?.[probabilities.indexOf(Math.max(...probabilities))];
+        if (!continuation) {
+          row.live = false;
+          this.send({ type: 'done', id: row.item.id, result: { kind: 'score', probabilities }, ...timing(row.item, row.admittedAt) });
+          return;
+        }
+        if (continuation.length > 0) {
+          row.next = continuation[0]!;
+          row.forced = continuation.slice(1);
+          return;
+        }
+      }
       const token = row.sampler ? row.sampler.pick(logits[r]!) : argmax(logits[r]!);
       if (this.eos.has(token)) return this.finish(row, 'eos');
       row.sampler?.record(token);
@@ -184,16 +257,19 @@ export class ModelBatch {
 
   private finish(row: Row, finish: 'eos' | 'length'): void {
     row.live = false;
-    this.send({ type: 'done', id: row.item.id, result: { kind: 'generate', tokens: row.tokens, finish }, ...timing(row.item, row.admittedAt) });
+    const result: GenerateDone | ScoreDone = row.probabilities
+      ? { kind: 'score', probabilities: row.probabilities, continued: { tokens: row.tokens, finish } }
+      : { kind: 'generate', tokens: row.tokens, finish };
+    this.send({ type: 'done', id: row.item.id, result, ...timing(row.item, row.admittedAt) });
   }
 
   /** Cancelled and expired rows stop here (a step boundary), then the batch is compacted. */
-  private reap(cancels: Map<number, 'cancelled' | 'timeout'>): void {
+  private reap(): void {
     const now = Date.now();
     for (const row of this.rows) {
-      const code = cancels.get(row.item.id) ?? (row.live && row.item.deadline !== undefined && now >= row.item.deadline ? 'timeout' : undefined);
+      const code = this.stops.get(row.item.id) ?? (row.live && row.item.deadline !== undefined && now >= row.item.deadline ? 'timeout' : undefined);
       if (code === undefined) continue;
-      cancels.delete(row.item.id);
+      this.stops.delete(row.item.id);
       if (!row.live) continue;
       row.live = false;
       this.fail(row.item, code, `${code === 'timeout' ? 'deadline passed' : 'cancelled'} after ${row.tokens.length} tokens`);

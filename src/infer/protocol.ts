@@ -18,6 +18,12 @@ export interface WorkItem {
   sampling?: SamplingParams;
   /** score: the candidates' first token ids. */
   candidateIds?: number[];
+  /**
+   * score: the answer's continuation when candidate i wins, as token ids starting with that candidate's (null:
+   * stop at the score). The row then keeps the KV cache of its scoring prefill, is fed these tokens, and decodes
+   * greedily from there up to maxNewTokens: one prefill for a score and its answer.
+   */
+  continuations?: (number[] | null)[];
   /** Epoch ms. */
   deadline?: number;
   /** Epoch ms when the engine accepted it, for queueMs. */
@@ -27,8 +33,12 @@ export interface WorkItem {
 export interface WorkerTuning {
   maxBatch: number;
   maxWaitMs: number;
+  /** Padded tokens (rows x longest prompt) one prefill may process; default DEFAULT_MAX_BATCH_TOKENS. */
+  maxBatchTokens?: number;
   /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
   continuousAdmission: boolean;
+  /** Tests only: an idle device waits for a full batch or maxWaitMs too (batch-plan.ts). */
+  idleWait?: boolean;
   /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
   gpuStyleBatching?: boolean;
   logitsBudget?: number;
@@ -59,7 +69,12 @@ export interface WireError {
 }
 
 export type GenerateDone = { kind: 'generate'; tokens: number[]; finish: 'eos' | 'length' };
-export type ScoreDone = { kind: 'score'; probabilities: number[] };
+export type ScoreDone = {
+  kind: 'score';
+  probabilities: number[];
+  /** What was decoded after the winning candidate's continuation (WorkItem.continuations). */
+  continued?: { tokens: number[]; finish: 'eos' | 'length' };
+};
 
 export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number }

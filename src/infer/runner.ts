@@ -149,6 +149,19 @@ export class Runner {
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
   }
 
+  /**
+   * Feeds every row the same number of given tokens in one run (a forced continuation), after its past: a
+   * decode step of several positions. Returns each row's last logits and the grown past; consumes kv.
+   */
+  async extend(kv: Kv, tokens: readonly (readonly number[])[]): Promise<StepOutput & { kv: Kv }> {
+    const seq = tokens[0]!.length;
+    if (tokens.some((t) => t.length !== seq)) throw new Error('extend() feeds every row the same number of tokens');
+    const ids = BigInt64Array.from(tokens.flat(), (t) => BigInt(t));
+    const positions = BigInt64Array.from(kv.lens.flatMap((len) => Array.from({ length: seq }, (_, j) => len + j)), (p) => BigInt(p));
+    const out = await this.run(ids, seq, maskFor(kv.lens, kv.length, seq), positions, kv, kv.lens.map((l) => l + seq), { logits: true, kv: true });
+    return { logits: out.logits!, kv: out.kv!, ms: out.ms };
+  }
+
   /** CPU only: rows of a then rows of b in one batch (left-padding the shorter past). Consumes a and b. */
   merge(a: Kv, b: Kv): Kv {
     this.assertCpu('merge');

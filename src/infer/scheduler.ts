@@ -2,17 +2,16 @@
  * The device worker's scheduler: one loop per device, so exactly one session.run at a time on it (concurrent
  * runs on one WebGPU device crash, onnxruntime#32561, and on CPU they would only fight over the same cores).
  *
- * Each turn serves one model, round robin: a score batch if score requests wait, admission of waiting generate
- * requests, then one decode step of its running batch (model-batch.ts does the work).
- * - A new batch forms when the model is idle: the first request waits up to maxWaitMs for others (up to
- *   maxBatch), then all are prefilled together, left-padded.
- * - While a batch decodes, waiting requests join it at the next step boundary (continuous admission, CPU) or
- *   when it ends (WebGPU, or continuousAdmission off).
- * - A busy model never waits for a batch to fill: its decode steps give later requests time to arrive anyway.
+ * What runs next is decided by batch-plan.ts (a pure function over the queues and batches: idle devices start at
+ * once, forming batches wait up to maxWaitMs behind a busy one, prefills stay within maxBatch and maxBatchTokens);
+ * this class keeps the queues, runs the chosen turn on the model's ModelBatch (model-batch.ts does the work),
+ * sleeps when told to wait, and routes cancellations to the batch that holds the request.
  */
 import type { FromWorker, WorkItem, WorkerTuning } from './protocol.js';
 import type { Runner } from './runner.js';
-import { ModelBatch } from './model-batch.js';
+import { ModelBatch, usesKv } from './model-batch.js';
+import { nextTurn } from './batch-plan.js';
+import type { ModelView, PlanLimits, Step } from './batch-plan.js';
 
 interface Waiting {
   item: WorkItem;
@@ -25,14 +24,13 @@ interface Slot {
   queue: Waiting[];
 }
 
-type Task = () => Promise<void>;
+/** Padded tokens one prefill may process when the tuning names no budget: text-embeddings-inference's default. */
+export const DEFAULT_MAX_BATCH_TOKENS = 16_384;
 
 export class Scheduler {
   private readonly slots = new Map<string, Slot>();
-  /** Requests taken from a queue and not yet answered. */
-  private readonly inflight = new Set<number>();
-  /** Cancellations of in-flight requests, applied at the next step boundary. */
-  private readonly cancels = new Map<number, 'cancelled' | 'timeout'>();
+  /** Requests taken from a queue and not yet answered, and the model whose batch holds them. */
+  private readonly inflight = new Map<number, string>();
   private cursor = 0;
   private pumping = false;
   private closing = false;
@@ -40,17 +38,22 @@ export class Scheduler {
   /** The task in progress: sessions are released only after it returns (its run may already be scheduled). */
   private current: Promise<void> | undefined;
   private readonly send: (msg: FromWorker) => void;
+  private readonly limits: PlanLimits;
 
   constructor(
     private readonly tuning: WorkerTuning,
     send: (msg: FromWorker) => void,
   ) {
     this.send = (msg) => {
-      if (msg.type === 'done' || msg.type === 'failed') {
-        this.inflight.delete(msg.id);
-        this.cancels.delete(msg.id);
-      }
+      if (msg.type === 'done' || msg.type === 'failed') this.inflight.delete(msg.id);
       send(msg);
+    };
+    this.limits = {
+      maxBatch: tuning.maxBatch,
+      maxWaitMs: tuning.maxWaitMs,
+      maxBatchTokens: tuning.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS,
+      continuousAdmission: tuning.continuousAdmission,
+      ...(tuning.idleWait ? { idleWait: true } : {}),
     };
   }
 
@@ -77,7 +80,7 @@ export class Scheduler {
     this.kick();
   }
 
-  /** A waiting request leaves its queue now; an in-flight one stops at the next step boundary. */
+  /** A waiting request leaves its queue now; an in-flight one is handed to its batch, which stops it at the next step boundary. */
   cancel(id: number, code: 'cancelled' | 'timeout'): void {
     for (const slot of this.slots.values()) {
       const i = slot.queue.findIndex((w) => w.item.id === id);
@@ -87,7 +90,8 @@ export class Scheduler {
         return;
       }
     }
-    if (this.inflight.has(id)) this.cancels.set(id, code);
+    const model = this.inflight.get(id);
+    if (model !== undefined) this.slots.get(model)?.batch.cancel(id, code);
   }
 
   async close(): Promise<void> {
@@ -100,23 +104,29 @@ export class Scheduler {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
-    if (!this.pumping && !this.closing) void this.pump();
+    if (this.pumping || this.closing) return;
+    this.pumping = true;
+    // Decided once the messages that came with this one are queued too: requests sent together share a prefill.
+    // (Not a wait: the worker only finishes reading its inbox.)
+    setImmediate(() => void this.pump());
   }
 
   private async pump(): Promise<void> {
-    this.pumping = true;
     try {
       while (!this.closing) {
-        const next = this.pick();
-        if (next === null) return;
-        if (typeof next === 'number') {
+        for (const slot of this.slots.values()) this.expireQueued(slot);
+        const names = [...this.slots.keys()];
+        const turn = nextTurn(names.map((name) => view(name, this.slots.get(name)!)), this.cursor, this.limits, performance.now());
+        if (turn.kind === 'idle') return;
+        if (turn.kind === 'wait') {
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, next);
+            const timer = setTimeout(resolve, turn.ms);
             this.wake = () => (clearTimeout(timer), resolve());
           });
           continue;
         }
-        this.current = next();
+        this.cursor = turn.cursor;
+        this.current = this.run(this.slots.get(turn.model)!, turn.steps);
         await this.current;
         this.current = undefined;
       }
@@ -125,67 +135,33 @@ export class Scheduler {
     }
   }
 
-  /** The next model turn to run, or how long to wait for a batch to fill, or null when idle. */
-  private pick(): Task | number | null {
-    const names = [...this.slots.keys()];
-    const now = performance.now();
-    let wait = Infinity;
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(this.cursor + k) % names.length]!;
-      const plan = this.plan(this.slots.get(name)!, now);
-      if (typeof plan === 'function') {
-        this.cursor = (this.cursor + k + 1) % names.length;
-        return plan;
-      }
-      wait = Math.min(wait, plan);
-    }
-    return wait === Infinity ? null : Math.max(1, Math.ceil(wait));
-  }
-
-  private plan(slot: Slot, now: number): Task | number {
-    this.expireQueued(slot);
-    const { maxBatch, maxWaitMs } = this.tuning;
+  private async run(slot: Slot, steps: Step[]): Promise<void> {
     const { batch } = slot;
-    const first = (kind: WorkItem['kind']) => slot.queue.find((w) => w.item.kind === kind);
-    const count = (kind: WorkItem['kind']) => slot.queue.reduce((n, w) => n + (w.item.kind === kind ? 1 : 0), 0);
-    const ready = (kind: WorkItem['kind']) => count(kind) >= maxBatch || now - first(kind)!.arrived >= maxWaitMs;
-    const tasks: Task[] = [];
-    let wait = Infinity;
-    if (first('score')) {
-      if (batch.running || ready('score')) tasks.push(() => batch.score(this.take(slot, 'score', maxBatch)));
-      else wait = first('score')!.arrived + maxWaitMs - now;
-    }
-    if (batch.running) {
-      const admits = this.tuning.continuousAdmission && batch.admitsWhileRunning && batch.size < maxBatch;
-      if (first('generate') && admits) tasks.push(() => batch.admit(this.take(slot, 'generate', maxBatch - batch.size)));
-      tasks.push(() => batch.decode(this.cancels));
-    } else if (first('generate')) {
-      if (ready('generate')) tasks.push(() => batch.admit(this.take(slot, 'generate', maxBatch)));
-      else wait = Math.min(wait, first('generate')!.arrived + maxWaitMs - now);
-    }
-    if (tasks.length === 0) return wait;
-    return async () => {
-      try {
-        for (const task of tasks) await task();
-      } catch (err) {
-        // A bug, not a model error (those are answered where they happen): the batch cannot be trusted.
-        this.send({ type: 'log', level: 'error', message: `scheduler error for ${batch.name}: ${(err as Error).stack ?? String(err)}` });
-        batch.abandon(`internal error: ${(err as Error).message}`);
+    try {
+      for (const step of steps) {
+        if (step.op === 'score') await batch.score(this.take(slot, step.ids));
+        else if (step.op === 'admit') await batch.admit(this.take(slot, step.ids));
+        else await batch.decode();
       }
-    };
+    } catch (err) {
+      // A bug, not a model error (those are answered where they happen): the batch cannot be trusted.
+      this.send({ type: 'log', level: 'error', message: `scheduler error for ${batch.name}: ${(err as Error).stack ?? String(err)}` });
+      batch.abandon(`internal error: ${(err as Error).message}`);
+    }
   }
 
-  /** Takes up to max requests of a kind, oldest first, and reports them admitted. */
-  private take(slot: Slot, kind: WorkItem['kind'], max: number): WorkItem[] {
+  /** Takes the chosen requests from the queue (those still there) and reports them admitted. */
+  private take(slot: Slot, ids: readonly number[]): WorkItem[] {
+    const wanted = new Set(ids);
     const taken: WorkItem[] = [];
     slot.queue = slot.queue.filter((w) => {
-      if (w.item.kind !== kind || taken.length >= max) return true;
+      if (!wanted.has(w.item.id)) return true;
       taken.push(w.item);
       return false;
     });
     const at = Date.now();
     for (const item of taken) {
-      this.inflight.add(item.id);
+      this.inflight.set(item.id, item.model);
       this.send({ type: 'admitted', id: item.id, at });
     }
     return taken;
@@ -199,4 +175,14 @@ export class Scheduler {
       return false;
     });
   }
+}
+
+function view(name: string, slot: Slot): ModelView {
+  return {
+    name,
+    queue: slot.queue.map((w) => ({ id: w.item.id, lane: usesKv(w.item) ? 'kv' : 'score', tokens: w.item.ids.length, arrived: w.arrived })),
+    running: slot.batch.running,
+    size: slot.batch.size,
+    reshapes: slot.batch.reshapes,
+  };
 }

@@ -28,11 +28,12 @@ export interface EncodeJob {
   prompt: string;
   limit: number;
   candidates?: string[];
+  continuations?: (string | null)[];
 }
 
 export type ToTokenizer = { type: 'model'; name: string; source: TokenizerSource } | { type: 'encode'; jobs: EncodeJob[] };
 
-export type JobResult = { id: number; ids: Int32Array; candidateIds?: number[] } | { id: number; error: WireError };
+export type JobResult = { id: number; ids: Int32Array; candidateIds?: number[]; continuationIds?: (number[] | null)[] } | { id: number; error: WireError };
 export type FromTokenizer = { type: 'encoded'; results: JobResult[] };
 
 /** Prompts longer than this (UTF-16 units) travel alone: they take long enough to deserve a thread. */
@@ -43,6 +44,8 @@ const GROUP_SPLIT = 8;
 export interface Encoded {
   ids: number[];
   candidateIds?: number[];
+  /** Token ids after the prompt for each candidate's continuation (null: it does not continue the prompt's tokens). */
+  continuationIds?: (number[] | null)[];
 }
 
 interface Job {
@@ -78,10 +81,15 @@ export class TokenizePool {
     for (const t of this.threads) t.worker.postMessage({ type: 'model', name, source } satisfies ToTokenizer);
   }
 
-  encode(model: string, prompt: string, limit: number, candidates?: readonly string[]): Promise<Encoded> {
+  encode(model: string, prompt: string, limit: number, candidates?: readonly string[], continuations?: readonly (string | null)[]): Promise<Encoded> {
     if (this.closed) return Promise.reject(new EngineError('not_ready', 'the engine is shutting down'));
     return new Promise((resolve, reject) => {
-      const job = { id: this.nextId++, model, prompt, limit, ...(candidates ? { candidates: [...candidates] } : {}), bytes: prompt.length, resolve, reject };
+      const job = {
+        id: this.nextId++, model, prompt, limit,
+        ...(candidates ? { candidates: [...candidates] } : {}),
+        ...(continuations ? { continuations: [...continuations] } : {}),
+        bytes: prompt.length, resolve, reject,
+      };
       if (prompt.length > ALONE) return this.dispatch([job]);
       if (this.gathering.push(job) === 1) {
         queueMicrotask(() => {
@@ -123,7 +131,7 @@ export class TokenizePool {
       thread.jobs.set(id, { bytes, resolve, reject });
       thread.bytes += bytes;
     }
-    const msg: ToTokenizer = { type: 'encode', jobs: jobs.map(({ id, model, prompt, limit, candidates }) => ({ id, model, prompt, limit, ...(candidates ? { candidates } : {}) })) };
+    const msg: ToTokenizer = { type: 'encode', jobs: jobs.map(({ id, model, prompt, limit, candidates, continuations }) => ({ id, model, prompt, limit, ...(candidates ? { candidates } : {}), ...(continuations ? { continuations } : {}) })) };
     thread.worker.postMessage(msg);
   }
 
@@ -144,7 +152,7 @@ export class TokenizePool {
         const job = this.take(thread, r.id);
         if (!job) continue;
         if ('error' in r) job.reject(fromWire(r.error));
-        else job.resolve({ ids: Array.from(r.ids), ...(r.candidateIds ? { candidateIds: r.candidateIds } : {}) });
+        else job.resolve({ ids: Array.from(r.ids), ...(r.candidateIds ? { candidateIds: r.candidateIds } : {}), ...(r.continuationIds ? { continuationIds: r.continuationIds } : {}) });
       }
     });
     let gone = false;

@@ -32,10 +32,10 @@ port.on('message', (msg: ToTokenizer) => {
     try {
       const tok = tokenizers.get(job.model);
       if (!tok) throw new EngineError('engine_failed', `the tokenizer worker has no model ${job.model}`);
-      const { ids, candidateIds } = tok.encodePrompt(job.prompt, job.limit, job.candidates);
+      const { ids, candidateIds, continuationIds } = tok.encodePrompt(job.prompt, job.limit, job.candidates, job.continuations);
       const packed = Int32Array.from(ids);
       transfer.push(packed.buffer);
-      results.push({ id: job.id, ids: packed, ...(candidateIds ? { candidateIds } : {}) });
+      results.push({ id: job.id, ids: packed, ...(candidateIds ? { candidateIds } : {}), ...(continuationIds ? { continuationIds } : {}) });
     } catch (err) {
       results.push({ id: job.id, error: wire(err) });
     }

@@ -81,10 +81,26 @@ export class ChatTokenizer {
    * The prompt's ids and, for scoring, the candidates' first tokens; a prompt over `limit` tokens comes back
    * without them (the engine refuses it; the candidates would cost one more encode each).
    */
-  encodePrompt(prompt: string, limit: number, candidates?: readonly string[]): { ids: number[]; candidateIds?: number[] } {
+  encodePrompt(
+    prompt: string, limit: number, candidates?: readonly string[], continuations?: readonly (string | null)[],
+  ): { ids: number[]; candidateIds?: number[]; continuationIds?: (number[] | null)[] } {
     const ids = this.encode(prompt);
     if (!candidates || ids.length > limit) return { ids };
-    return { ids, candidateIds: this.candidateFirstTokens(prompt, ids, candidates) };
+    const candidateIds = this.candidateFirstTokens(prompt, ids, candidates);
+    if (!continuations) return { ids, candidateIds };
+    return { ids, candidateIds, continuationIds: candidates.map((c, i) => this.continuationTokens(prompt, ids, c, candidateIds[i]!, continuations[i] ?? null)) };
+  }
+
+  /**
+   * The tokens that follow the prompt when `text` (which starts with the candidate) is appended: exactly those a
+   * prompt of prompt + text would hold after the prompt's own, or null where tokenizing the joint string changes
+   * the prompt's tokens or the candidate's first token (then the caller decodes from a prompt of its own).
+   */
+  private continuationTokens(prompt: string, promptIds: readonly number[], candidate: string, first: number, text: string | null): number[] | null {
+    if (text === null || !text.startsWith(candidate)) return null;
+    const joint = this.encode(prompt + text);
+    const extends_ = joint.length > promptIds.length && promptIds.every((id, i) => joint[i] === id) && joint[promptIds.length] === first;
+    return extends_ ? joint.slice(promptIds.length) : null;
   }
 
   /** Text of generated ids, special tokens (eos) left out. */

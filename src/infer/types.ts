@@ -94,6 +94,14 @@ export interface ScoreRequest {
   prefix: string;
   /** Continuations whose first tokens are compared, e.g. [" Safe", " Unsafe", " Controversial"]. */
   candidates: string[];
+  /**
+   * Go on answering after the score: texts[i] (starting with candidates[i]; null: stop there) is appended when
+   * candidate i wins, and the answer is decoded greedily from there, up to maxNewTokens, continuing from the
+   * scoring prefill's KV cache (one prefill in all). ScoreResult.continued holds that answer, or is absent when
+   * the winner does not continue, or when the joint text does not tokenize as a continuation of the prompt (the
+   * caller then generates from a prompt of its own).
+   */
+  continueWith?: { texts: (string | null)[]; maxNewTokens: number };
   signal?: AbortSignal;
   deadline?: number;
 }
@@ -104,6 +112,9 @@ export interface ScoreResult {
   promptTokens: number;
   queueMs: number;
   engineMs: number;
+  /** The answer after the winner's continuation text (ScoreRequest.continueWith); its promptTokens count the
+   * continuation's tokens too, as those of a prompt ending with it would. */
+  continued?: { text: string; promptTokens: number; outputTokens: number; finish: 'eos' | 'length' };
 }
 
 /** Engine errors map onto HTTP answers in the server: see ENGINE_ERROR_STATUS. */
@@ -141,8 +152,10 @@ export interface StepEvent {
 export interface EngineOptions {
   /** Most sequences decoded together. */
   maxBatch: number;
-  /** How long a new batch waits for more requests before it starts. */
+  /** How long a new batch forming behind a busy device waits for more requests (an idle device starts at once). */
   maxWaitMs: number;
+  /** Padded tokens (rows x longest prompt) one prefill may process; default 16384, as text-embeddings-inference. */
+  maxBatchTokens?: number;
   /** Requests waiting (not yet admitted) per device, beyond which new ones get 'queue_full'. */
   maxQueue: number;
   /** Prompts longer than this (tokens) get 'input_too_long'. */

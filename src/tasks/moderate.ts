@@ -4,7 +4,9 @@ import { LEVEL_LABELS, LEVELS, parseGuardOutput, type GuardVerdict, type Level }
 /**
  * Moderation with a Qwen3Guard-Gen style model. The fast path scores the level with one prefill (the answer
  * forced to "Safety:", softmax over the three label tokens) and decodes the categories only when they are
- * needed: when the level is not safe, when asked for always, or when a response is judged (Refusal line).
+ * needed: when the level is not safe, when asked for always, or when a response is judged (Refusal line). The
+ * categories are decoded in the same request, from the scoring prefill's KV cache (ScoreRequest.continueWith):
+ * the prompt is prefilled once.
  */
 export interface ModerationInput {
   /** One prompt to judge. */
@@ -58,17 +60,21 @@ export async function moderate(engine: Engine, messages: ChatMessage[], opts: Mo
     const out = await engine.generate({ ...common, maxNewTokens: opts.maxNewTokens });
     return { ...parseGuardOutput(out.text, judgesResponse), promptTokens: out.promptTokens, outputTokens: out.outputTokens };
   }
-  const scored = await engine.score({ ...common, prefix: SCORE_PREFIX, candidates: CANDIDATES });
+  const needsCategories = (level: Level) => level !== 'safe' || opts.categories === 'always' || judgesResponse;
+  // The answer goes on from the scored level, so the decoded categories belong to that level.
+  const answer = (level: Level) => ` ${LEVEL_LABELS[level]}\nCategories:`;
+  const texts = LEVELS.map((l) => (needsCategories(l) ? answer(l) : null));
+  const scored = await engine.score({ ...common, prefix: SCORE_PREFIX, candidates: CANDIDATES, continueWith: { texts, maxNewTokens: opts.maxNewTokens } });
   const best = scored.probabilities.indexOf(Math.max(...scored.probabilities));
   const level: Level = LEVELS[best]!;
   const score = round(scored.probabilities[best]!);
   const notSafe = round(1 - scored.probabilities[LEVELS.indexOf('safe')]!);
-  if (level === 'safe' && opts.categories === 'auto' && !judgesResponse) {
+  if (!needsCategories(level)) {
     return { level, categories: [], score, notSafe, promptTokens: scored.promptTokens, outputTokens: 0 };
   }
-  // Continue the answer from the scored level, so the decoded categories belong to that level.
-  const prefix = `${SCORE_PREFIX} ${LEVEL_LABELS[level]}\nCategories:`;
-  const out: GenerateResult = await engine.generate({ ...common, prefix, maxNewTokens: opts.maxNewTokens });
+  const prefix = SCORE_PREFIX + answer(level);
+  // Without a continuation (the joint text did not tokenize as one), the answer gets a prefill of its own.
+  const out: Pick<GenerateResult, 'text' | 'promptTokens' | 'outputTokens'> = scored.continued ?? (await engine.generate({ ...common, prefix, maxNewTokens: opts.maxNewTokens }));
   const verdict = parseGuardOutput(prefix + out.text, judgesResponse);
   return { ...verdict, score, notSafe, promptTokens: out.promptTokens, outputTokens: out.outputTokens };
 }

@@ -23,6 +23,9 @@ function scriptedRunner(): Runner {
       await new Promise((r) => setTimeout(r, 2));
       return { logits: logits(state.rows), ms: 1, kv: kv(state.rows, state.lens.map((l) => l + 1)) };
     },
+    async extend(state: Kv, tokens: readonly (readonly number[])[]) {
+      return { logits: logits(state.rows), ms: 1, kv: kv(state.rows, state.lens.map((l) => l + tokens[0]!.length)) };
+    },
     merge(): Kv {
       throw new RangeError('Array buffer allocation failed');
     },
@@ -76,9 +79,72 @@ test('WebGPU-style batches: a finished row rides along at a fixed position; live
   const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg), false);
   // Prompts of 3 tokens; the first stops after 2 new tokens, the second after 6.
   await batch.admit([item(1, 2), item(2, 6)]);
-  while (batch.running) await batch.decode(new Map());
+  while (batch.running) await batch.decode();
   assert.deepEqual(answers.filter((m) => m.type === 'done').map((m) => m.id), [1, 2]);
   // Prefill gave each row its first token at position 3 (lens 3); row 1's second token came from the decode at
   // position 3, then it finished and is fed position 4 from then on; row 2 goes 3, 4, 5, 6, 7.
   assert.deepEqual(fed, [[3, 3], [4, 4], [4, 5], [4, 6], [4, 7]]);
 });
+
+test('a lone request on an idle device is prefilled at once: a batching window of ten hang bounds never holds it', async () => {
+  const events: string[] = [];
+  const scheduler = new Scheduler({ maxBatch: 8, maxWaitMs: 10 * HANG_BOUND_MS, continuousAdmission: true }, (msg) => {
+    if (msg.type === 'step') events.push(msg.event.kind);
+    else if (msg.type === 'admitted' || msg.type === 'done') events.push(msg.type);
+  });
+  scheduler.addModel('m', scriptedRunner(), [2], 0);
+  // Before, the lone request waited out maxWaitMs: nothing happened until it passed.
+  scheduler.submit(item(1, 2));
+  try {
+    await waitFor(() => events.includes('done'), () => `the lone request to be answered (events: ${events.join(', ') || 'none'})`);
+  } finally {
+    await scheduler.close();
+  }
+  assert.deepEqual(events, ['admitted', 'prefill', 'decode', 'done']);
+});
+
+test('a score that continues keeps its prefill: fed its continuation, then decodes; one that stops is answered by the prefill', async (t) => {
+  for (const reshapes of [false, true]) await t.test(reshapes ? 'CPU: the continuation in one run' : 'WebGPU-style: one token per step', () => continuedScore(reshapes));
+});
+
+async function continuedScore(reshapes: boolean): Promise<void> {
+  const fed: number[][] = [];
+  const runner = scriptedRunner();
+  const decode = runner.decode.bind(runner);
+  let prefills = 0;
+  const prefill = runner.prefill.bind(runner);
+  runner.prefill = ((prompts: readonly (readonly number[])[], keepKv: boolean) => (prefills++, prefill(prompts, keepKv))) as Runner['prefill'];
+  runner.decode = (async (state: Kv, tokens: readonly number[]) => {
+    fed.push([...tokens]);
+    return decode(state, tokens);
+  }) as Runner['decode'];
+  const answers: FromWorker[] = [];
+  const extended: number[][][] = [];
+  const extend = runner.extend.bind(runner);
+  runner.extend = (async (state: Kv, tokens: readonly (readonly number[])[]) => {
+    extended.push(tokens.map((t) => [...t]));
+    return extend(state, tokens);
+  }) as Runner['extend'];
+  const batch = new ModelBatch('m', runner, [2], 0, (msg) => void answers.push(msg), reshapes);
+  // The scripted logits favour id 1: candidate [0, 1, 2] index 1 wins. Row 7 continues with [40, 41, 42]; row 8's
+  // winner has no continuation.
+  const score = (id: number, continuations: (number[] | null)[]): WorkItem => ({ ...item(id, 3), kind: 'score', candidateIds: [0, 1, 2], continuations });
+  await batch.admit([score(7, [null, [40, 41, 42], null]), score(8, [[9], null, [9]])]);
+  while (batch.running) await batch.decode();
+  assert.equal(prefills, 1);
+  const done = answers.filter((m) => m.type === 'done') as Array<Extract<FromWorker, { type: 'done' }>>;
+  assert.deepEqual(done.map((m) => m.id), [8, 7]);
+  assert.deepEqual(done[0]!.result, { kind: 'score', probabilities: done[0]!.result.kind === 'score' ? done[0]!.result.probabilities : [] });
+  const continued = done[1]!.result;
+  assert.equal(continued.kind, 'score');
+  assert.deepEqual(continued.kind === 'score' && continued.continued, { tokens: [1, 1, 1], finish: 'length' });
+  if (reshapes) {
+    // Row 8 left after the prefill; row 7 was fed 40, 41, 42 in one run, then its own tokens.
+    assert.deepEqual(extended, [[[40, 41, 42]]]);
+    assert.deepEqual(fed, [[1], [1]]);
+  } else {
+    // Row 8 rides along (fed padding); row 7 is fed 40, 41, 42 one step each, then its own tokens.
+    assert.deepEqual(extended, []);
+    assert.deepEqual(fed, [[40, 0], [41, 0], [42, 0], [1, 0], [1, 0]]);
+  }
+}
