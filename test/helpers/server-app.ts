@@ -72,7 +72,7 @@ export async function serverFixture(t: { after(fn: () => unknown): void }, opts:
   const metrics = opts.metrics ?? createServerMetrics();
   const engine = opts.engine ?? fakeEngine({ onStep: metrics.onStep });
   const config = serveConfig({ webDir: null, ...opts.config });
-  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https, trustedProxies: gateOptions.trustedProxies, stateHealth: state.health?.bind(state) });
+  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https, trustedProxies: gateOptions.trustedProxies, stateHealth: (state as GateState).health?.bind(state) });
   t.after(() => app.close());
   return {
     app, engine, keys, audit, metrics,
