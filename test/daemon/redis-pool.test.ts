@@ -190,6 +190,7 @@ test('three daemons, one Redis, one nginx: nonces, --daily, Redis stopped mid-lo
   // dead daemon's slots come back within the lease.
   const pending = [send(slow.url, keys.pair, new http.Agent()), send(slow.url, keys.pair, new http.Agent())];
   const probe = new Redis(redis.url, { lazyConnect: false });
+  probe.on('error', () => {});
   t.after(() => probe.disconnect());
   const slotKey = `${PREFIX}s:${keys.pair.id}`;
   await waitFor(async () => (await probe.zcard(slotKey)) === 2, 'the slow daemon holding both slots');

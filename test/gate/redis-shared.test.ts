@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { RedisGateState } from '../../src/gate/redis-state.js';
+import { StateUnavailableError } from '../../src/gate/state.js';
 import { parseRedisStateUrl } from '../../src/gate/redis-url.js';
 import { fakeEngine, type FakeEngine } from '../helpers/fake-engine.js';
 import { MemoryKeys } from '../helpers/gate-app.js';
@@ -98,4 +100,24 @@ test('redis down: model routes answer 503 state_unavailable (none unchecked), /r
   assert.match((await a!.s.send({ url: '/metrics' })).body, /^guard_state_up\{backend="redis"\} 1$/m);
   const doctorUp = await runCli(['--home', home, '--json', 'doctor'], { env: { GUARDCTL_STATE: redis.url } });
   assert.equal(doctorUp.json<{ checks: Array<{ name: string; ok: boolean }> }>().checks.find((c) => c.name === 'gate state')?.ok, true);
+});
+
+test('a state that fails after a slot was taken: 503 state_unavailable, and the slot goes back', async (t) => {
+  // A memory state whose quota step fails as a Redis that vanished between two scripts would.
+  class Vanishing extends MemoryGateState {
+    failQuota = true;
+    override consumeQuota(keyId: string, daily: number, now: number) {
+      if (this.failQuota) throw new StateUnavailableError('the gate state redis://127.0.0.1:1 did not answer: gone');
+      return super.consumeQuota(keyId, daily, now);
+    }
+  }
+  const state = new Vanishing({ nonceCapacity: 1000, authFailures: { limit: 1000, windowSec: 60, blockSec: 1 } });
+  const s = await serverFixture(t, { state });
+  const key = s.key('enterprise', { overrides: { concurrency: 1, daily: 10 } });
+  const failed = await s.send({ url: MODERATE, key, body: { text: 'hello' } });
+  assert.equal(failed.statusCode, 503, failed.body);
+  assert.equal(failed.json().error.code, 'state_unavailable');
+  state.failQuota = false;
+  const next = await s.send({ url: MODERATE, key, body: { text: 'hello' } });
+  assert.equal(next.statusCode, 200, `the failed request gave its only slot back: ${next.body}`);
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { resolveSettings } from '../../src/daemon/settings.js';
 import { RedisGateState } from '../../src/gate/redis-state.js';
 import { parseRedisStateUrl } from '../../src/gate/redis-url.js';
 import { StateUnavailableError } from '../../src/gate/state.js';
@@ -101,5 +102,9 @@ if (!redis) {
     assert.deepEqual([parseRedisStateUrl('redis://h', 'x').leaseMs, parseRedisStateUrl('redis://h', 'x').timeoutMs], [30_000, 2_000]);
     assert.throws(() => parseRedisStateUrl('redis://u:pw@h/db?x=1', 'GUARDCTL_STATE'), (err: Error) => /GUARDCTL_STATE/.test(err.message) && !err.message.includes('pw'));
     assert.throws(() => parseRedisStateUrl('redis://h?color=1', '--state'), /unknown parameter "color"/);
+    // The serve setting: flag > GUARDCTL_STATE > gate.state, a URL checked where it is given.
+    assert.equal(resolveSettings({}, { GUARDCTL_STATE: 'redis://10.0.0.5:6379/0' }, {}, 'f.yaml').state, 'redis://10.0.0.5:6379/0');
+    assert.equal(resolveSettings({}, {}, {}, 'f.yaml', { state: 'rediss://gate:pw@r:6380' }).state, 'rediss://gate:pw@r:6380');
+    assert.throws(() => resolveSettings({}, {}, {}, 'f.yaml', { state: 'redis://u:pw@r/x' }), (err: Error) => /gate\.state in f\.yaml/.test(err.message) && !err.message.includes('pw'));
   });
 }
