@@ -21,6 +21,18 @@ local function clock(arg)
 end
 `;
 
+/** Sorted sets scored by expiry (nonces, slots): members still live, and adding one that lives until `score`. */
+const ZSETS = `
+local function live(key, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+local function add(key, score, member, ttl)
+  redis.call('ZADD', key, string.format('%.17g', score), member)
+  redis.call('PEXPIRE', key, ttl)
+end
+`;
+
 export interface ScriptDef {
   numberOfKeys: number;
   lua: string;
@@ -34,19 +46,15 @@ export const SCRIPTS = {
    */
   gkNonce: {
     numberOfKeys: 2,
-    lua: `${NOW}
+    lua: `${NOW}${ZSETS}
 local now = clock(ARGV[6])
 local ttl = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = live(KEYS[1], now)
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'replayed' end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'key_full' end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 'full' end
-local expires = string.format('%.17g', now + ttl)
-redis.call('ZADD', KEYS[1], expires, ARGV[1])
-redis.call('ZADD', KEYS[2], expires, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+if held >= tonumber(ARGV[4]) then return 'key_full' end
+if live(KEYS[2], now) >= tonumber(ARGV[5]) then return 'full' end
+add(KEYS[1], now + ttl, ARGV[1], ttl)
+add(KEYS[2], now + ttl, ARGV[2], ttl)
 return 'ok'
 `,
   },
@@ -136,13 +144,11 @@ return math.max(0, math.ceil(b - clock(ARGV[1])))
    */
   gkAcquire: {
     numberOfKeys: 1,
-    lua: `${NOW}
+    lua: `${NOW}${ZSETS}
 local now = clock(ARGV[4])
 local lease = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], string.format('%.17g', now + lease), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], lease)
+if live(KEYS[1], now) >= tonumber(ARGV[1]) then return 0 end
+add(KEYS[1], now + lease, ARGV[2], lease)
 return 1
 `,
   },
