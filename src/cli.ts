@@ -10,6 +10,7 @@ import { resolveLocations } from './core/paths.js';
 import { registerCert } from './commands/cert.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerKeys } from './commands/keys.js';
+import { registerModel } from './commands/model.js';
 import { registerNginx } from './commands/nginx.js';
 import { registerRequest } from './commands/request.js';
 import { registerServe } from './commands/serve.js';
@@ -65,6 +66,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerSign(program, contextFor);
   registerRequest(program, contextFor);
   registerServe(program, contextFor);
+  registerModel(program, contextFor);
   registerDoctor(program, contextFor);
   registerCert(program, contextFor);
   registerNginx(program, contextFor);

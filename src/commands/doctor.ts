@@ -5,7 +5,7 @@ import type { ContextFactory } from '../cli.js';
 import { section } from '../core/config.js';
 import { checkGateState } from '../gate/state-check.js';
 import { probeExecutionProviders } from '../infer/ep-probe.js';
-import { KeyStore } from '../keys/store.js';
+import { openKeyBackend, resolveKeyStore, type KeyStoreSpec } from '../keys/backend.js';
 
 export interface Check {
   name: string;
@@ -32,7 +32,7 @@ export function registerDoctor(program: Command, contextFor: ContextFactory): vo
       for (const ep of await probeExecutionProviders()) {
         checks.push({ name: `onnxruntime:${ep.name}`, ok: ep.ok, optional: ep.name !== 'cpu', detail: ep.ok ? `loads (${ep.ms} ms)` : ep.error! });
       }
-      checks.push(keyStoreCheck(ctx.locations.home, ctx.env));
+      checks.push(await keyStoreCheck(resolveKeyStore(undefined, ctx.env, section(ctx.config, 'keys', ctx.locations.configFile).store, ctx.locations.configFile), ctx.locations.home, ctx.env));
       const fromFile = section(ctx.config, 'gate', ctx.locations.configFile).state;
       const stateSetting = ctx.env.GUARDCTL_STATE || (typeof fromFile === 'string' ? fromFile : undefined);
       checks.push({ name: 'gate state', ...(await checkGateState(stateSetting, ctx.env.GUARDCTL_STATE ? 'GUARDCTL_STATE' : `gate.state in ${ctx.locations.configFile}`)) });
@@ -76,17 +76,19 @@ async function toolCheck(name: string, args: string[], purpose: string): Promise
   return { name, ok, optional: true, detail: ok ? version : `not found (needed for ${purpose}; apt-get install ${name === 'nsupdate' ? 'bind9-dnsutils' : name})` };
 }
 
-function keyStoreCheck(home: string, env: NodeJS.ProcessEnv): Check {
-  if (!fs.existsSync(`${home}/keys.db`)) return { name: 'key store', ok: true, detail: 'none yet (created by the first `guardctl keys create`)' };
+/** Opens the store serve would use (read-only for SQLite) and says why it cannot, naming the store but no secret. */
+async function keyStoreCheck(spec: KeyStoreSpec, home: string, env: NodeJS.ProcessEnv): Promise<Check> {
+  if (spec.kind === 'sqlite' && !fs.existsSync(`${home}/keys.db`)) return { name: 'key store', ok: true, detail: 'none yet (created by the first `guardctl keys create`)' };
   try {
-    const store = KeyStore.open({ home, env, readonly: true });
+    const store = await openKeyBackend(spec, { home, env, readonly: true });
     try {
-      const h = store.health();
+      const h = await store.health();
       return { name: 'key store', ok: h.ok, detail: h.ok ? `${h.path}: ${h.keys} keys, ${h.active} active` : `${h.path}: ${h.problem}` };
     } finally {
-      store.close();
+      await store.close();
     }
   } catch (err) {
-    return { name: 'key store', ok: false, detail: (err as Error).message };
+    const hint = (err as { hint?: string }).hint;
+    return { name: 'key store', ok: false, detail: `${(err as Error).message}${hint ? ` (${hint})` : ''}` };
   }
 }

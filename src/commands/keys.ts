@@ -6,7 +6,12 @@ import { section } from '../core/config.js';
 import type { Context } from '../core/context.js';
 import { parseDuration, parseExpiry, parsePositiveInt, parseRate } from '../core/duration.js';
 import { table } from '../core/output.js';
-import { checkKeyId, KEYSTORE_FILE, KeyStore, keyStatus } from '../keys/store.js';
+import { describeKeyStore, type KeyBackend, keyStoreExists, type KeyStoreSpec, openKeyBackend, resolveKeyStore } from '../keys/backend.js';
+import { PgKeyStore } from '../keys/pg-store.js';
+import { checkKeyId, KeyStore, keyStatus } from '../keys/store.js';
+import { dumpToLines, linesToDump } from '../keys/transfer.js';
+import { SCHEMA_VERSION } from '../keys/schema.js';
+import { writeFileAtomic } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
 import type { KeyRecord, Limits, Tier } from '../keys/types.js';
@@ -21,15 +26,22 @@ function tiersOf(ctx: Context): Record<string, Tier> {
   return loadTiers(section(ctx.config, 'tiers', ctx.locations.configFile), ctx.locations.configFile);
 }
 
+/** The store `--keys` (on `guardctl keys`), GUARDCTL_KEYS or the config file's keys.store names. */
+function storeSpec(ctx: Context, cmd: Command): KeyStoreSpec {
+  const flag = cmd.optsWithGlobals<{ keys?: string }>().keys;
+  return resolveKeyStore(flag, ctx.env, section(ctx.config, 'keys', ctx.locations.configFile).store, ctx.locations.configFile);
+}
+
 /** Opens the store for one command; `ifMissing` answers instead when there is no store yet, so that reading
  * commands never create a master key or an empty database as a side effect. */
-function withStore<T>(ctx: Context, tiers: Record<string, Tier> | undefined, fn: (store: KeyStore) => T, ifMissing?: () => T): T {
-  if (ifMissing && !fs.existsSync(path.join(ctx.locations.home, KEYSTORE_FILE))) return ifMissing();
-  const store = KeyStore.open({ home: ctx.locations.home, env: ctx.env, now: () => ctx.now(), tiers });
+async function withStore<T>(ctx: Context, cmd: Command, tiers: Record<string, Tier> | undefined, fn: (store: KeyBackend) => T | Promise<T>, ifMissing?: () => T): Promise<T> {
+  const spec = storeSpec(ctx, cmd);
+  if (ifMissing && !keyStoreExists(spec, ctx.locations.home)) return ifMissing();
+  const store = await openKeyBackend(spec, { home: ctx.locations.home, env: ctx.env, now: () => ctx.now(), tiers });
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -77,7 +89,8 @@ function noStore(ctx: Context, id: string): never {
 const ONCE = 'Store this secret now: it will not be shown again. Clients sign requests with it; guardctl keeps it only encrypted.';
 
 export function registerKeys(program: Command, contextFor: ContextFactory): void {
-  const keys = program.command('keys').description('create, list, rotate and revoke the API keys clients sign requests with');
+  const keys = program.command('keys').description('create, list, rotate and revoke the API keys clients sign requests with')
+    .option('--keys <store>', 'where keys live: sqlite (<home>/keys.db, the default) or postgres://USER:PASSWORD@HOST:PORT/DB (env GUARDCTL_KEYS, config keys.store)');
 
   keys.command('create')
     .description('mint a new API key and print its secret once')
@@ -90,7 +103,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
     .option('--burst <n>', 'token-bucket capacity for this key, or "unlimited"')
     .option('--concurrency <n>', 'requests in flight at once for this key, or "unlimited"')
     .option('--daily <n>', 'requests per UTC day for this key, or "unlimited"')
-    .action((opts: { name: string; tier: string; models?: string; allowIp?: string[]; expires?: string; rate?: string; burst?: string; concurrency?: string; daily?: string }, cmd: Command) => {
+    .action(async (opts: { name: string; tier: string; models?: string; allowIp?: string[]; expires?: string; rate?: string; burst?: string; concurrency?: string; daily?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const tiers = tiersOf(ctx);
       // Everything is checked before the store is opened, so bad input never creates files.
@@ -111,7 +124,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       set('daily', limitFlag(opts.daily, (v) => parsePositiveInt(v, '--daily')));
       const expiresAt = opts.expires === undefined ? null : parseExpiry(opts.expires, ctx.now());
 
-      const { record, secret } = withStore(ctx, tiers, (store) => store.create({ name: opts.name, tier: opts.tier, overrides, allowIps, expiresAt }));
+      const { record, secret } = await withStore(ctx, cmd, tiers, (store) => store.create({ name: opts.name, tier: opts.tier, overrides, allowIps, expiresAt }));
       const limits = effectiveLimits(record, tiers);
       ctx.out.result({ id: record.id, secret, name: record.name, tier: record.tier, created_at: iso(record.createdAt), expires_at: iso(record.expiresAt), allow_ips: record.allowIps, ...limitsJson(limits) }, () => [
         `Created key "${record.name}" (tier ${record.tier}, expires ${show(record.expiresAt, 'never')})`,
@@ -123,9 +136,9 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
 
   keys.command('list')
     .description('list keys (never their secrets)')
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const records = withStore(ctx, undefined, (store) => store.list(), () => []);
+      const records = await withStore(ctx, cmd, undefined, (store) => store.list(), () => []);
       const now = ctx.now();
       ctx.out.result({ keys: records.map((r) => recordJson(r, now)) }, () => records.length === 0
         ? 'No keys yet: create one with guardctl keys create --name NAME --tier TIER'
@@ -137,10 +150,10 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
   keys.command('show')
     .description('show one key: its record, effective limits and history')
     .argument('<id>', 'the key id (gk_...)')
-    .action((id: string, _opts: unknown, cmd: Command) => {
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
       const tiers = tiersOf(ctx);
-      const { record, events } = withStore(ctx, tiers, (store) => ({ record: store.get(id), events: store.events(id) }), () => noStore(ctx, id));
+      const { record, events } = await withStore(ctx, cmd, tiers, async (store) => ({ record: await store.get(id), events: await store.events(id) }), () => noStore(ctx, id));
       const limits = effectiveLimits(record, tiers);
       const now = ctx.now();
       ctx.out.result({ ...recordJson(record, now), overrides: record.overrides, limits: limitsJson(limits), events: events.map((e) => ({ ...e, at: iso(e.at), ...(e.detail ? { detail: isoDetail(e.detail) } : {}) })) }, () => [
@@ -163,9 +176,9 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
   keys.command('revoke')
     .description('revoke a key: requests signed with it are refused from now on')
     .argument('<id>', 'the key id (gk_...)')
-    .action((id: string, _opts: unknown, cmd: Command) => {
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const record = withStore(ctx, undefined, (store) => store.revoke(id), () => noStore(ctx, id));
+      const record = await withStore(ctx, cmd, undefined, (store) => store.revoke(id), () => noStore(ctx, id));
       ctx.out.result({ id: record.id, status: 'revoked', revoked_at: iso(record.revokedAt) }, () => `Revoked key ${record.id} ("${record.name}") at ${show(record.revokedAt)}; running daemons refuse it within 2 seconds.`);
     });
 
@@ -173,10 +186,10 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
     .description('give a key a new secret; the old one keeps working for a grace period')
     .argument('<id>', 'the key id (gk_...)')
     .option('--grace <duration>', 'how long the old secret keeps working (0 to stop it at once)', '24h')
-    .action((id: string, opts: { grace: string }, cmd: Command) => {
+    .action(async (id: string, opts: { grace: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const graceMs = opts.grace.trim() === '0' ? 0 : parseDuration(opts.grace, '--grace');
-      const { record, secret } = withStore(ctx, undefined, (store) => store.rotate(id, graceMs), () => noStore(ctx, id));
+      const { record, secret } = await withStore(ctx, cmd, undefined, (store) => store.rotate(id, graceMs), () => noStore(ctx, id));
       ctx.out.result({ id: record.id, secret, previous_valid_until: iso(record.previousValidUntil) }, () => [
         `Rotated key ${record.id} ("${record.name}")`,
         `  secret: ${secret}`,
@@ -194,5 +207,52 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
         ['TIER', 'MODELS', 'RATE', 'BURST', 'CONCURRENCY', 'DAILY'],
         tiers.map((t) => [t.name, t.models.join(',') || '(none)', limit(t.rate, '/s'), limit(t.burst), limit(t.concurrency), limit(t.daily)]),
       ));
+    });
+
+  keys.command('migrate')
+    .description('create or upgrade the key store\'s tables (PostgreSQL: run once, from one host, before serve)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const spec = storeSpec(ctx, cmd);
+      let r: { from: number; to: number; store: string };
+      if (spec.kind === 'postgres') {
+        r = await PgKeyStore.migrate({ url: spec.url, home: ctx.locations.home, env: ctx.env });
+      } else {
+        // SQLite migrates on every open (one host, one file): opening it is the migration.
+        const existed = keyStoreExists(spec, ctx.locations.home);
+        KeyStore.open({ home: ctx.locations.home, env: ctx.env }).close();
+        r = { from: existed ? SCHEMA_VERSION : 0, to: SCHEMA_VERSION, store: describeKeyStore(spec, ctx.locations.home) };
+      }
+      ctx.out.result({ store: r.store, from: r.from, to: r.to }, () => (r.from === r.to ? `${r.store} is at schema ${r.to}, this guardctl's` : `${r.store}: schema ${r.from} -> ${r.to}`));
+    });
+
+  keys.command('export')
+    .description('write every key (secrets still sealed) and its history to a JSON-lines file, for keys import')
+    .requiredOption('--out <file>', 'the file to write (mode 0600; it opens only with this store\'s master key)')
+    .action(async (opts: { out: string }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const dump = await withStore(ctx, cmd, undefined, (store) => store.dump());
+      writeFileAtomic(path.resolve(opts.out), dumpToLines(dump), 0o600);
+      ctx.out.result({ file: path.resolve(opts.out), keys: dump.keys.length, events: dump.events.length }, () => `Exported ${dump.keys.length} keys and ${dump.events.length} events to ${path.resolve(opts.out)}`);
+    });
+
+  keys.command('import')
+    .description('add the keys of a keys export file to this store, sealed secrets unchanged (same master key)')
+    .argument('<file>', 'a file written by guardctl keys export')
+    .option('--merge', 'import into a store that already has keys: add the ids it does not hold, leave the others', false)
+    .action(async (file: string, opts: { merge: boolean }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export', exitCode: 2 });
+      }
+      const dump = linesToDump(text, file);
+      const r = await withStore(ctx, cmd, undefined, (store) => store.restore(dump, opts.merge));
+      ctx.out.result({ keys: r.keys, events: r.events, skipped: r.skipped }, () => [
+        `Imported ${r.keys} keys and ${r.events} events`,
+        ...(r.skipped.length ? [`Left ${r.skipped.length} keys the store already held: ${r.skipped.join(', ')}`] : []),
+      ].join('\n'));
     });
 }

@@ -21,7 +21,7 @@ export function registerServe(program: Command, contextFor: ContextFactory): voi
     const source = ctx.locations.configFile;
     // Commander names each value after its flag (--max-body -> maxBody); the settings table after the setting.
     const flags = Object.fromEntries(SETTINGS.map((def) => [def.key, opts[new Option(def.flag).attributeName()]]));
-    const settings = resolveSettings(flags, ctx.env, section(ctx.config, 'serve', source), source, section(ctx.config, 'gate', source));
+    const settings = resolveSettings(flags, ctx.env, section(ctx.config, 'serve', source), source, section(ctx.config, 'gate', source), section(ctx.config, 'keys', source));
     const models = pickModels(opts.model, ctx.env.GUARDCTL_MODELS, ctx.config.models, source);
     const logger = createLogger(pick<string>(ctx.verbose ? 'debug' : undefined, ctx.env.GUARDCTL_LOG, ctx.config.log, 'info')!);
     // The effective configuration, once; it holds no secret (the TLS key and master key are paths or absent).

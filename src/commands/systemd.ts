@@ -22,7 +22,31 @@ export interface SystemdInputs {
   serveArgs: string[];
   onCalendar: string;
   randomizedDelaySec: string;
+  /** serve's shared stores (docs/scaling.md): GUARDCTL_STATE and GUARDCTL_KEYS in guardctl.service. */
+  state?: string;
+  keys?: string;
 }
+
+/**
+ * A store URL for a unit file, which every local user can read (systemctl show): one with a password is refused,
+ * and belongs in the EnvironmentFile instead.
+ */
+function storeSetting(value: string | undefined, flag: string, variable: string, accepts: RegExp): string | undefined {
+  if (value === undefined) return undefined;
+  if (!accepts.test(value)) throw usageError(`${flag} must be ${accepts === KEYS_STORE ? 'sqlite or a postgres:// URL' : 'sqlite, memory or a redis:// / rediss:// URL'}, got "${value.slice(0, 40)}"`);
+  let password = false;
+  try {
+    password = /:\/\//.test(value) && new URL(value).password !== '';
+  } catch {
+    throw usageError(`${flag} is not a valid URL`);
+  }
+  if (password) {
+    throw usageError(`${flag} holds a password, and unit files are readable by every user (systemctl show)`, `leave ${flag} out and put ${variable}=... in the EnvironmentFile (--env-file, mode 0600)`);
+  }
+  return systemdWord(`${variable}=${value}`);
+}
+const KEYS_STORE = /^(sqlite|postgres(ql)?:\/\/.+)$/i;
+const STATE_STORE = /^(sqlite|memory|rediss?:\/\/.+)$/i;
 
 /** One ExecStart word, quoted the way systemd reads it ("%" and "$" doubled: no specifiers, no variables). */
 export function systemdWord(word: string): string {
@@ -51,6 +75,7 @@ export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number
     readWritePaths: [...new Set([home, ...inputs.rwPaths.map((p) => absolutePath(p, '--rw-path'))])].join(' '),
     onCalendar: inputs.onCalendar,
     randomizedDelaySec: inputs.randomizedDelaySec,
+    environment: [storeSetting(inputs.state, '--state', 'GUARDCTL_STATE', STATE_STORE), storeSetting(inputs.keys, '--keys', 'GUARDCTL_KEYS', KEYS_STORE)].filter(Boolean),
   };
   const render = (unit: string, execStart: string) => {
     const source = fs.readFileSync(new URL(`${unit}.hbs`, TEMPLATES), 'utf8');
@@ -90,7 +115,9 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
     .option('--rw-path <dir>', 'another folder the renewal may write (deploy targets; repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--on-failure <cmd>', 'the renewal\'s --on-failure command (alerting)')
     .option('--serve-args <args>', 'arguments for guardctl serve in guardctl.service', '--port 7860')
-    .action((flags: { out?: string; bin?: string; user?: string; envFile: string; rwPath?: string[]; onFailure?: string; serveArgs: string }, cmd: Command) => {
+    .option('--state <store>', 'the daemon\'s gate state (GUARDCTL_STATE): sqlite, memory or redis://HOST:PORT (a password goes in --env-file)')
+    .option('--keys <store>', 'the daemon\'s key store (GUARDCTL_KEYS): sqlite or postgres://USER@HOST/DB (a password goes in --env-file)')
+    .action((flags: { out?: string; bin?: string; user?: string; envFile: string; rwPath?: string[]; onFailure?: string; serveArgs: string; state?: string; keys?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       if (flags.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(flags.user)) throw usageError(`"${flags.user}" is not a user name`);
       const units = renderUnits({
@@ -103,6 +130,8 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
         serveArgs: flags.serveArgs.split(/\s+/).filter(Boolean),
         onCalendar: '*-*-* 00,12:00:00',
         randomizedDelaySec: '12h',
+        state: flags.state,
+        keys: flags.keys,
       });
       const files = Object.entries(units).map(([name, content]) => ({ name, content, ...(flags.out ? { path: path.join(path.resolve(flags.out), name) } : {}) }));
       if (flags.out) {

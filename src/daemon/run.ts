@@ -11,8 +11,8 @@ import { gateOptionsFromConfig } from '../gate/options.js';
 import type { StateHealth } from '../gate/state.js';
 import { createEngine } from '../infer/engine.js';
 import type { Engine, ModelSpec } from '../infer/types.js';
-import { createKeyLookup } from '../keys/lookup.js';
-import { KeyStore } from '../keys/store.js';
+import { registerKeysMetrics } from '../keys/metrics.js';
+import { type DaemonKeys, openDaemonKeys } from './keys.js';
 import { loadTiers } from '../keys/tiers.js';
 import { buildServer, type GuardServer } from '../server/app.js';
 import { serveConfig } from '../server/config.js';
@@ -61,13 +61,11 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   let gate: { gate: Gate; audit: AuditSink } | undefined;
   let stateHealth: (() => StateHealth) | undefined;
   let trustedProxies: CidrList | undefined;
+  let keys: DaemonKeys | undefined;
   if (!settings.insecureNoAuth) {
-    const store = KeyStore.open({ home: inputs.home, env: inputs.env });
-    closers.push(() => store.close());
-    const lookup = createKeyLookup(store, { onError: (err) => logger.error({ err: (err as Error).message }, 'key store') });
-    // Closed first (closers run last-in, first-out): its final flush of last-used times needs the store open.
-    closers.push(() => lookup.close());
-    if (store.health().active === 0) logger.warn('the key store holds no active key: create one with `guardctl keys create --name NAME --tier TIER`');
+    keys = await openDaemonKeys(settings, inputs.home, inputs.env, logger);
+    closers.push(...keys.closers);
+    const lookup = keys.lookup;
     const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
     trustedProxies = options.trustedProxies;
     const state = openGateState(settings.state, inputs.home, options, (message) => logger.warn(message));
@@ -85,6 +83,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   }
 
   const metrics = createServerMetrics({ processMetrics: true });
+  if (keys) registerKeysMetrics(metrics.registry, keys.kind, keys.health);
   const models = inputs.models.map((m) => ({ ...m, device: m.device ?? settings.device, dtype: m.dtype ?? settings.dtype }));
   const engine = createEngine(models, {
     maxBatch: settings.maxBatch,

@@ -4,6 +4,7 @@ import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
 import type { StateKind } from '../gate/open-state.js';
 import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
+import { parseKeyStore, type KeyStoreSpec } from '../keys/backend.js';
 
 /**
  * Every `guardctl serve` setting in one table: its flag, environment variable, key in the config file's
@@ -43,6 +44,10 @@ export interface ServeSettings {
   auditFile?: string;
   /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, memory, or Redis/Valkey. */
   state: StateKind;
+  /** Where keys live: sqlite (<home>/keys.db) or a postgres:// URL shared by several daemons. */
+  keys: KeyStoreSpec;
+  /** With PostgreSQL: how long cached keys keep working once it stops answering (0: refuse at once). */
+  keysStaleMs: number;
 }
 
 const oneOf = <T extends string>(values: readonly T[]) => (text: string, where: string): T => {
@@ -95,6 +100,8 @@ export const SETTINGS: SettingDef[] = [
   { key: 'tlsKey', flag: '--tls-key <file>', env: 'GUARDCTL_TLS_KEY', configKey: 'tls_key', description: 'the private key for --tls-cert', default: undefined, parse: text },
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
   { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
+  { key: 'keys', flag: '--keys <store>', env: 'GUARDCTL_KEYS', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
+  { key: 'keysStaleMs', flag: '--keys-stale <dur>', env: 'GUARDCTL_KEYS_STALE', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)) },
   { key: 'auditFile', flag: '--audit-file <file>', env: 'GUARDCTL_AUDIT_FILE', configKey: 'audit_file', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
 ];
 
@@ -113,7 +120,7 @@ function parseBool(t: string, where: string): boolean {
  * flags (commander values; undefined when not given) > env > config file `serve:` > defaults. A config key
  * written `gate.NAME` is read from the file's `gate:` section instead.
  */
-export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, fileSection: Record<string, unknown>, source: string, gateSection: Record<string, unknown> = {}): ServeSettings {
+export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, fileSection: Record<string, unknown>, source: string, gateSection: Record<string, unknown> = {}, keysSection: Record<string, unknown> = {}): ServeSettings {
   const known = new Set(SETTINGS.map((s) => s.configKey));
   for (const key of Object.keys(fileSection)) {
     if (!known.has(key)) throw new GuardError('GUARD_E_CONFIG', `unknown setting serve.${key} in ${source}`, { hint: `known: ${[...known].join(', ')}` });
@@ -125,8 +132,8 @@ export function resolveSettings(flags: Record<string, unknown>, env: NodeJS.Proc
       out[def.key] = def.boolean ? true : def.parse(String(flagValue), def.flag.split(' ')[0]!);
       continue;
     }
-    const inGate = def.configKey.startsWith('gate.');
-    const fromFile = inGate ? gateSection[def.configKey.slice(5)] : fileSection[def.configKey];
+    const inGate = def.configKey.startsWith('gate.') || def.configKey.startsWith('keys.');
+    const fromFile = inGate ? (def.configKey.startsWith('keys.') ? keysSection : gateSection)[def.configKey.slice(5)] : fileSection[def.configKey];
     const raw = pick<string>(env[def.env], fromFile === undefined || fromFile === null ? undefined : String(fromFile));
     const where = env[def.env] !== undefined && env[def.env] !== '' ? def.env : `${inGate ? '' : 'serve.'}${def.configKey} in ${source}`;
     if (raw !== undefined) out[def.key] = def.parse(raw, where);

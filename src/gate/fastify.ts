@@ -107,7 +107,8 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
       }
       request.gatePass = result;
       reply.headers(result.headers);
-      reply.raw.once('close', result.release);
+      // Only a held concurrency slot needs freeing when the client goes away; a listener per request costs ~1 µs.
+      if (result.limits.concurrency !== null) reply.raw.once('close', result.release);
     };
     const onError: onErrorAsyncHookHandler = async (request, _reply, error) => {
       const code = (error as { code?: unknown }).code;

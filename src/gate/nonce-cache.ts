@@ -14,6 +14,8 @@ export class NonceCache {
   private readonly seen = new Map<string, Entry>();
   private readonly perOwner = new Map<string, number>();
   private lastFullSweep = 0;
+  /** When the nonce that record() last accepted expires: the caller that writes it down needs no second lookup. */
+  lastExpires = 0;
 
   constructor(private readonly capacity: number, private readonly clock: () => number = Date.now) {}
 
@@ -44,7 +46,8 @@ export class NonceCache {
       if (this.seen.size >= this.capacity) return 'full';
     }
     if (this.held(owner) >= share) return 'key_full';
-    this.seen.set(key, { expires: now + ttlMs, owner });
+    this.lastExpires = now + ttlMs;
+    this.seen.set(key, { expires: this.lastExpires, owner });
     this.perOwner.set(owner, this.held(owner) + 1);
     return 'ok';
   }
@@ -56,11 +59,6 @@ export class NonceCache {
     if (!entry) return undefined;
     this.delete(key, entry);
     return entry.expires;
-  }
-
-  /** When a live nonce expires (undefined if it is not held). */
-  expiry(owner: string, nonce: string): number | undefined {
-    return this.seen.get(`${owner}\n${nonce}`)?.expires;
   }
 
   /** Puts back a nonce remembered elsewhere (a file), oldest first; no bound applies. */

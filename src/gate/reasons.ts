@@ -6,6 +6,7 @@ export const REASONS = {
   missing_auth: { status: 401, message: 'missing authentication headers' },
   malformed_auth: { status: 401, message: 'malformed authentication header' },
   auth_throttled: { status: 429, message: 'too many failed authentications from this address; try again later' },
+  keys_unavailable: { status: 503, message: 'the API key store cannot be reached right now; retry shortly' },
   unknown_key: { status: 401, message: 'unknown, revoked or expired API key' },
   revoked_key: { status: 401, message: 'unknown, revoked or expired API key' },
   expired_key: { status: 401, message: 'unknown, revoked or expired API key' },

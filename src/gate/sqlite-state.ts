@@ -13,6 +13,11 @@ export const GATE_STATE_FILE = 'gate-state.db';
 const SCHEMA_VERSION = 1;
 /** Expired nonces deleted per nonce written: more than one, so the table never falls behind. */
 const SWEEP_PER_WRITE = 4;
+/**
+ * Expired nonces leave the file at most this often, all those due at once: a sweep in every commit cost as much
+ * as the commit's inserts however little it found, and most commits hold only a few nonces.
+ */
+export const SWEEP_EVERY_MS = 1000;
 
 export interface SqliteStateOptions {
   /** The database file, usually <home>/gate-state.db. */
@@ -69,6 +74,9 @@ export class SqliteGateState extends ProcessSlots implements GateState {
   private readonly failures: FailureTable;
   private readonly dirtyFailures = new Set<string>();
   private commitTurn: Promise<void> | undefined;
+  /** Nonces written since the last sweep, and when the next may run. */
+  private unswept = 0;
+  private nextSweep = 0;
   private broken: unknown;
   private readonly stmt: ReturnType<typeof prepare>;
   private readonly writeAll: () => void;
@@ -129,7 +137,7 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     this.usable();
     const seen = this.nonces.record(keyId, nonce, ttlMs, share);
     if (seen !== 'ok') return seen;
-    this.pendingNonces.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: this.nonces.expiry(keyId, nonce)! });
+    this.pendingNonces.set(`${keyId}\n${nonce}`, { keyId, nonce, expires: this.nonces.lastExpires });
     // Committed at the end of this turn even if nobody waits for it (a request refused after its nonce was spent);
     // one refused by a limit forgets it before then, and writes nothing.
     void this.durable().catch(() => {});
@@ -184,6 +192,11 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     return this.nonces.held(keyId);
   }
 
+  /** How many nonce rows the file holds (for tests: the daemon's exclusive lock keeps other readers out). */
+  storedNonces(): number {
+    return this.db.prepare('SELECT COUNT(*) FROM nonces').pluck().get() as number;
+  }
+
   /** One transaction per turn of the event loop for everything changed in it. */
   durable(): Promise<void> {
     if (this.commitTurn === undefined && !this.dirty()) return this.broken === undefined ? Promise.resolve() : Promise.reject(this.writeError());
@@ -224,11 +237,16 @@ export class SqliteGateState extends ProcessSlots implements GateState {
     const s = this.stmt;
     for (const d of this.dropped) s.deleteNonce.run(d.expires, d.keyId, d.nonce);
     this.dropped.length = 0;
-    const written = this.pendingNonces.size;
+    this.unswept += this.pendingNonces.size;
     for (const p of this.pendingNonces.values()) s.insertNonce.run(p.keyId, p.nonce, p.expires);
     this.pendingNonces.clear();
-    // Memory forgets expired nonces by itself; the file a few at a time (rows stuck behind a straggler wait).
-    if (written > 0) s.sweepNonces.run(SWEEP_PER_WRITE * written, now);
+    // Memory forgets expired nonces by itself; the file a few per nonce written, once a second (rows stuck behind a
+    // straggler wait). A clock set back does not hold the sweep off for as long.
+    if (this.unswept > 0 && (now >= this.nextSweep || now < this.nextSweep - SWEEP_EVERY_MS)) {
+      s.sweepNonces.run(SWEEP_PER_WRITE * this.unswept, now);
+      this.unswept = 0;
+      this.nextSweep = now + SWEEP_EVERY_MS;
+    }
     for (const keyId of this.dirtyBuckets) s.putBucket.run(keyId, this.buckets.get(keyId)!);
     this.dirtyBuckets.clear();
     for (const keyId of this.dirtyQuotas) s.putQuota.run(keyId, this.quotas.day, this.quotas.used(keyId));

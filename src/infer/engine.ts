@@ -18,9 +18,11 @@ import type { ProviderProbe } from './ep-probe.js';
 import { DeviceWorker } from './device-worker.js';
 import type { Done } from './device-worker.js';
 import { loadModelDir } from './model-dir.js';
+import { checkOperators } from './provider-ops.js';
 import type { ModelDir } from './model-dir.js';
 import type { GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import { bytesPerTokenBound } from './input-bound.js';
+import { resolveSampling } from './generation-config.js';
 import { TokenizePool } from './tokenize-pool.js';
 import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
@@ -33,6 +35,8 @@ export interface EngineTuning {
   continuousAdmission?: boolean;
   /** Logits elements one prefill run may produce before it is split into sequence chunks. */
   logitsBudget?: number;
+  /** Serve the graph's logits for every position, as exported (last-logits.ts is skipped): benchmarks' baseline. */
+  fullLogits?: boolean;
   /** ONNX Runtime intra-op threads for the CPU worker (default: ONNX Runtime's, one per core). */
   intraOpThreads?: number;
   /** How long close() lets admitted requests finish (default 10 s). */
@@ -89,6 +93,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
           maxWaitMs: Math.max(0, options.maxWaitMs),
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
+          ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
         },
@@ -150,8 +155,14 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       pool?.addModel(e.spec.name, e.dir);
       info.maxContext = e.dir.config.maxContext;
       info.vocabSize = e.dir.config.vocabSize;
+      if (e.dir.config.defaultMaxNewTokens) info.defaultMaxNewTokens = e.dir.config.defaultMaxNewTokens;
       const devices = await devicesFor(e);
-      const loads = await Promise.allSettled(devices.map((d) => workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config)));
+      const loads = await Promise.allSettled(
+        devices.map(async (d) => {
+          checkOperators(e.dir!.onnxPath, e.dir!.graph.ops, d);
+          return workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config);
+        }),
+      );
       const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');
       loads.forEach((r, i) => {
         if (r.status === 'rejected' && loaded.length > 0) log('warn', `model ${e.spec.name} does not load on ${devices[i]}: ${(r.reason as Error).message}`);
@@ -182,7 +193,9 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     } catch (err) {
       info.state = 'failed';
       info.device = null;
-      info.error = (err as Error).message;
+      // The hint says what to do (another --dtype, --device cpu): operators read it in /api/v1/models and the log.
+      const hint = err instanceof GuardError ? err.hint : undefined;
+      info.error = hint ? `${(err as Error).message} (${hint})` : (err as Error).message;
       log('error', `model ${e.spec.name} failed to load: ${info.error}`, { model: e.spec.name });
     }
   }
@@ -258,7 +271,8 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) throw new EngineError('engine_failed', `maxNewTokens must be a positive integer (got ${req.maxNewTokens})`);
       const { ids, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
       const maxNewTokens = Math.min(req.maxNewTokens, e.info.maxContext - ids.length);
-      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
+      const sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
+      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
       const done = (await send(e, worker, item, req.signal)) as Done<GenerateDone>;
       const tokens = done.result.tokens;
       return { text: e.tok!.decode(tokens), promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };

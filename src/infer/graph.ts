@@ -22,6 +22,8 @@ export interface GraphInfo {
   kvDtype: FloatType;
   logitsDtype: FloatType;
   hasPositionIds: boolean;
+  /** 'last' when the logits hold one position per row (last-logits.ts, or the export's own), else 'all'. */
+  logitsPositions: 'last' | 'all';
   pastNames: string[];
   /** presentNames[i] is the output that becomes pastNames[i] on the next step. */
   presentNames: string[];
@@ -32,7 +34,11 @@ export const presentName = (layer: number, kind: 'key' | 'value') => `present.${
 
 function floatType(where: string, name: string, meta: ValueMeta): FloatType {
   if (meta.type === 'float32' || meta.type === 'float16') return meta.type;
-  throw configError(`${where}: ${name} has element type ${meta.type ?? 'non-tensor'}; only float32 and float16 are supported`, undefined, { tensor: name, type: meta.type });
+  throw configError(
+    `${where}: ${name} has element type ${meta.type ?? 'non-tensor'}; only float32 and float16 are supported`,
+    meta.type === 'bfloat16' ? 'ONNX Runtime for Node cannot exchange bfloat16 tensors: use the export\'s model.onnx (fp32) or model_fp16.onnx' : 'use an export whose past/present and logits are float32 or float16 (fp32, fp16, q4, q4f16)',
+    { tensor: name, type: meta.type },
+  );
 }
 
 /** Counts layers the graph has, from its past inputs, to say what the config should have said. */
@@ -53,10 +59,10 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
   for (const name of ['input_ids', 'attention_mask']) {
     const m = inputs.get(name);
     if (!m) throw configError(`${where}: input ${name} is missing`, 'the model must be a decoder export with KV cache (text-generation-with-past)', { tensor: name });
-    if (m.type !== 'int64') throw configError(`${where}: input ${name} is ${m.type}, expected int64`, undefined, { tensor: name });
+    if (m.type !== 'int64') throw configError(`${where}: input ${name} is ${m.type}, expected int64`, 'use an optimum / transformers.js export (int64 ids and masks)', { tensor: name, type: m.type });
   }
   const posMeta = inputs.get('position_ids');
-  if (posMeta && posMeta.type !== 'int64') throw configError(`${where}: input position_ids is ${posMeta.type}, expected int64`);
+  if (posMeta && posMeta.type !== 'int64') throw configError(`${where}: input position_ids is ${posMeta.type}, expected int64`, 'use an optimum / transformers.js export (int64 ids and masks)', { tensor: 'position_ids', type: posMeta.type });
 
   const pastNames: string[] = [];
   const presentNames: string[] = [];
@@ -65,17 +71,20 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
     for (const kind of ['key', 'value'] as const) {
       const pn = pastName(layer, kind);
       const past = inputs.get(pn);
-      if (!past) throw configError(`${where}: input ${pn} is missing (${layerHint()})`, 'fix num_hidden_layers in config.json or use the matching export', { tensor: pn });
+      if (!past) {
+        const hint = inputs.size > 0 && graphLayers(inputs) === 0 ? 'the graph has no KV cache inputs: export with past (optimum task text-generation-with-past)' : 'fix num_hidden_layers in config.json or use the matching export';
+        throw configError(`${where}: input ${pn} is missing (${layerHint()})`, hint, { tensor: pn });
+      }
       const t = floatType(where, pn, past);
-      if (kvDtype !== undefined && t !== kvDtype) throw configError(`${where}: ${pn} is ${t} but other past tensors are ${kvDtype}`);
+      if (kvDtype !== undefined && t !== kvDtype) throw configError(`${where}: ${pn} is ${t} but other past tensors are ${kvDtype}`, 'the file mixes KV element types: download it again from one export', { tensor: pn });
       kvDtype = t;
       const [, heads, , dim] = past.shape ?? [];
       if (typeof heads === 'number' && heads !== config.kvHeads) {
-        throw configError(`${where}: ${pn} has ${heads} KV heads but config.json num_key_value_heads is ${config.kvHeads}`, undefined, { tensor: pn });
+        throw configError(`${where}: ${pn} has ${heads} KV heads but config.json num_key_value_heads is ${config.kvHeads}`, 'config.json and the graph come from different exports', { tensor: pn });
       }
-      if (typeof dim === 'number' && dim !== config.headDim) throw configError(`${where}: ${pn} has head size ${dim} but config.json says ${config.headDim}`, undefined, { tensor: pn });
+      if (typeof dim === 'number' && dim !== config.headDim) throw configError(`${where}: ${pn} has head size ${dim} but config.json says ${config.headDim}`, 'config.json and the graph come from different exports', { tensor: pn });
       const on = presentName(layer, kind);
-      if (!outputs.has(on)) throw configError(`${where}: output ${on} is missing`, undefined, { tensor: on });
+      if (!outputs.has(on)) throw configError(`${where}: output ${on} is missing`, 'the model must be a decoder export with KV cache (text-generation-with-past)', { tensor: on });
       pastNames.push(pn);
       presentNames.push(on);
     }
@@ -90,7 +99,7 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
   if (unknown.length > 0) throw configError(`${where}: unsupported input${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`, 'guardctl feeds only the decoder-with-past inputs');
 
   const logits = outputs.get('logits');
-  if (!logits) throw configError(`${where}: output logits is missing`, undefined, { tensor: 'logits' });
+  if (!logits) throw configError(`${where}: output logits is missing`, 'the model must be a causal-LM export (text-generation-with-past)', { tensor: 'logits' });
   const logitsDtype = floatType(where, 'logits', logits);
   const width = logits.shape?.[2];
   if (typeof width === 'number' && width !== config.vocabSize) {
@@ -99,5 +108,6 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
       vocabSize: config.vocabSize,
     });
   }
-  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, pastNames, presentNames };
+  const logitsPositions = logits.shape?.[1] === 1 ? 'last' : 'all';
+  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, logitsPositions, pastNames, presentNames };
 }

@@ -11,6 +11,7 @@
 import type { FromWorker, WorkItem } from './protocol.js';
 import type { Kv, Runner } from './runner.js';
 import { argmax, softmaxOver } from './logits.js';
+import { TokenSampler } from './sampling.js';
 import type { EngineErrorCode } from './types.js';
 
 interface Row {
@@ -22,6 +23,8 @@ interface Row {
   live: boolean;
   /** A finished row that rides along (WebGPU): the position it is fed from then on. */
   heldAt?: number;
+  /** Absent: greedy. */
+  sampler?: TokenSampler;
 }
 
 export class ModelBatch {
@@ -75,7 +78,9 @@ export class ModelBatch {
       return;
     }
     for (const run of out.runs) this.step('prefill', items.length, run.tokens, run.ms);
-    const rows = items.map((item): Row => ({ item, admittedAt, tokens: [], next: this.padId, live: true }));
+    const rows = items.map((item): Row => ({
+      item, admittedAt, tokens: [], next: this.padId, live: true, ...(item.sampling ? { sampler: new TokenSampler(item.sampling, item.ids) } : {}),
+    }));
     try {
       this.accept(rows, out.logits);
       if (this.kv) {
@@ -164,12 +169,13 @@ export class ModelBatch {
     this.send({ type: 'kv', model: this.name, device: this.runner.device, ...now });
   }
 
-  /** Greedy choice per live row; rows that hit EOS or their token budget are answered now. */
+  /** Each live row's next token (greedy, or its sampler's); rows that hit EOS or their token budget are answered now. */
   private accept(rows: Row[], logits: Float32Array[]): void {
     rows.forEach((row, r) => {
       if (!row.live) return;
-      const token = argmax(logits[r]!);
+      const token = row.sampler ? row.sampler.pick(logits[r]!) : argmax(logits[r]!);
       if (this.eos.has(token)) return this.finish(row, 'eos');
+      row.sampler?.record(token);
       row.tokens.push(token);
       row.next = token;
       if (row.tokens.length >= row.item.maxNewTokens) this.finish(row, 'length');

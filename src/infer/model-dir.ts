@@ -4,14 +4,19 @@
  * a GUARD_E_CONFIG GuardError whose message names the file and the field, so an operator pointing guardctl at
  * a half-downloaded export learns what to fetch instead of reading an ONNX Runtime stack trace.
  *
- * The graph itself (tensor names, element types, logits width) is checked against this config by graph.ts
- * once a session exists.
+ * The graph's declared tensors (names, element types, KV shape, logits width) are checked against this config
+ * here, from the file (onnx-scan.ts, graph.ts), before ONNX Runtime sees it; the worker checks the session's own
+ * metadata again once it exists.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { GuardError } from '../core/errors.js';
 import type { Dtype } from './types.js';
-import { externalDataLocations } from './onnx-scan.js';
+import { parseGenerationDefaults } from './generation-config.js';
+import type { GenerationDefaults } from './generation-config.js';
+import { scanOnnx } from './onnx-scan.js';
+import type { OnnxSummary } from './onnx-scan.js';
+import { validateGraph } from './graph.js';
 
 export interface ModelConfig {
   layers: number;
@@ -25,6 +30,8 @@ export interface ModelConfig {
   maxContext: number;
   /** generation_config.json max_new_tokens, for callers that want the model's own default. */
   defaultMaxNewTokens?: number;
+  /** generation_config.json's sampling defaults (do_sample, temperature, top_p, top_k, repetition_penalty). */
+  generation: GenerationDefaults;
 }
 
 export interface ModelDir {
@@ -40,6 +47,8 @@ export interface ModelDir {
   chatTemplate: string;
   /** Highest token id in tokenizer.json + 1. */
   tokenizerVocab: number;
+  /** The file's operators and declared inputs/outputs (already checked against config). */
+  graph: OnnxSummary;
 }
 
 export function configError(message: string, hint?: string, details?: Record<string, unknown>): GuardError {
@@ -111,7 +120,8 @@ function parseConfig(configPath: string, config: Json, genPath: string, gen: Jso
     if (id >= vocabSize) throw configError(`${configPath}: ${what} ${id} is outside the vocabulary (vocab_size ${vocabSize})`);
   }
   const defaultMaxNewTokens = gen ? positiveInt(genPath, gen, 'max_new_tokens') : undefined;
-  return { layers, kvHeads, headDim, vocabSize, eosIds, padId, maxContext, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
+  const generation = parseGenerationDefaults(genPath, gen);
+  return { layers, kvHeads, headDim, vocabSize, eosIds, padId, maxContext, generation, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
 }
 
 /** tokenizer.json's vocabulary size: the highest id of the model vocabulary and the added tokens, plus one. */
@@ -147,7 +157,7 @@ export function onnxFileName(dtype: Dtype): string {
   return dtype === 'fp32' ? 'model.onnx' : `model_${dtype}.onnx`;
 }
 
-function locateOnnx(dir: string, dtype: Dtype): { onnxPath: string; externalData: string[] } {
+function locateOnnx(dir: string, dtype: Dtype): { onnxPath: string; externalData: string[]; graph: OnnxSummary } {
   const onnxDir = path.join(dir, 'onnx');
   const onnxPath = path.join(onnxDir, onnxFileName(dtype));
   if (!existsSync(onnxPath)) {
@@ -158,19 +168,19 @@ function locateOnnx(dir: string, dtype: Dtype): { onnxPath: string; externalData
       { dtype, available: present },
     );
   }
-  let locations: string[];
+  let graph: OnnxSummary;
   try {
-    locations = externalDataLocations(onnxPath, statSync(onnxPath).size);
+    graph = scanOnnx(onnxPath, statSync(onnxPath).size);
   } catch (err) {
-    throw configError(`${onnxPath} is not a readable ONNX model: ${(err as Error).message}`, 'the download may be truncated');
+    throw configError(`${onnxPath} is not a readable ONNX model: ${(err as Error).message}`, 'the download may be truncated: download the file again', { dtype });
   }
-  const externalData = locations.map((loc) => path.resolve(onnxDir, loc));
+  const externalData = graph.externalData.map((loc) => path.resolve(onnxDir, loc));
   for (const file of externalData) {
     if (!existsSync(file)) {
       throw configError(`${onnxPath} keeps its weights in ${file}, which is missing`, `download ${path.basename(file)} into ${onnxDir}`, { dtype });
     }
   }
-  return { onnxPath, externalData };
+  return { onnxPath, externalData, graph };
 }
 
 export function loadModelDir(dir: string, dtype: Dtype = 'fp32'): ModelDir {
@@ -191,5 +201,8 @@ export function loadModelDir(dir: string, dtype: Dtype = 'fp32'): ModelDir {
       vocabSize: config.vocabSize,
     });
   }
-  return { dir, dtype, ...locateOnnx(dir, dtype), config, tokenizerJson, tokenizerConfig, chatTemplate: template, tokenizerVocab };
+  const located = locateOnnx(dir, dtype);
+  // Before ONNX Runtime: it cannot even describe some tensors (bfloat16), and a mismatch costs a session otherwise.
+  validateGraph(located.onnxPath, config, located.graph.inputs, located.graph.outputs);
+  return { dir, dtype, ...located, config, tokenizerJson, tokenizerConfig, chatTemplate: template, tokenizerVocab };
 }

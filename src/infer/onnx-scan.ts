@@ -1,12 +1,13 @@
 /**
- * Finds the external data files an ONNX model refers to, without loading it. Exports above 2 GB keep their
- * weights in `model.onnx_data` (or `model.onnx.data`) next to the graph; ONNX Runtime resolves those paths
- * relative to the model file, but when one is missing it fails deep inside session creation with a message that
- * does not say which model directory is broken. Reading the protobuf ourselves lets the loader name the file.
+ * Reads an ONNX model's outline without loading it: the external data files it refers to, the operators it uses
+ * and its declared inputs and outputs. Exports above 2 GB keep their weights in `model.onnx_data` (or
+ * `model.onnx.data`) next to the graph; ONNX Runtime resolves those paths relative to the model file, but when
+ * one is missing it fails deep inside session creation with a message that does not say which model directory
+ * is broken. Reading the protobuf ourselves lets the loader name the file, the tensor or the operator.
  *
- * Only the path ModelProto.graph (7) -> GraphProto.initializer (5) -> TensorProto.external_data (13) is walked;
- * everything else, raw weights included, is skipped by offset, so a multi-gigabyte file costs a few thousand
- * small reads.
+ * Only ModelProto.graph (7) -> GraphProto nodes (1), initializers (5: external_data 13), inputs (11) and outputs
+ * (12) are walked; everything else, raw weights included, is skipped by offset, so a multi-gigabyte file costs a
+ * few thousand small reads.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 
@@ -87,32 +88,129 @@ function* fields(r: FileReader, from: number, to: number): Generator<Field> {
   }
 }
 
-/** The distinct `location` values of the initializers stored outside the model file, in order of appearance. */
-export function externalDataLocations(modelPath: string, fileSize: number): string[] {
-  const fd = openSync(modelPath, 'r');
-  try {
-    const r = new FileReader(fd);
-    const found = new Set<string>();
-    for (const model of fields(r, 0, fileSize)) {
-      if (model.no !== 7 || model.wire !== WIRE_LEN) continue;
-      for (const graph of fields(r, model.start, model.end)) {
-        if (graph.no !== 5 || graph.wire !== WIRE_LEN) continue;
-        for (const tensor of fields(r, graph.start, graph.end)) {
-          if (tensor.no !== 13 || tensor.wire !== WIRE_LEN) continue;
-          let key = '';
-          let value = '';
-          for (const entry of fields(r, tensor.start, tensor.end)) {
-            if (entry.wire !== WIRE_LEN) continue;
-            const text = r.bytes(entry.start, entry.end - entry.start).toString('utf8');
-            if (entry.no === 1) key = text;
-            else if (entry.no === 2) value = text;
+/** ONNX TensorProto.DataType numbers, named as ONNX Runtime's Node binding names them (ValueMetadata.type). */
+const ELEM_TYPES: Record<number, string> = {
+  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string', 9: 'bool', 10: 'float16', 11: 'float64',
+  12: 'uint32', 13: 'uint64', 14: 'complex64', 15: 'complex128', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2',
+  20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1',
+};
+
+/** A graph input or output as declared in the file: the same shape as ORT's ValueMetadata (graph.ts reads both). */
+export interface DeclaredValue {
+  name: string;
+  isTensor: boolean;
+  type?: string;
+  shape?: Array<number | string>;
+}
+
+export interface OnnxSummary {
+  /** The distinct `location` values of the initializers stored outside the model file, in order of appearance. */
+  externalData: string[];
+  /** Operators used, as `domain:op_type` ('' is the default ONNX domain) -> number of nodes, subgraphs included. */
+  ops: Map<string, number>;
+  inputs: DeclaredValue[];
+  outputs: DeclaredValue[];
+}
+
+const utf8 = (r: FileReader, f: Field) => r.bytes(f.start, f.end - f.start).toString('utf8');
+
+/** The string fields `wanted` of a message, by field number (the last occurrence wins, as in protobuf). */
+function stringFields(r: FileReader, msg: Field, wanted: readonly number[] = [1, 2]): Record<number, string | undefined> {
+  const out: Record<number, string> = {};
+  for (const f of fields(r, msg.start, msg.end)) if (f.wire === WIRE_LEN && wanted.includes(f.no)) out[f.no] = utf8(r, f);
+  return out;
+}
+
+/** ValueInfoProto: name (1), type (2) -> TypeProto.tensor_type (1) -> elem_type (1), shape (2) -> dim (1). */
+function declaredValue(r: FileReader, vi: Field): DeclaredValue {
+  const out: DeclaredValue = { name: '', isTensor: false };
+  for (const f of fields(r, vi.start, vi.end)) {
+    if (f.no === 1 && f.wire === WIRE_LEN) out.name = utf8(r, f);
+    if (f.no !== 2 || f.wire !== WIRE_LEN) continue;
+    for (const t of fields(r, f.start, f.end)) {
+      if (t.no !== 1 || t.wire !== WIRE_LEN) continue;
+      out.isTensor = true;
+      for (const tt of fields(r, t.start, t.end)) {
+        if (tt.no === 1 && tt.wire === WIRE_VARINT) {
+          const n = r.varint(tt.start)[0];
+          out.type = ELEM_TYPES[n] ?? `elem_type ${n}`;
+        } else if (tt.no === 2 && tt.wire === WIRE_LEN) {
+          out.shape = [];
+          for (const dim of fields(r, tt.start, tt.end)) {
+            if (dim.no !== 1 || dim.wire !== WIRE_LEN) continue;
+            let d: number | string = '?';
+            for (const v of fields(r, dim.start, dim.end)) {
+              if (v.no === 1 && v.wire === WIRE_VARINT) d = r.varint(v.start)[0];
+              else if (v.no === 2 && v.wire === WIRE_LEN) d = utf8(r, v);
+            }
+            out.shape.push(d);
           }
-          if (key === 'location' && value !== '') found.add(value);
         }
       }
     }
-    return [...found];
+  }
+  return out;
+}
+
+/** NodeProto op_type (4) and domain (7); AttributeProto g (6) and graphs (11) hold subgraphs (If, Loop, Scan). */
+function scanNode(r: FileReader, node: Field, ops: Map<string, number>): void {
+  for (const f of fields(r, node.start, node.end)) {
+    if (f.no !== 5 || f.wire !== WIRE_LEN) continue;
+    for (const a of fields(r, f.start, f.end)) if ((a.no === 6 || a.no === 11) && a.wire === WIRE_LEN) scanGraph(r, a, ops);
+  }
+  const { 4: op = '', 7: domain = '' } = stringFields(r, node, [4, 7]);
+  const key = `${domain === 'ai.onnx' ? '' : domain}:${op}`;
+  ops.set(key, (ops.get(key) ?? 0) + 1);
+}
+
+function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: OnnxSummary, locations?: Set<string>, initializers?: Set<string>): void {
+  for (const f of fields(r, graph.start, graph.end)) {
+    if (f.wire !== WIRE_LEN) continue;
+    if (f.no === 1) scanNode(r, f, ops);
+    else if (top && f.no === 11) top.inputs.push(declaredValue(r, f));
+    else if (top && f.no === 12) top.outputs.push(declaredValue(r, f));
+    else if (locations && f.no === 5) {
+      for (const tensor of fields(r, f.start, f.end)) {
+        if (tensor.wire !== WIRE_LEN) continue;
+        if (tensor.no === 8) initializers?.add(utf8(r, tensor));
+        if (tensor.no !== 13) continue;
+        const { 1: key, 2: value } = stringFields(r, tensor); // StringStringEntryProto
+        if (key === 'location' && value) locations.add(value);
+      }
+    }
+  }
+  // Files from IR version < 4 list initializers among the inputs too; ORT does not report those as inputs.
+  if (top && initializers?.size) top.inputs = top.inputs.filter((i) => !initializers.has(i.name));
+}
+
+/**
+ * Reads what the loader checks before ONNX Runtime sees the file: external data, operators, and the declared
+ * inputs and outputs (ORT's Node binding cannot even describe a bfloat16 input: it fails with "Unsupported data
+ * type: 16", naming no tensor). A file cut short fails here with the byte where it ends.
+ */
+export function scanOnnx(modelPath: string, fileSize: number): OnnxSummary {
+  const fd = openSync(modelPath, 'r');
+  try {
+    const r = new FileReader(fd);
+    const summary: OnnxSummary = { externalData: [], ops: new Map(), inputs: [], outputs: [] };
+    const locations = new Set<string>();
+    let graphs = 0;
+    for (const model of fields(r, 0, fileSize)) {
+      if (model.no !== 7 || model.wire !== WIRE_LEN) continue;
+      graphs++;
+      scanGraph(r, model, summary.ops, summary, locations, new Set());
+    }
+    // A file cut at a field boundary parses; one without its graph, or a graph without outputs, is still incomplete.
+    if (graphs === 0) throw new Error('the file holds no graph');
+    if (summary.outputs.length === 0) throw new Error('the graph declares no outputs');
+    summary.externalData = [...locations];
+    return summary;
   } finally {
     closeSync(fd);
   }
+}
+
+/** The distinct `location` values of the initializers stored outside the model file, in order of appearance. */
+export function externalDataLocations(modelPath: string, fileSize: number): string[] {
+  return scanOnnx(modelPath, fileSize).externalData;
 }

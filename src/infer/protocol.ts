@@ -5,6 +5,7 @@
 import type { Device, EngineErrorCode, StepEvent } from './types.js';
 import type { ModelConfig } from './model-dir.js';
 import type { FloatType } from './graph.js';
+import type { SamplingParams } from './sampling.js';
 
 export interface WorkItem {
   id: number;
@@ -13,6 +14,8 @@ export interface WorkItem {
   ids: number[];
   /** generate: answer tokens at most (already clamped to the context). */
   maxNewTokens: number;
+  /** generate: how to choose each token (sampling.ts); absent: greedy. */
+  sampling?: SamplingParams;
   /** score: the candidates' first token ids. */
   candidateIds?: number[];
   /** Epoch ms. */
@@ -29,6 +32,8 @@ export interface WorkerTuning {
   /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
   gpuStyleBatching?: boolean;
   logitsBudget?: number;
+  /** Keep the exported graph's logits for every position (no last-logits.ts rewrite). */
+  fullLogits?: boolean;
   intraOpThreads?: number;
 }
 

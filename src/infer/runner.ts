@@ -74,11 +74,13 @@ export class Runner {
     };
     if (this.graph.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [rows, seq]);
     this.graph.pastNames.forEach((name, i) => (feeds[name] = past.tensors[i]!));
-    // On WebGPU the presents are always fetched (and freed at once when not wanted): onnxruntime-node 1.30 binds
-    // outputs that have a preferred location even when they are not asked for, and then fails the run once
-    // their shape differs from the one it bound before ("The output OrtValue provided ... has shape").
+    // On WebGPU every output is always fetched (and dropped at once when not wanted): onnxruntime-node 1.30 binds
+    // each output it has returned before, asked for or not, and then fails the run once its shape differs from
+    // the bound one ("The output OrtValue provided ... has shape", or for the logits of a prefill chunk after a
+    // decode step "Tensor size mismatch. src:{8,55,151936} dst:{1,1,151936}", seen on an H200).
     const fetchKv = want.kv || this.gpu;
-    const fetches = [...(want.logits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
+    const fetchLogits = want.logits || this.gpu;
+    const fetches = [...(fetchLogits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
     const started = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
@@ -91,7 +93,8 @@ export class Runner {
     const result: { logits?: Float32Array[]; kv?: Kv; ms: number } = { ms };
     if (want.logits) {
       const logits = out.logits as ort.Tensor;
-      result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, seq, this.config.vocabSize);
+      // [rows, seq, vocab], or [rows, 1, vocab] from a graph that computes the last position only.
+      result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, logits.dims[1] ?? seq, this.config.vocabSize);
     }
     const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) } : undefined;
     if (want.kv) result.kv = presents;
@@ -107,7 +110,8 @@ export class Runner {
     const rows = prompts.length;
     const width = Math.max(...prompts.map((p) => p.length));
     const pads = prompts.map((p) => width - p.length);
-    const chunk = Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
+    // Chunks bound the logits of a run; a graph that computes the last position only needs none.
+    const chunk = this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
     let past = this.emptyPast(rows);
     const runs: PrefillRun[] = [];
     for (let from = 0; from < width; from += chunk) {

@@ -3,11 +3,15 @@
  * (src/tasks) use only this; src/infer implements it with ONNX Runtime sessions in one worker thread per
  * device. The gate never sees any of it.
  */
+import type { SamplingRequest } from './generation-config.js';
+
 export type Task = 'moderate' | 'translate';
 export type SizeClass = 'small' | 'large';
 export type Device = 'cpu' | 'webgpu';
 export type DeviceChoice = 'auto' | Device;
-export type Dtype = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+/** The weights files serve loads (--dtype): onnx/model.onnx, onnx/model_<dtype>.onnx. */
+export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16'] as const;
+export type Dtype = (typeof DTYPES)[number];
 
 /** How a translation model expects its instruction: HY-MT1.5's rule, or the template of the target language. */
 export type TranslateTemplate = 'hy-mt' | 'by-target';
@@ -44,6 +48,8 @@ export interface ModelInfo {
   /** Longest prompt + answer the model accepts (tokens). */
   maxContext: number;
   vocabSize: number;
+  /** generation_config.json's max_new_tokens, the default answer length where a request sets none. */
+  defaultMaxNewTokens?: number;
   /** Element type of the model's past/present tensors, read from the session metadata. */
   kvDtype?: 'float32' | 'float16';
   translateTemplate?: TranslateTemplate;
@@ -59,6 +65,11 @@ export interface GenerateRequest {
   /** Text appended after the rendered prompt (the assistant's answer so far): a forced prefix. */
   prefix?: string;
   maxNewTokens: number;
+  /**
+   * Sample with these parameters, the rest from the model's generation_config.json (generation-config.ts).
+   * Absent: greedy whatever the model's defaults (moderation).
+   */
+  sampling?: SamplingRequest;
   /** Aborting stops the request's decode steps at the next step boundary. */
   signal?: AbortSignal;
   /** Absolute epoch ms after which the request fails with 'timeout'. */

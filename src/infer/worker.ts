@@ -3,11 +3,15 @@
  * and their scheduler. session.run blocks the thread it runs on (onnxruntime-node runs it synchronously in a
  * setImmediate), so it never happens on the main thread, where HTTP must stay responsive.
  */
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { isGuardError } from '../core/errors.js';
 import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
+import { lastPositionLogits } from './last-logits.js';
+import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
 import type { FromWorker, ToWorker, WireError, WorkerInit } from './protocol.js';
@@ -39,15 +43,47 @@ function wire(err: unknown): WireError {
   return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
 }
 
+/**
+ * The graph as the session gets it: rewritten in memory to compute the last position's logits only
+ * (last-logits.ts), or the file as it is. A model loaded from bytes finds its external data through the
+ * session's external-initializers folder, the model's own directory.
+ */
+function modelSource(model: string, onnxPath: string, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions } {
+  if (init.tuning.fullLogits) return { source: onnxPath, options };
+  let result: ReturnType<typeof lastPositionLogits>;
+  try {
+    result = lastPositionLogits(readFileSync(onnxPath));
+  } catch (err) {
+    result = { rewritten: false, reason: (err as Error).message };
+  }
+  if (!result.rewritten) {
+    send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
+    return { source: onnxPath, options };
+  }
+  send({ type: 'log', level: 'info', message: `model ${model}: logits computed for the last position only (lm_head ${result.lmHead})` });
+  const extra = { ...(options.extra ?? {}), session: { ...((options.extra?.session as Record<string, unknown>) ?? {}), model_external_initializers_file_folder_path: dirname(onnxPath) } };
+  return { source: result.model, options: { ...options, extra } };
+}
+
 async function load(model: string, onnxPath: string, config: ModelConfig): Promise<void> {
   const started = performance.now();
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(onnxPath, sessionOptions(config));
+    const plain = sessionOptions(config);
+    const { source, options } = modelSource(model, onnxPath, plain);
+    if (typeof source === 'string') session = await ort.InferenceSession.create(source, options);
+    else {
+      try {
+        session = await ort.InferenceSession.create(source, options);
+      } catch (err) {
+        // The rewrite is an optimisation: a graph it breaks is served as exported, and the log says why.
+        send({ type: 'log', level: 'warn', message: `model ${model}: the last-position logits graph does not load (${(err as Error).message.split('\n')[0]}); serving the export as it is` });
+        session = await ort.InferenceSession.create(onnxPath, plain);
+      }
+    }
   } catch (err) {
-    // ONNX Runtime prefixes its messages with a source location; the sentence after it is what helps.
-    const reason = (err as Error).message.split('\n')[0]!.replace(/^.* was false\. /, '');
-    throw configError(`${onnxPath} cannot be loaded on ${init.device}: ${reason}`);
+    const { message, hint } = explainLoadFailure(onnxPath, init.device, (err as Error).message);
+    throw configError(message, hint);
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);

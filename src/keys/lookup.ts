@@ -110,7 +110,7 @@ export function createKeyLookup(store: KeyStore, opts: KeyLookupOptions = {}): C
 }
 
 /** Cached credentials as of time t: a rotation grace or the key's own expiry may have ended since caching. */
-function current(entry: KeyCredentials, t: number): KeyCredentials {
+export function current(entry: KeyCredentials, t: number): KeyCredentials {
   const { record } = entry;
   if (record.status !== 'active' || (record.expiresAt !== null && record.expiresAt <= t)) {
     return entry.secrets.length === 0 ? entry : { record, secrets: [] };

@@ -70,19 +70,29 @@ export function prepareSchema(db: Database, masterKey: Buffer, file: string, rea
   }
   const row = db.prepare('SELECT value FROM meta WHERE name = ?').get('check') as { value: string } | undefined;
   if (!row) throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has no check value`, { hint: `restore ${file} from a backup` });
+  verifyCheck(masterKey, row.value, `the key store ${file}`, `restore ${file} from a backup`);
+}
+
+/** A new store's check value: the master key's fingerprint without the key (it opens only under that key). */
+export function newCheckValue(masterKey: Buffer): string {
+  return seal(masterKey, CHECK_TEXT, CHECK_AAD);
+}
+
+/** Fails unless `masterKey` opens `value`, a check value written by newCheckValue(); `what` names its holder. */
+export function verifyCheck(masterKey: Buffer, value: string, what: string, restoreHint: string): void {
   let text: string;
   try {
-    text = open(masterKey, row.value, CHECK_AAD);
+    text = open(masterKey, value, CHECK_AAD);
   } catch (err) {
     if (err instanceof GuardError && err.code === 'GUARD_E_MASTER_KEY') {
-      throw new GuardError('GUARD_E_MASTER_KEY', `the master key does not open the key store ${file}`, {
+      throw new GuardError('GUARD_E_MASTER_KEY', `the master key does not open ${what}`, {
         hint: 'use the master key it was created with: GUARDCTL_MASTER_KEY, GUARDCTL_MASTER_KEY_FILE, or master.key in the data directory',
         cause: err,
       });
     }
     throw err;
   }
-  if (text !== CHECK_TEXT) throw new GuardError('GUARD_E_KEYSTORE', `the key store ${file} has an unexpected check value`, { hint: `restore ${file} from a backup` });
+  if (text !== CHECK_TEXT) throw new GuardError('GUARD_E_KEYSTORE', `${what} has an unexpected check value`, { hint: restoreHint });
 }
 
 /** A row of the keys table, as better-sqlite3 returns it. */
@@ -113,7 +123,7 @@ function migrate(db: Database, masterKey: Buffer, from: number): void {
   db.transaction(() => {
     for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
       db.exec(MIGRATIONS[v]!);
-      if (v === 1) db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('check', seal(masterKey, CHECK_TEXT, CHECK_AAD));
+      if (v === 1) db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('check', newCheckValue(masterKey));
       db.pragma(`user_version = ${v}`);
     }
   }).immediate();

@@ -4,12 +4,13 @@ import Database from 'better-sqlite3';
 import { ensurePrivateDir } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { loadMasterKey } from './master-key.js';
+import { checkGrace, checkRevocable, credentialsOf, notFound, planCreate, planRotate } from './rows.js';
 import { createStore, type KeyRow, prepareSchema, tighten, toRecord } from './schema.js';
-import { open as unseal, seal } from './seal.js';
+import { keyStatusAt } from './status.js';
 import { DEFAULT_TIERS } from './tiers.js';
-import { describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX, newKeyId, newSecret } from './token.js';
+import { selectImport, verifyExportKey, type ImportResult, type StoreDump } from './transfer.js';
+import { describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX } from './token.js';
 import type { KeyCredentials, KeyRecord, Limits, Tier } from './types.js';
-import { validateAllowIps, validateExpiry, validateKeyName, validateOverrides, validateTier } from './validate.js';
 
 export const KEYSTORE_FILE = 'keys.db';
 
@@ -45,10 +46,7 @@ export interface KeyStoreHealth {
 }
 
 /** Active, revoked, or expired (derived from expiresAt, never stored). */
-export function keyStatus(record: KeyRecord, now: number): 'active' | 'revoked' | 'expired' {
-  if (record.status === 'revoked') return 'revoked';
-  return record.expiresAt !== null && record.expiresAt <= now ? 'expired' : 'active';
-}
+export const keyStatus = keyStatusAt;
 
 /** API keys in SQLite (`<home>/keys.db`, WAL, 0600). Secrets are stored only sealed under the master key. */
 export class KeyStore {
@@ -100,19 +98,12 @@ export class KeyStore {
 
   create(input: CreateKeyInput): { record: KeyRecord; secret: string } {
     const now = this.now();
-    const name = validateKeyName(input.name);
-    validateTier(input.tier, this.tiers);
-    const allowIps = validateAllowIps(input.allowIps ?? []);
-    const overrides = validateOverrides(input.overrides ?? {});
-    const expiresAt = validateExpiry(input.expiresAt, now);
-    const id = newKeyId();
-    const secret = newSecret();
+    const { row, secret, detail } = planCreate(input, now, this.tiers, this.masterKey);
     this.write(() => {
-      this.db.prepare(`INSERT INTO keys (id, name, tier, created_at, expires_at, allow_ips, overrides, secret)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(id, name, input.tier, now, expiresAt, JSON.stringify(allowIps), JSON.stringify(overrides), seal(this.masterKey, secret, id));
-      this.audit(now, id, 'create', { name, tier: input.tier, expiresAt, allowIps, overrides });
+      this.insertRow(row);
+      this.audit(now, row.id, 'create', detail);
     });
-    return { record: this.get(id), secret };
+    return { record: this.get(row.id), secret };
   }
 
   list(): KeyRecord[] {
@@ -127,7 +118,7 @@ export class KeyStore {
     const now = this.now();
     this.write(() => {
       const row = this.row(id);
-      if (row.revoked_at !== null) throw stateError(id, `was already revoked at ${new Date(row.revoked_at).toISOString()}`);
+      checkRevocable(row);
       this.db.prepare('UPDATE keys SET revoked_at = ?, previous_secret = NULL, previous_valid_until = NULL WHERE id = ?').run(now, id);
       this.audit(now, id, 'revoke', { tier: row.tier });
     });
@@ -135,18 +126,14 @@ export class KeyStore {
   }
 
   rotate(id: string, graceMs: number): { record: KeyRecord; secret: string } {
-    if (!Number.isFinite(graceMs) || graceMs < 0) throw new GuardError('GUARD_E_USAGE', `invalid grace period ${graceMs}`, { hint: 'use 0 or a positive duration such as 24h', exitCode: 2 });
+    checkGrace(graceMs);
     const now = this.now();
-    const secret = newSecret();
+    let secret = '';
     this.write(() => {
-      const row = this.row(id);
-      if (row.revoked_at !== null) throw stateError(id, 'is revoked and cannot be rotated', 'create a new key with guardctl keys create');
-      if (row.expires_at !== null && row.expires_at <= now) throw stateError(id, 'has expired and cannot be rotated', 'create a new key with guardctl keys create');
-      // The old secret moves into the grace slot still sealed; any secret already there (an earlier rotation's) ends now.
-      const until = graceMs > 0 ? now + graceMs : null;
-      this.db.prepare('UPDATE keys SET secret = ?, previous_secret = ?, previous_valid_until = ? WHERE id = ?')
-        .run(seal(this.masterKey, secret, id), until === null ? null : row.secret, until, id);
-      this.audit(now, id, 'rotate', { graceMs, previousValidUntil: until });
+      const plan = planRotate(this.row(id), graceMs, now, this.masterKey);
+      this.db.prepare('UPDATE keys SET secret = ?, previous_secret = ?, previous_valid_until = ? WHERE id = ?').run(plan.sealed, plan.previous, plan.until, id);
+      this.audit(now, id, 'rotate', plan.detail);
+      secret = plan.secret;
     });
     return { record: this.get(id), secret };
   }
@@ -156,14 +143,7 @@ export class KeyStore {
     if (!isWellFormedToken(id, KEY_ID_PREFIX)) return undefined;
     const row = this.db.prepare('SELECT * FROM keys WHERE id = ?').get(id) as KeyRow | undefined;
     if (!row) return undefined;
-    const record = toRecord(row);
-    const now = this.now();
-    if (keyStatus(record, now) !== 'active') return { record, secrets: [] };
-    const secrets = [{ value: Buffer.from(unseal(this.masterKey, row.secret, id), 'utf8'), notAfter: null as number | null }];
-    if (row.previous_secret !== null && row.previous_valid_until !== null && row.previous_valid_until > now) {
-      secrets.push({ value: Buffer.from(unseal(this.masterKey, row.previous_secret, id), 'utf8'), notAfter: row.previous_valid_until });
-    }
-    return { record, secrets };
+    return credentialsOf(row, toRecord(row), this.now(), this.masterKey);
   }
 
   touch(id: string, at: number): void {
@@ -208,6 +188,30 @@ export class KeyStore {
     }
   }
 
+  /** Every row as stored (secrets sealed) and the whole history, for `guardctl keys export`. */
+  dump(): StoreDump {
+    return this.db.transaction(() => ({
+      check: (this.db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get('check') as string),
+      keys: this.db.prepare('SELECT * FROM keys ORDER BY created_at, id').all() as KeyRow[],
+      events: this.db.prepare('SELECT at, key_id, action, detail FROM key_events ORDER BY seq').all() as StoreDump['events'],
+    }))();
+  }
+
+  /** Writes an export's rows unchanged, in one transaction (see selectImport for what a non-empty store takes). */
+  restore(dump: StoreDump, merge: boolean): ImportResult {
+    verifyExportKey(this.masterKey, dump);
+    let result: ImportResult = { keys: 0, events: 0, skipped: [] };
+    this.write(() => {
+      const existing = new Set(this.db.prepare('SELECT id FROM keys').pluck().all() as string[]);
+      const chosen = selectImport(dump, existing, merge, `the key store ${this.path}`);
+      for (const row of chosen.keys) this.insertRow(row);
+      const ev = this.db.prepare('INSERT INTO key_events (at, key_id, action, detail) VALUES (?, ?, ?, ?)');
+      for (const e of chosen.events) ev.run(e.at, e.key_id, e.action, e.detail);
+      result = { keys: chosen.keys.length, events: chosen.events.length, skipped: chosen.skipped };
+    });
+    return result;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
@@ -215,8 +219,13 @@ export class KeyStore {
   private row(id: string): KeyRow {
     checkKeyId(id);
     const row = this.db.prepare('SELECT * FROM keys WHERE id = ?').get(id) as KeyRow | undefined;
-    if (!row) throw new GuardError('GUARD_E_KEY_NOT_FOUND', `no key has the id ${id}`, { hint: 'see the ids with guardctl keys list' });
+    if (!row) throw notFound(id);
     return row;
+  }
+
+  private insertRow(r: KeyRow): void {
+    this.db.prepare(`INSERT INTO keys (id, name, tier, created_at, expires_at, revoked_at, last_used_at, allow_ips, overrides, secret, previous_secret, previous_valid_until)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, r.name, r.tier, r.created_at, r.expires_at, r.revoked_at, r.last_used_at, r.allow_ips, r.overrides, r.secret, r.previous_secret, r.previous_valid_until);
   }
 
   private write(fn: () => void): void {
@@ -233,8 +242,4 @@ export class KeyStore {
 export function checkKeyId(id: string): void {
   const problem = describeTokenProblem(id, KEY_ID_PREFIX);
   if (problem) throw new GuardError('GUARD_E_TOKEN', `that key id is not valid: ${problem}`, { hint: 'copy the id again from guardctl keys list' });
-}
-
-function stateError(id: string, what: string, hint = 'see its state with guardctl keys show ' + id): GuardError {
-  return new GuardError('GUARD_E_KEY_STATE', `key ${id} ${what}`, { hint });
 }

@@ -32,6 +32,13 @@ export interface SiteFlags {
   httpsPort?: string;
   listenAddress?: string;
   nginxBin?: string;
+  maxFails?: string;
+  failTimeout?: string;
+}
+
+function checkCount(text: string, flag: string): number {
+  if (!/^\d{1,4}$/.test(text)) throw usageError(`${flag} must be a whole number, got "${text}"`);
+  return Number(text);
 }
 
 /** The site name the flags give (--name, else the first domain). */
@@ -89,5 +96,7 @@ export async function siteOptionsFrom(flags: SiteFlags, env: { home: string; sni
     httpsPort: flags.httpsPort === undefined ? undefined : checkPort(flags.httpsPort, '--https-port'),
     listenAddress: flags.listenAddress,
     snippetsDir: env.snippetsDir,
+    maxFails: flags.maxFails === undefined ? undefined : checkCount(flags.maxFails, '--max-fails'),
+    failTimeout: flags.failTimeout,
   };
 }

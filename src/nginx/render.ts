@@ -74,6 +74,10 @@ export interface SiteOptions {
   snippetsDir: string;
   /** Idle keepalive connections per worker to the upstream (default 16). */
   keepalive?: number;
+  /** With several upstreams (a pool): failed attempts within failTimeout before a daemon rests (default 3). */
+  maxFails?: number;
+  /** With several upstreams: the window for maxFails, and how long a failed daemon rests (default "10s"). */
+  failTimeout?: string;
 }
 
 export interface RenderedSite {
@@ -92,6 +96,11 @@ export function defaultSiteName(domains: string[]): string {
 
 function checkKeepalive(n: number): number {
   if (!Number.isInteger(n) || n < 1 || n > 10_000) throw usageError(`keepalive ${n} is not a number of connections (1-10000)`);
+  return n;
+}
+
+function checkMaxFails(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw usageError(`--max-fails ${n} is not a number of failed attempts (1-1000)`);
   return n;
 }
 
@@ -119,12 +128,17 @@ function buildView(o: SiteOptions) {
   const upstreams = o.upstreams.map(checkUpstream);
   const basePath = prefix === '/' ? '' : prefix.slice(0, -1);
   const firstPort = /:(\d+)$/.exec(upstreams[0]!)?.[1];
+  const pool = upstreams.length > 1;
   return {
     name,
     id: `guardctl_${name.replace(/[^A-Za-z0-9_]/g, '_')}`,
     serverNames: domains.join(' '),
     upstreams,
     keepalive: checkKeepalive(o.keepalive ?? 16),
+    pool,
+    maxFails: checkMaxFails(o.maxFails ?? 3),
+    failTimeout: checkTime(o.failTimeout ?? '10s'),
+    nextTries: upstreams.length,
     path: prefix,
     basePath,
     daemonPort: firstPort!,

@@ -33,7 +33,8 @@ export interface Moderation extends GuardVerdict {
 }
 
 export const SCORE_PREFIX = 'Safety:';
-const CANDIDATES = LEVELS.map((l) => ` ${LEVEL_LABELS[l]}`);
+/** The label continuations the fast path scores after SCORE_PREFIX. */
+export const CANDIDATES = LEVELS.map((l) => ` ${LEVEL_LABELS[l]}`);
 
 export class ModerationInputError extends Error {}
 

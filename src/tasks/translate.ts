@@ -1,4 +1,5 @@
 import type { Engine, TranslateTemplate } from '../infer/types.js';
+import type { SamplingRequest } from '../infer/generation-config.js';
 import { isChinese, language, type Language } from './languages.js';
 
 /**
@@ -69,11 +70,12 @@ export interface Translation {
 export async function translate(
   engine: Engine,
   input: TranslateInput,
-  opts: { model: string; template: TranslateTemplate; maxNewTokens: number; signal?: AbortSignal; deadline?: number },
+  opts: { model: string; template: TranslateTemplate; maxNewTokens: number; sampling?: SamplingRequest; signal?: AbortSignal; deadline?: number },
 ): Promise<Translation> {
   const content = translationPrompt(input, opts.template);
+  // A translation samples as the model's generation_config says, unless the request overrides it.
   const out = await engine.generate({
-    model: opts.model, messages: [{ role: 'user', content }], maxNewTokens: opts.maxNewTokens, signal: opts.signal, deadline: opts.deadline,
+    model: opts.model, messages: [{ role: 'user', content }], maxNewTokens: opts.maxNewTokens, sampling: opts.sampling ?? {}, signal: opts.signal, deadline: opts.deadline,
   });
   const result = input.preserveFormat ? unwrapFormatted(out.text) : out.text.trim();
   return { result, promptTokens: out.promptTokens, outputTokens: out.outputTokens };

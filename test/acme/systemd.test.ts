@@ -58,3 +58,19 @@ test('systemd quoting: words with spaces, quotes, % and $ survive systemd\'s par
   assert.match(units['guardctl-renew.service'], /^ProtectHome=read-only$/m, 'a data directory under /root stays reachable');
   assert.match(units['guardctl-renew.service'], /^User=guard$/m);
 });
+
+test('issue 13.4: systemd render --state/--keys put the shared stores in guardctl.service, never a password', async (t) => {
+  const home = tempDir(t);
+  const r = await runCli(['--home', home, '--json', 'systemd', 'render', '--bin', BIN, '--state', 'redis://10.0.0.5:6379/0', '--keys', 'postgres://guardctl@10.0.0.6:5432/guardctl?sslmode=verify-full']);
+  assert.equal(r.code, 0, r.stderr);
+  const daemon = r.json<{ files: Array<{ name: string; content: string }> }>().files.find((f) => f.name === 'guardctl.service')!.content;
+  assert.match(daemon, /^Environment=GUARDCTL_STATE=redis:\/\/10\.0\.0\.5:6379\/0$/m);
+  assert.match(daemon, /^Environment="GUARDCTL_KEYS=postgres:\/\/guardctl@10\.0\.0\.6:5432\/guardctl\?sslmode=verify-full"$/m);
+  for (const [flag, url] of [['--keys', 'postgres://guardctl:s3cret@db/guardctl'], ['--state', 'redis://:s3cret@cache:6379']]) {
+    const refused = await runCli(['--home', home, '--json', 'systemd', 'render', '--bin', BIN, flag!, url!]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.json().error.hint, /EnvironmentFile/);
+    assert.doesNotMatch(refused.stdout + refused.stderr, /s3cret/);
+  }
+  assert.equal((await runCli(['--home', home, 'systemd', 'render', '--bin', BIN, '--keys', 'mysql://x'])).code, 2);
+});

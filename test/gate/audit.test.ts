@@ -34,7 +34,7 @@ test('an audit line is exactly JSON.stringify of the record, escapes, nulls and 
     status: 200, reason: null, latency_ms: 0.125, input_bytes: 10, output_bytes: 20, client_net: '203.0.113.0/24',
   };
   const odd: AuditRecord = {
-    ...full, request_id: 'quote " backslash \\ newline \n tab \t nul \u0000 \u2028', key_id: null, tier: null, model: 'm\u{1F600}\uD800',
+    ...full, request_id: 'quote " backslash \\ newline \n tab \t nul \u0000 \u2028 del \u007f edges ! # [ ] ~ \u0080', key_id: null, tier: null, model: 'm\u{1F600}\uD800',
     reason: 'bad_signature', status: -0, latency_ms: Number.NaN, input_bytes: Infinity, output_bytes: 1e21,
   };
   for (const r of [full, odd]) {

@@ -40,6 +40,9 @@ test('1. missing and malformed headers are 401 missing_auth / malformed_auth', a
     [{ 'x-nonce': 'short' }, /X-Nonce/],
     [{ 'x-nonce': 'has space in it' }, /X-Nonce/],
     [{ 'x-signature': 'ABCDEF'.repeat(10) + 'ABCD' }, /X-Signature/],
+    // Both ends of each hex range, and the length, lie on the lowercase-hex check's edges.
+    ...['0'.repeat(63), 'f'.repeat(65), ...['/', ':', '`', 'g'].map((c) => c + '9a'.repeat(31) + 'a')]
+      .map((sig): [Record<string, string>, RegExp] => [{ 'x-signature': sig }, /X-Signature/]),
     [{ 'x-signature-version': '3' }, /X-Signature-Version/],
   ];
   for (const [headers, message] of cases) {

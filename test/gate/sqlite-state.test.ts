@@ -67,6 +67,29 @@ test('sqlite: expired rows are deleted a few per write, and at start', async (t)
   assert.equal(state.heldBy('gk_b'), 10);
 });
 
+test('sqlite: expired rows leave the file at most once a second, four per nonce written since the last sweep', async (t) => {
+  const file = path.join(tempDir(t), 'gate-state.db');
+  const clock = { now: Date.UTC(2026, 0, 1, 12, 0, 0) };
+  const state = SqliteGateState.open({ file, nonceCapacity: 10_000, authFailures: POLICY, clock: () => clock.now });
+  t.after(() => state.close());
+  const rows = () => state.storedNonces();
+  const commit = async (prefix: string, n: number) => {
+    for (let i = 0; i < n; i++) state.recordNonce('gk_a', `${prefix}-${i}`, 1000, 10_000);
+    await state.durable();
+  };
+  await commit('old-nonce', 100);
+  clock.now += 1000;
+  await commit('first', 5);
+  assert.equal(rows(), 100 - 20 + 5, 'the first commit of a second sweeps');
+  clock.now += 999;
+  await commit('second', 5);
+  await commit('third', 5);
+  assert.equal(rows(), 85 + 10, 'later commits within that second sweep nothing');
+  clock.now += 1;
+  await commit('fourth', 1);
+  assert.equal(rows(), 95 + 1 - 4 * 11, 'the next sweep makes up for every nonce written since');
+});
+
 test('sqlite: nonces recorded in one turn of the event loop are committed together; until then a second record is a replay', async (t) => {
   const file = path.join(tempDir(t), 'gate-state.db');
   const state = SqliteGateState.open({ file, nonceCapacity: 1000, authFailures: POLICY });

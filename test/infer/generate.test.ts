@@ -117,9 +117,10 @@ test('batched answers equal unbatched ones (12 mixed prompts sent at once, left 
   // two arrivals on a busy machine. maxWaitMs only bounds the warm-up's lone request (which waits it out).
   const batched = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS });
   const single = await startEngine(t, [guard(), mt()], { maxBatch: 1, maxWaitMs: 0 });
-  // A logits budget of 16 rows of the vocabulary: a batch of 6 prompts is prefilled 2 positions at a time.
-  // And batches run as on WebGPU: finished rows stay in the batch (fed the pad token) until all are done.
-  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, logitsBudget: 16 * 4096, gpuStyleBatching: true });
+  // The graphs as exported (logits for every position) and a logits budget of 16 rows of the vocabulary: a batch
+  // of 6 prompts is prefilled 2 positions at a time. And batches run as on WebGPU: finished rows stay in the
+  // batch (fed the pad token) until all are done.
+  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, logitsBudget: 16 * 4096, gpuStyleBatching: true, fullLogits: true });
   const run = (engine: typeof batched.engine) => Promise.all(MIXED.map((m) => engine.generate({ ...m, maxNewTokens: 40 })));
   batched.steps.length = 0;
   single.steps.length = 0;

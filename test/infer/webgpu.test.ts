@@ -85,3 +85,25 @@ test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when 
     assert.equal((await gpu.engine.generate({ model: 'mt', messages: toChinese('We like cats.'), maxNewTokens: 16 })).text, '我们喜欢猫。');
   });
 });
+
+// Found on an H200: a batch of 8 long prompts, whose prefill runs in sequence chunks (the logits budget), failed
+// with "Tensor size mismatch. src:{8,55,151936} dst:{1,1,151936}" after a batch-1 decode. onnxruntime-node
+// binds every output it has seen, fetched or not, and the chunks that fetch no logits still produce them.
+test('webgpu: a prefill in sequence chunks after a decode of another shape', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
+  if (!(await webgpuAvailable(t))) return;
+  const text = 'We like cats and we like dogs. '.repeat(4);
+  // The graph as exported: with logits for every position, a long prefill runs in chunks of the logits budget.
+  const tuning = { maxBatch: 3, maxWaitMs: BATCH_FILL_MS, logitsBudget: 3 * 4096 * 7, fullLogits: true };
+  const cpu = await startEngine(t, [mt()], tuning);
+  const gpu = await startEngine(t, [{ ...mt(), device: 'webgpu' }], tuning);
+  const lone = { model: 'mt', messages: toChinese('We like cats.'), maxNewTokens: 4 };
+  const three = () => Array.from({ length: 3 }, () => ({ model: 'mt', messages: toChinese(text), maxNewTokens: 4 }));
+  for (const engine of [cpu.engine, gpu.engine]) await engine.generate(lone);
+  gpu.steps.length = 0;
+  const [onCpu, onGpu] = [await Promise.all(three().map((r) => cpu.engine.generate(r))), await Promise.all(three().map((r) => gpu.engine.generate(r)))];
+  assert.deepEqual(onGpu.map((r) => r.text), onCpu.map((r) => r.text));
+  const prefills = gpu.steps.filter((s) => s.kind === 'prefill');
+  // More events than the three rows could make as separate batches: the batch prefilled in several chunks.
+  assert.ok(prefills.length > 3, `the prefill ran in chunks: ${JSON.stringify(prefills)}`);
+  await until(gpu.engine, 'mt', (m) => m.gpuTensorsHeld === 0 && m.kvCacheBytes === 0);
+});

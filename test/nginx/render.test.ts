@@ -91,7 +91,10 @@ test('site: maps outside server blocks, absolute includes, 308 to https, ACME ex
   assert.match(r.site, /location \/guard\/ \{\n {8}allow 10\.0\.0\.0\/8;\n {8}allow 2001:db8::\/32;\n {8}allow 127\.0\.0\.1;\n {8}deny all;\n {8}limit_req zone=guardctl_guard_example_com burst=5 nodelay;\n {8}limit_req_status 429;/);
   assert.match(r.site, /proxy_pass http:\/\/guardctl_guard_example_com;\n/, 'proxy_pass without a URI: no rewriting');
   assert.match(r.site, /--base-path \/guard/);
-  assert.match(r.site, /upstream guardctl_guard_example_com \{\n {4}server 127\.0\.0\.1:7860;\n {4}server 127\.0\.0\.1:7861;\n {4}keepalive 16;/);
+  // Two upstreams make a pool (issue 13.4): least_conn, passive health, and retries on connection errors only.
+  assert.match(r.site, /upstream guardctl_guard_example_com \{\n(?: {4}#.*\n)* {4}least_conn;\n {4}server 127\.0\.0\.1:7860 max_fails=3 fail_timeout=10s;\n {4}server 127\.0\.0\.1:7861 max_fails=3 fail_timeout=10s;\n {4}keepalive 16;/);
+  assert.match(r.snippets['proxy.conf']!, /\nproxy_next_upstream error timeout;\nproxy_next_upstream_tries 2;\n/);
+  assert.doesNotMatch(r.snippets['proxy.conf']!, /^[^#]*(non_idempotent|http_50\d)/m, 'a POST that reached a daemon is never sent to another');
   const proxy = r.snippets['proxy.conf']!;
   for (const line of ['proxy_http_version 1.1;', 'proxy_set_header Connection $guardctl_connection_upgrade;', 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
     'proxy_set_header X-Forwarded-Proto $scheme;', 'proxy_set_header X-Forwarded-Host $host;', 'proxy_set_header X-Real-IP $remote_addr;', 'proxy_buffering off;', 'proxy_read_timeout 600s;']) {

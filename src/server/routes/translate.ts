@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { resolveLanguages, translate, TranslateInputError } from '../../tasks/translate.js';
 import { ApiError } from '../errors.js';
+import { SAMPLING_FIELDS, samplingFromBody, type SamplingBody } from '../sampling-params.js';
 import { boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
-interface TranslateBody {
+interface TranslateBody extends SamplingBody {
   text: string;
   model?: string;
   terms?: Record<string, string>;
@@ -37,6 +38,7 @@ export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
         // Also accepted in the body, for clients that send every parameter there (never in both places).
         source_lang: lang,
         target_lang: lang,
+        ...SAMPLING_FIELDS,
       },
     },
     querystring: {
@@ -65,13 +67,15 @@ export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     }
     if (body.text.trim() === '') throw new ApiError(422, 'invalid_request', 'text must not be empty', { field: 'text' });
     const model = modelFor(ctx, 'translate', request);
+    const cap = ctx.config.maxNewTokens.translate;
+    const { sampling, maxTokens } = samplingFromBody(body, { maxTokens: cap, vocabSize: model.vocabSize });
     const controller = clientSignal(request, reply);
     const inferStart = performance.now();
     try {
       const out = await translate(ctx.engine, {
         text: body.text, source, target, terms: body.terms, context: body.context, preserveFormat,
       }, {
-        model: model.name, template: model.translateTemplate ?? 'hy-mt', maxNewTokens: ctx.config.maxNewTokens.translate,
+        model: model.name, template: model.translateTemplate ?? 'hy-mt', maxNewTokens: maxTokens ?? Math.min(cap, model.defaultMaxNewTokens ?? cap), sampling,
         signal: controller.signal, deadline: Date.now() + ctx.config.inferenceTimeoutMs,
       });
       return {
