@@ -2,6 +2,8 @@ import os from 'node:os';
 import { GuardError, usageError } from '../core/errors.js';
 import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
+import type { StateKind } from '../gate/open-state.js';
+import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
 import { parseKeyStore, type KeyStoreSpec } from '../keys/backend.js';
 
 /**
@@ -42,8 +44,8 @@ export interface ServeSettings {
   tlsKey?: string;
   insecureNoAuth: boolean;
   auditFile?: string;
-  /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, or memory. */
-  state: 'sqlite' | 'memory';
+  /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, memory, or Redis/Valkey. */
+  state: StateKind;
   /** Where keys live: sqlite (<home>/keys.db) or a postgres:// URL shared by several daemons. */
   keys: KeyStoreSpec;
   /** With PostgreSQL: how long cached keys keep working once it stops answering (0: refuse at once). */
@@ -53,6 +55,14 @@ export interface ServeSettings {
 const oneOf = <T extends string>(values: readonly T[]) => (text: string, where: string): T => {
   if (!(values as readonly string[]).includes(text)) throw usageError(`${where} must be one of ${values.join(', ')}, got "${text}"`);
   return text as T;
+};
+const stateKind = (text: string, where: string): StateKind => {
+  if (isRedisUrl(text)) {
+    parseRedisStateUrl(text, where);
+    return text as StateKind;
+  }
+  if (text !== 'sqlite' && text !== 'memory') throw usageError(`${where} must be one of sqlite, memory, or a redis://[user:pass@]host:port[/db] URL, got "${text}"`);
+  return text;
 };
 const int = (text: string, where: string) => parsePositiveInt(text, where);
 const ms = (text: string, where: string) => (/^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text, where));
@@ -92,7 +102,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'tlsCert', flag: '--tls-cert <file>', env: 'GUARDCTL_TLS_CERT', configKey: 'tls_cert', description: 'serve HTTPS with this certificate chain (reloaded on SIGHUP and change)', default: undefined, parse: text },
   { key: 'tlsKey', flag: '--tls-key <file>', env: 'GUARDCTL_TLS_KEY', configKey: 'tls_key', description: 'the private key for --tls-cert', default: undefined, parse: text },
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
-  { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts) or memory (lost on restart)', default: 'sqlite', parse: oneOf(['sqlite', 'memory'] as const) },
+  { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
   { key: 'keys', flag: '--keys <store>', env: 'GUARDCTL_KEYS', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
   { key: 'keysStaleMs', flag: '--keys-stale <dur>', env: 'GUARDCTL_KEYS_STALE', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)) },
   { key: 'auditFile', flag: '--audit-file <file>', env: 'GUARDCTL_AUDIT_FILE', configKey: 'audit_file', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
