@@ -89,6 +89,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
     maxBatchTokens: settings.maxBatchTokens,
+    ...(settings.batchWait === 'always' ? { idleWait: true } : {}),
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,
     intraOpThreads: settings.threads,

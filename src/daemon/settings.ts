@@ -33,6 +33,7 @@ export interface ServeSettings {
   maxWaitMs: number;
   /** Padded tokens (rows x longest prompt) one prefill may process. */
   maxBatchTokens: number;
+  batchWait: 'busy' | 'always';
   maxQueue: number;
   maxInputTokens: number;
   maxNewTokens: number;
@@ -91,6 +92,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'threads', flag: '--threads <n|auto>', env: 'GUARDCTL_THREADS', configKey: 'threads', description: 'ONNX Runtime CPU threads; auto leaves one core to HTTP and the gate', default: 'auto', parse: (t, w) => (t === 'auto' ? autoThreads() : int(t, w)) },
   { key: 'maxBatch', flag: '--max-batch <n>', env: 'GUARDCTL_MAX_BATCH', configKey: 'max_batch', description: 'most sequences decoded together', default: '32', parse: int },
   { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a batch forming behind a busy device waits for more requests (an idle device starts at once)', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
+  { key: 'batchWait', flag: '--batch-wait <when>', env: 'GUARDCTL_BATCH_WAIT', configKey: 'batch_wait', description: 'when a forming batch waits --max-wait-ms: busy (behind a busy device only) or always (a lone request waits too: throughput over latency)', default: 'busy', parse: oneOf(['busy', 'always'] as const) },
   { key: 'maxBatchTokens', flag: '--max-batch-tokens <n>', env: 'GUARDCTL_MAX_BATCH_TOKENS', configKey: 'max_batch_tokens', description: 'most tokens one prefill processes, padding included (rows x longest prompt)', default: '16384', parse: int },
   { key: 'maxQueue', flag: '--max-queue <n>', env: 'GUARDCTL_MAX_QUEUE', configKey: 'max_queue', description: 'waiting requests per device before 503', default: '256', parse: int },
   { key: 'maxInputTokens', flag: '--max-input-tokens <n>', env: 'GUARDCTL_MAX_INPUT_TOKENS', configKey: 'max_input_tokens', description: 'longest prompt accepted (422 beyond)', default: '2048', parse: int },
