@@ -123,7 +123,8 @@ test('three daemons, one Redis, one nginx: nonces, --daily, Redis stopped mid-lo
   };
   const args = (i: number, extra: string[] = []) => ['--device', 'cpu', '--threads', '1', '--state', stateUrl(redis.url), '--audit-file', path.join(home, `audit-${i}.jsonl`), ...extra];
   // The fourth daemon's batches wait up to 20 s for company even on an idle device (--batch-wait always): two
-  // requests sent to it alone sit in its engine, holding their slots, until it is killed (its warm-up waits it out once, in parallel with the others' starts).
+  // requests sent to it alone sit in its engine, holding their slots, until it is killed (its warm-up waits it
+  // out once, in parallel with the others' starts).
   const started = await Promise.all([0, 1, 2].map((i) => serveProcess(home, args(i))).concat(serveProcess(home, args(3, ['--max-batch', '64', '--max-wait-ms', '20000', '--batch-wait', 'always']))));
   const procs: ServeProcess[] = started;
   cleanup.after(async () => {
