@@ -10,6 +10,8 @@
  *     answer text) one request at a time vs transformers.js one prompt at a time (target >= 1.2x), and at
  *     concurrency 32 vs transformers.js at its best batch (target >= 2.5x); three runs, order alternating, each
  *     ratio from one run.
+ *  6. three `guardctl serve` processes behind one real nginx against one of them alone (bench/pool.ts): demo models,
+ *     --threads 1, one redis-server for the state, signed moderations at concurrency 32, alternating rounds.
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
  * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
@@ -25,6 +27,7 @@ import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
 import { stateLabel } from './redis.js';
 import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, stateKinds } from './setup.js';
+import { poolAgainstOne } from './pool.js';
 import { loadPeer } from './transformers-peer.js';
 
 const PROMPTS = [
@@ -115,6 +118,9 @@ async function main(): Promise<void> {
 
     // 5. transformers.js
     if (runs(5)) await againstTransformersJs(keys);
+
+    // 6. Several daemons behind nginx
+    if (runs(6)) await poolAgainstOne(say, rows);
   } finally {
     agent.destroy();
     for (const srv of servers) await srv.app.close();
