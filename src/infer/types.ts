@@ -7,7 +7,7 @@ export type Task = 'moderate' | 'translate';
 export type SizeClass = 'small' | 'large';
 export type Device = 'cpu' | 'webgpu';
 export type DeviceChoice = 'auto' | Device;
-export type Dtype = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+export type Dtype = 'fp32' | 'fp16' | 'q4' | 'q4f16' | 'int8';
 
 /** How a translation model expects its instruction: HY-MT1.5's rule, or the template of the target language. */
 export type TranslateTemplate = 'hy-mt' | 'by-target';
