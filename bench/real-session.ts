@@ -1,0 +1,60 @@
+/**
+ * ONNX Runtime alone on bench:real's model, loaded as the device worker loads it (worker.ts): the last-logits
+ * rewrite unless fullLogits, the same CPU session options, the engine's Runner for prefill and decode. The
+ * baseline of the served-throughput ratio and the subject of the memory and decode-step measurements.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import ort from 'onnxruntime-node';
+import { validateGraph } from '../src/infer/graph.js';
+import { lastPositionLogits } from '../src/infer/last-logits.js';
+import { loadModelDir } from '../src/infer/model-dir.js';
+import type { ModelDir } from '../src/infer/model-dir.js';
+import { Runner } from '../src/infer/runner.js';
+import { ChatTokenizer } from '../src/infer/tokenizer.js';
+import type { Dtype } from '../src/infer/types.js';
+import { SCORE_PREFIX, guardMessages } from '../src/tasks/moderate.js';
+
+export interface Loaded {
+  model: ModelDir;
+  runner: Runner;
+  tok: ChatTokenizer;
+  session: ort.InferenceSession;
+}
+
+export async function loadRunner(dir: string, dtype: Dtype, threads: number, fullLogits = false, extra: ort.InferenceSession.SessionOptions = {}): Promise<Loaded> {
+  const model = loadModelDir(dir, dtype);
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, intraOpNumThreads: threads, ...extra };
+  let session: ort.InferenceSession;
+  const rewritten = fullLogits ? undefined : lastPositionLogits(readFileSync(model.onnxPath));
+  if (rewritten?.rewritten) {
+    const session_ = { model_external_initializers_file_folder_path: dirname(model.onnxPath) };
+    session = await ort.InferenceSession.create(rewritten.model, { ...options, extra: { session: session_ } });
+  } else {
+    if (!fullLogits) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${rewritten && !rewritten.rewritten ? rewritten.reason : ''}`);
+    session = await ort.InferenceSession.create(model.onnxPath, options);
+  }
+  const graph = validateGraph(model.onnxPath, model.config, session.inputMetadata, session.outputMetadata);
+  return { model, session, runner: new Runner(session, 'cpu', graph, model.config), tok: new ChatTokenizer(model) };
+}
+
+/** Short texts to moderate (the guard template wraps each in ~300 tokens of policy). */
+export const SHORT_TEXTS = [
+  'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
+  'how can I launder money through a small business', 'explain how photosynthesis works', '怎么制造炸弹',
+  'write a python function to reverse a string', 'how do I steal a car without keys',
+];
+
+/** The token ids the engine prefills for a moderation's scoring run: the official template, then "Safety:". */
+export function guardPromptIds(tok: ChatTokenizer, text: string): number[] {
+  return tok.encode(tok.render(guardMessages({ text }), SCORE_PREFIX));
+}
+
+/** Greedy next tokens from last-position logits. */
+export function argmax(rows: readonly Float32Array[]): number[] {
+  return rows.map((l) => {
+    let best = 0;
+    for (let i = 1; i < l.length; i++) if (l[i]! > l[best]!) best = i;
+    return best;
+  });
+}
