@@ -1,6 +1,7 @@
 /**
  * ONNX Runtime alone on bench:real's model, loaded as the device worker loads it (worker.ts): the last-logits
- * rewrite unless fullLogits, the same CPU session options, the engine's Runner for prefill and decode. The
+ * rewrite unless fullLogits, the present-delta outputs unless fullPresents, the same CPU session options, the
+ * engine's Runner for prefill and decode. The
  * baseline of the served-throughput ratio and the subject of the memory and decode-step measurements.
  */
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import ort from 'onnxruntime-node';
 import { validateGraph } from '../src/infer/graph.js';
 import { lastPositionLogits } from '../src/infer/last-logits.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
+import { addPresentDeltas } from '../src/infer/present-delta.js';
 import type { ModelDir } from '../src/infer/model-dir.js';
 import { Runner } from '../src/infer/runner.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
@@ -22,20 +24,29 @@ export interface Loaded {
   session: ort.InferenceSession;
 }
 
-export async function loadRunner(dir: string, dtype: Dtype, threads: number, fullLogits = false, extra: ort.InferenceSession.SessionOptions = {}): Promise<Loaded> {
+export interface LoadChoices {
+  fullLogits?: boolean;
+  fullPresents?: boolean;
+  extra?: ort.InferenceSession.SessionOptions;
+}
+
+export async function loadRunner(dir: string, dtype: Dtype, threads: number, choices: LoadChoices = {}): Promise<Loaded> {
   const model = loadModelDir(dir, dtype);
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, intraOpNumThreads: threads, ...extra };
-  let session: ort.InferenceSession;
-  const rewritten = fullLogits ? undefined : lastPositionLogits(readFileSync(model.onnxPath));
-  if (rewritten?.rewritten) {
-    const session_ = { model_external_initializers_file_folder_path: dirname(model.onnxPath) };
-    session = await ort.InferenceSession.create(rewritten.model, { ...options, extra: { session: session_ } });
-  } else {
-    if (!fullLogits) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${rewritten && !rewritten.rewritten ? rewritten.reason : ''}`);
-    session = await ort.InferenceSession.create(model.onnxPath, options);
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, intraOpNumThreads: threads, ...choices.extra };
+  let bytes: Uint8Array = readFileSync(model.onnxPath);
+  if (!choices.fullLogits) {
+    const r = lastPositionLogits(bytes);
+    if (!r.rewritten) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
+    bytes = r.model;
   }
+  if (!choices.fullPresents) {
+    const r = addPresentDeltas(bytes);
+    if (!r.rewritten) throw new Error(`the present-delta rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
+    bytes = r.model;
+  }
+  const session = await ort.InferenceSession.create(bytes, { ...options, extra: { session: { model_external_initializers_file_folder_path: dirname(model.onnxPath) } } });
   const graph = validateGraph(model.onnxPath, model.config, session.inputMetadata, session.outputMetadata);
-  return { model, session, runner: new Runner(session, 'cpu', graph, model.config), tok: new ChatTokenizer(model) };
+  return { model, session, runner: new Runner(session, 'cpu', graph, model.config, undefined, !choices.fullPresents), tok: new ChatTokenizer(model) };
 }
 
 /** Short texts to moderate (the guard template wraps each in ~300 tokens of policy). */

@@ -20,8 +20,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEngine } from '../src/infer/engine.js';
+import { loadModelDir } from '../src/infer/model-dir.js';
+import { ChatTokenizer } from '../src/infer/tokenizer.js';
 import type { EngineTuning } from '../src/infer/engine.js';
 import type { Dtype, EngineOptions } from '../src/infer/types.js';
+import { GuardOutputError } from '../src/tasks/guard-output.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { BENCH_DTYPES, benchModelDir } from './real-model.js';
 import { SHORT_TEXTS, argmax, guardPromptIds, loadRunner } from './real-session.js';
@@ -52,16 +55,23 @@ async function engineChild(dir: string, dtype: Dtype, mode: PrefixMode): Promise
   const failed = engine.models().find((m) => m.state !== 'ready');
   if (failed) throw new Error(`model did not load: ${JSON.stringify(failed)}`);
   const loadedRss = process.memoryUsage().rss;
-  const one = (i: number) => moderate(engine, guardMessages({ text: SHORT_TEXTS[i % SHORT_TEXTS.length]! }), { model: 'guard', ...OPTS });
+  const promptTokens = guardPromptIds(new ChatTokenizer(loadModelDir(dir, dtype)), SHORT_TEXTS[0]!).length;
+  // Random weights answer with random tokens, which the verdict parser refuses after the work is done: such an
+  // answer counts, with the most tokens it may have (random weights almost never stop early).
+  let unparsed = 0;
+  const one = (i: number) =>
+    moderate(engine, guardMessages({ text: SHORT_TEXTS[i % SHORT_TEXTS.length]! }), { model: 'guard', ...OPTS }).catch((err: unknown) => {
+      if (!(err instanceof GuardOutputError)) throw err;
+      unparsed++;
+      return { outputTokens: OPTS.maxNewTokens, promptTokens: 0 };
+    });
   const latencies: number[] = [];
   let outputTokens = 0;
-  let promptTokens = 0;
   for (let i = 0; i < LATENCY_RUNS; i++) {
     const started = performance.now();
     const m = await one(i);
     latencies.push(performance.now() - started);
     outputTokens += m.outputTokens;
-    promptTokens = m.promptTokens;
   }
   const throughput: Record<number, number> = {};
   for (const c of CONCURRENCY) {
@@ -72,7 +82,7 @@ async function engineChild(dir: string, dtype: Dtype, mode: PrefixMode): Promise
   }
   await engine.close();
   const requests = LATENCY_RUNS + CONCURRENCY.reduce((a, b) => a + b, 0);
-  return { p50Ms: median(latencies), throughput, outputTokens: outputTokens / requests, promptTokens, loadedRss, peakRss: peakRss() };
+  return { p50Ms: median(latencies), throughput, outputTokens: outputTokens / requests, promptTokens, unparsed, requests, loadedRss, peakRss: peakRss() };
 }
 
 /** ONNX Runtime alone: per concurrency, one batch of the same prompts, prefilled, then `steps` greedy decode steps. */
@@ -97,7 +107,7 @@ async function ortChild(dir: string, dtype: Dtype, steps: number): Promise<objec
 
 /** Item 2: peak memory growth of a batch-32 prefill (KV kept) over the loaded, warmed model, against that KV. */
 async function memoryChild(dir: string, dtype: Dtype, fullLogits: boolean): Promise<object> {
-  const { runner, tok } = await loadRunner(dir, dtype, THREADS, fullLogits);
+  const { runner, tok } = await loadRunner(dir, dtype, THREADS, { fullLogits });
   await runner.prefill([guardPromptIds(tok, 'hello')], false);
   const loadedRss = process.memoryUsage().rss;
   const loadPeak = peakRss();
@@ -108,9 +118,9 @@ async function memoryChild(dir: string, dtype: Dtype, fullLogits: boolean): Prom
 }
 
 /** Item 3: decode step times at batch 1 and 8 after the guard prompt (~300 tokens), and ORT's profile of them. */
-async function stepsChild(dir: string, dtype: Dtype): Promise<object> {
+async function stepsChild(dir: string, dtype: Dtype, fullPresents: boolean): Promise<object> {
   const profileDir = mkdtempSync(path.join(os.tmpdir(), 'guardctl-real-profile-'));
-  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, false, { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') });
+  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { fullPresents, extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
   const STEPS = 6;
   const result: Record<number, { runMs: number; wallMs: number; past: number }> = {};
   const windows: Array<[number, number]> = [];
@@ -194,7 +204,7 @@ async function parent(): Promise<void> {
   say(`CPU: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, ONNX Runtime intra-op threads ${THREADS} on both sides; moderation: categories=always, max ${OPTS.maxNewTokens} new tokens`);
   if (runs(1)) {
     say('\n1. moderations of short texts (official template, ~300 prompt tokens each)');
-    say('dtype | prefix | prompt tok | p50 latency | conc 8 mod/s | conc 32 mod/s | ORT alone 8 / 32 | served/alone 8 / 32 | peak RSS engine / ORT');
+    say('dtype | prefix | prompt tokens (1st text) | p50 latency | conc 8 mod/s | conc 32 mod/s | ORT alone 8 / 32 | served/alone 8 / 32 | peak RSS engine / ORT');
     for (const dtype of DTYPES) {
       const off: Record<number, number> = {};
       for (const mode of PREFIX_MODES) {
@@ -216,12 +226,20 @@ async function parent(): Promise<void> {
   }
   if (runs(3)) {
     say('\n3. decode steps after the guard prompt, fp32 (median of 6; goal batch 8 <= 2x batch 1)');
-    const s = child('steps', dir, 'fp32') as { steps: Record<number, { runMs: number; wallMs: number; past: number }>; profile: Record<string, Record<string, number>> };
-    for (const b of [1, 8]) {
-      const st = s.steps[b]!;
-      say(`batch ${b}: past ${st.past}: session.run ${st.runMs.toFixed(0)} ms, step ${st.wallMs.toFixed(0)} ms; ORT profile ms/step: ${Object.entries(s.profile[b] ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    type Steps = { steps: Record<number, { runMs: number; wallMs: number; past: number }>; profile: Record<string, Record<string, number>> };
+    const variants: Array<[string, Steps]> = [];
+    for (const full of [true, false]) {
+      const s = child('steps', dir, 'fp32', full ? 'full' : 'delta') as Steps;
+      variants.push([full ? 'whole presents fetched' : 'new positions fetched (present-delta)', s]);
+      say(full ? 'whole presents fetched every step (before):' : 'new positions only, past grown in reused buffers (present-delta.ts, the default):');
+      for (const b of [1, 8]) {
+        const st = s.steps[b]!;
+        say(`  batch ${b}: past ${st.past}: session.run ${st.runMs.toFixed(0)} ms, step ${st.wallMs.toFixed(0)} ms; ORT profile ms/step: ${Object.entries(s.profile[b] ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      }
+      say(`  batch 8 / batch 1 step: ${(s.steps[8]!.wallMs / s.steps[1]!.wallMs).toFixed(2)}x`);
     }
-    say(`batch 8 / batch 1 step: ${(s.steps[8]!.wallMs / s.steps[1]!.wallMs).toFixed(2)}x`);
+    const [before, after] = [variants[0]![1].steps, variants[1]![1].steps];
+    say(`present-delta speed-up per step: batch 1 ${(before[1]!.wallMs / after[1]!.wallMs).toFixed(2)}x, batch 8 ${(before[8]!.wallMs / after[8]!.wallMs).toFixed(2)}x`);
   }
 }
 
@@ -231,7 +249,7 @@ async function childMain(args: string[]): Promise<void> {
     kind === 'engine' ? await engineChild(dir, dtype, arg as PrefixMode)
     : kind === 'ort' ? await ortChild(dir, dtype, Number(arg))
     : kind === 'memory' ? await memoryChild(dir, dtype, arg === 'full')
-    : kind === 'steps' ? await stepsChild(dir, dtype)
+    : kind === 'steps' ? await stepsChild(dir, dtype, arg === 'full')
     : undefined;
   if (!result) throw new Error(`unknown child ${kind}`);
   say(JSON.stringify(result));

@@ -36,6 +36,8 @@ export interface EngineTuning {
   logitsBudget?: number;
   /** Serve the graph's logits for every position, as exported (last-logits.ts is skipped): benchmarks' baseline. */
   fullLogits?: boolean;
+  /** CPU: fetch the whole presents every step instead of their new positions (present-delta.ts): benchmarks' baseline. */
+  fullPresents?: boolean;
   /** ONNX Runtime intra-op threads for the CPU worker (default: ONNX Runtime's, one per core). */
   intraOpThreads?: number;
   /** How long close() lets admitted requests finish (default 10 s). */
@@ -93,6 +95,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
           ...(options.fullLogits ? { fullLogits: true } : {}),
+          ...(options.fullPresents ? { fullPresents: true } : {}),
           ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
           ...(options.idleWait ? { idleWait: true } : {}),

@@ -65,7 +65,7 @@ function defaultOpset(buf: Uint8Array, model: readonly WireField[]): number {
 }
 
 /** A 1-D int64 initializer of one element (TensorProto: dims 1, data_type 2 = INT64, name 8, raw_data 9). */
-function int64Initializer(name: string, value: bigint): Buffer {
+export function int64Initializer(name: string, value: bigint): Buffer {
   const raw = Buffer.alloc(8);
   raw.writeBigInt64LE(value);
   return Buffer.concat(lenField(5, [varintField(1, 1), varintField(2, 7), stringField(8, name), Buffer.concat(lenField(9, raw))]));

@@ -44,6 +44,8 @@ export interface WorkerTuning {
   logitsBudget?: number;
   /** Keep the exported graph's logits for every position (no last-logits.ts rewrite). */
   fullLogits?: boolean;
+  /** Fetch whole presents every run (no present-delta.ts outputs): benchmarks' baseline. */
+  fullPresents?: boolean;
   intraOpThreads?: number;
 }
 

@@ -14,6 +14,8 @@ import type { ModelConfig } from './model-dir.js';
 import { concatRows, commonPadding, maskFor, selectRows } from './kv.js';
 import type { KvArray, KvState } from './kv.js';
 import { lastPositionLogits } from './logits.js';
+import { appendPositions } from './kv-append.js';
+import { deltaName } from './present-delta.js';
 
 export type Kv = KvState<ort.Tensor>;
 
@@ -37,6 +39,10 @@ export class Runner {
   readonly gpu: boolean;
   /** GPU tensors received from runs and not yet disposed: 0 whenever no batch is running, or they leak. */
   private gpuLive = 0;
+  /** CPU with present_delta outputs (present-delta.ts): the names fetched instead of the presents. */
+  private readonly deltaNames?: string[];
+  /** Per past: the buffers its own past lived in, which the next run writes the grown past into. */
+  private readonly spares = new WeakMap<Kv, ArrayBuffer[]>();
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -44,8 +50,10 @@ export class Runner {
     private readonly graph: GraphInfo,
     private readonly config: ModelConfig,
     private readonly logitsBudget = DEFAULT_LOGITS_BUDGET,
+    presentDeltas = false,
   ) {
     this.gpu = device === 'webgpu';
+    if (presentDeltas && !this.gpu) this.deltaNames = graph.presentNames.map(deltaName);
   }
 
   private kvShape(rows: number, length: number): number[] {
@@ -80,7 +88,8 @@ export class Runner {
     // decode step "Tensor size mismatch. src:{8,55,151936} dst:{1,1,151936}", seen on an H200).
     const fetchKv = want.kv || this.gpu;
     const fetchLogits = want.logits || this.gpu;
-    const fetches = [...(fetchLogits ? ['logits'] : []), ...(fetchKv ? this.graph.presentNames : [])];
+    const kvNames = this.deltaNames ?? this.graph.presentNames;
+    const fetches = [...(fetchLogits ? ['logits'] : []), ...(fetchKv ? kvNames : [])];
     const started = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
@@ -96,7 +105,8 @@ export class Runner {
       // [rows, seq, vocab], or [rows, 1, vocab] from a graph that computes the last position only.
       result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, logits.dims[1] ?? seq, this.config.vocabSize);
     }
-    const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: this.graph.presentNames.map((n) => out[n] as ort.Tensor) } : undefined;
+    const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: kvNames.map((n) => out[n] as ort.Tensor) } : undefined;
+    if (presents && this.deltaNames && past.length > 0) this.grow(past, presents, seq);
     if (want.kv) result.kv = presents;
     else if (presents) this.dispose(presents);
     return result;
@@ -160,6 +170,18 @@ export class Runner {
     const positions = BigInt64Array.from(kv.lens.flatMap((len) => Array.from({ length: seq }, (_, j) => len + j)), (p) => BigInt(p));
     const out = await this.run(ids, seq, maskFor(kv.lens, kv.length, seq), positions, kv, kv.lens.map((l) => l + seq), { logits: true, kv: true });
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
+  }
+
+  /** Turns presents holding a run's new positions into past + them, in the buffers `past`'s own past used. */
+  private grow(past: Kv, next: Kv, seq: number): void {
+    // Reused only as a set of distinct buffers: two tensors written into one would overwrite each other.
+    const owned = this.spares.get(past);
+    const spare = owned && new Set(owned).size === owned.length ? owned : undefined;
+    next.tensors = next.tensors.map((added, i) => {
+      const data = appendPositions(past.tensors[i]!.data as KvArray, past.length, added.data as KvArray, seq, past.rows, this.config, spare?.[i]);
+      return new ort.Tensor(this.graph.kvDtype, data, this.kvShape(past.rows, next.length));
+    });
+    this.spares.set(next, past.tensors.map((t) => (t.data as KvArray).buffer as ArrayBuffer));
   }
 
   /** CPU only: rows of a then rows of b in one batch (left-padding the shorter past). Consumes a and b. */

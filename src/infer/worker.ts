@@ -11,6 +11,7 @@ import { isGuardError } from '../core/errors.js';
 import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
 import { lastPositionLogits } from './last-logits.js';
+import { addPresentDeltas } from './present-delta.js';
 import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
@@ -45,37 +46,54 @@ function wire(err: unknown): WireError {
 
 /**
  * The graph as the session gets it: rewritten in memory to compute the last position's logits only
- * (last-logits.ts), or the file as it is. A model loaded from bytes finds its external data through the
- * session's external-initializers folder, the model's own directory.
+ * (last-logits.ts) and, on CPU, to hand out each step's new KV positions (present-delta.ts), or the file as it
+ * is. A model loaded from bytes finds its external data through the session's external-initializers folder, the
+ * model's own directory.
  */
-function modelSource(model: string, onnxPath: string, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions } {
-  if (init.tuning.fullLogits) return { source: onnxPath, options };
-  let result: ReturnType<typeof lastPositionLogits>;
-  try {
-    result = lastPositionLogits(readFileSync(onnxPath));
-  } catch (err) {
-    result = { rewritten: false, reason: (err as Error).message };
+function modelSource(model: string, onnxPath: string, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean } {
+  const wantDeltas = init.device === 'cpu' && !init.tuning.fullPresents;
+  if (init.tuning.fullLogits && !wantDeltas) return { source: onnxPath, options, deltas: false };
+  let bytes: Uint8Array = readFileSync(onnxPath);
+  let rewritten = false;
+  if (!init.tuning.fullLogits) {
+    let result: ReturnType<typeof lastPositionLogits>;
+    try {
+      result = lastPositionLogits(bytes);
+    } catch (err) {
+      result = { rewritten: false, reason: (err as Error).message };
+    }
+    if (result.rewritten) {
+      send({ type: 'log', level: 'info', message: `model ${model}: logits computed for the last position only (lm_head ${result.lmHead})` });
+      ({ model: bytes } = result);
+      rewritten = true;
+    } else send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
   }
-  if (!result.rewritten) {
-    send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
-    return { source: onnxPath, options };
+  let deltas = false;
+  if (wantDeltas) {
+    const result = addPresentDeltas(bytes);
+    if (result.rewritten) ({ model: bytes } = result);
+    deltas = result.rewritten;
+    rewritten ||= deltas;
   }
-  send({ type: 'log', level: 'info', message: `model ${model}: logits computed for the last position only (lm_head ${result.lmHead})` });
+  if (!rewritten) return { source: onnxPath, options, deltas: false };
   const extra = { ...(options.extra ?? {}), session: { ...((options.extra?.session as Record<string, unknown>) ?? {}), model_external_initializers_file_folder_path: dirname(onnxPath) } };
-  return { source: result.model, options: { ...options, extra } };
+  return { source: bytes, options: { ...options, extra }, deltas };
 }
 
 async function load(model: string, onnxPath: string, config: ModelConfig): Promise<void> {
   const started = performance.now();
   let session: ort.InferenceSession;
+  let deltas = false;
   try {
     const plain = sessionOptions(config);
-    const { source, options } = modelSource(model, onnxPath, plain);
+    const { source, options, deltas: rewrittenDeltas } = modelSource(model, onnxPath, plain);
+    deltas = rewrittenDeltas;
     if (typeof source === 'string') session = await ort.InferenceSession.create(source, options);
     else {
       try {
         session = await ort.InferenceSession.create(source, options);
       } catch (err) {
+        deltas = false;
         // The rewrite is an optimisation: a graph it breaks is served as exported, and the log says why.
         send({ type: 'log', level: 'warn', message: `model ${model}: the last-position logits graph does not load (${(err as Error).message.split('\n')[0]}); serving the export as it is` });
         session = await ort.InferenceSession.create(onnxPath, plain);
@@ -87,7 +105,7 @@ async function load(model: string, onnxPath: string, config: ModelConfig): Promi
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);
-    scheduler.addModel(model, new Runner(session, init.device, graph, config, init.tuning.logitsBudget), config.eosIds, config.padId);
+    scheduler.addModel(model, new Runner(session, init.device, graph, config, init.tuning.logitsBudget, deltas), config.eosIds, config.padId);
     send({ type: 'loaded', model, kvDtype: graph.kvDtype, logitsDtype: graph.logitsDtype, ms: Math.round(performance.now() - started) });
   } catch (err) {
     await session.release();

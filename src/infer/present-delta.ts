@@ -1,0 +1,80 @@
+/**
+ * Decode without copying the whole cache out of ONNX Runtime every step. onnxruntime-node 1.30 copies every
+ * fetched CPU output into a fresh ArrayBuffer, pre-allocated outputs included (it fills the given buffer, then
+ * copies that): at batch 8 after ~300 tokens on Qwen3-0.6B's shape that is 577 MB of presents per step, about
+ * half the step, most of it page faults on new memory.
+ *
+ * So on CPU the graph gets, for each present.N.key/value, an extra output present_delta.N.key/value: its last
+ * sequence_length positions (Slice on axis 2), which are exactly the step's new keys and values because a
+ * decoder's present is Concat(past, new) along that axis. The runner fetches only those and appends them to the
+ * past in buffers it reuses (runner.ts), so the per-step traffic through the binding is the new positions.
+ * Every other byte of the model is copied unchanged; a graph without presents is served as it is.
+ */
+import { int64Initializer } from './last-logits.js';
+import { encodeVarint, lenField, stringField, text, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
+
+export const deltaName = (present: string) => present.replace(/^present\./, 'present_delta.');
+const PREFIX = 'guardctl_present_delta';
+
+export type PresentDeltaResult = { rewritten: true; model: Buffer; outputs: string[] } | { rewritten: false; reason: string };
+
+function nameOf(buf: Uint8Array, field: WireField): string {
+  for (const f of wireFields(buf, field.start, field.end)) if (f.no === 1 && f.wire === WIRE_LEN) return text(buf, f);
+  return '';
+}
+
+/** ValueInfoProto under a new name, its tensor type kept without the shape (the delta's sequence axis differs). */
+function renamedUnshaped(buf: Uint8Array, vi: WireField, name: string): Buffer {
+  const parts: Buffer[] = [stringField(1, name)];
+  for (const f of wireFields(buf, vi.start, vi.end)) {
+    if (f.no !== 2 || f.wire !== WIRE_LEN) continue;
+    // TypeProto.tensor_type (1) -> TypeProto.Tensor { elem_type 1, shape 2 }: drop the shape.
+    const typeParts: Buffer[] = [];
+    for (const t of wireFields(buf, f.start, f.end)) {
+      if (t.no !== 1 || t.wire !== WIRE_LEN) continue;
+      const tensor = [...wireFields(buf, t.start, t.end)].filter((g) => g.no !== 2).map((g) => Buffer.from(buf.subarray(g.tagStart, g.end)));
+      typeParts.push(...lenField(1, tensor));
+    }
+    parts.push(...lenField(2, typeParts));
+  }
+  return Buffer.concat(lenField(12, parts));
+}
+
+function node(op: string, inputs: string[], output: string): Buffer {
+  return Buffer.concat(lenField(1, [...inputs.map((i) => stringField(1, i)), stringField(2, output), stringField(3, `${PREFIX}/${output}`), stringField(4, op)]));
+}
+
+/** Adds present_delta.* outputs (the new positions of each present) to a decoder graph, in memory. */
+export function addPresentDeltas(model: Uint8Array): PresentDeltaResult {
+  const top = [...wireFields(model)];
+  const graphField = top.find((f) => f.no === 7 && f.wire === WIRE_LEN);
+  if (!graphField) return { rewritten: false, reason: 'the file holds no graph' };
+  const graph = [...wireFields(model, graphField.start, graphField.end)];
+  const presents = graph.filter((f) => f.no === 12 && f.wire === WIRE_LEN && nameOf(model, f).startsWith('present.'));
+  if (presents.length === 0) return { rewritten: false, reason: 'the graph has no present outputs' };
+  if (graph.some((f) => f.no === 12 && f.wire === WIRE_LEN && nameOf(model, f).startsWith('present_delta.'))) return { rewritten: false, reason: 'the graph has present_delta outputs already' };
+
+  // seq = Shape(input_ids)[1] (Gather, not Shape's start/end: those need opset 15); starts = -seq.
+  const [shape, index, seq, starts, ends, axes] = ['shape', 'index', 'seq', 'starts', 'ends', 'axes'].map((n) => `${PREFIX}/${n}`) as [string, string, string, string, string, string];
+  const added: Buffer[] = [node('Shape', ['input_ids'], shape), node('Gather', [shape, index], seq), node('Neg', [seq], starts)];
+  const outputs: Buffer[] = [];
+  const names: string[] = [];
+  for (const p of presents) {
+    const present = nameOf(model, p);
+    const delta = deltaName(present);
+    added.push(node('Slice', [present, starts, ends, axes], delta));
+    outputs.push(renamedUnshaped(model, p, delta));
+    names.push(delta);
+  }
+  const parts: Buffer[] = graph.map((f) => Buffer.from(model.buffer, model.byteOffset + f.tagStart, f.end - f.tagStart));
+  parts.push(...added, ...outputs, int64Initializer(index, 1n), int64Initializer(ends, 2n ** 63n - 1n), int64Initializer(axes, 2n));
+  const graphLen = parts.reduce((n, p) => n + p.length, 0);
+  const out = Buffer.concat([
+    Buffer.from(model.buffer, model.byteOffset, graphField.tagStart),
+    encodeVarint(7 * 8 + WIRE_LEN),
+    encodeVarint(graphLen),
+    ...parts,
+    Buffer.from(model.buffer, model.byteOffset + graphField.end, model.length - graphField.end),
+  ]);
+  return { rewritten: true, model: out, outputs: names };
+}
