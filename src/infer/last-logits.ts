@@ -12,7 +12,7 @@
  * changes. Every other byte of the model is copied unchanged, and the weights, inline or external, are not
  * touched. A graph that does not match the pattern is served as it is (the worker says so at load).
  */
-import { encodeVarint, lenField, readVarint, stringField, text, varintField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
+import { lenField, replaceField, readVarint, stringField, text, varintField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
 
 /** The operators whose first input is the hidden state that the lm_head projects. */
 const LM_HEAD_OPS = new Set(['MatMul', 'MatMulNBits', 'MatMulInteger', 'FusedMatMul']);
@@ -44,7 +44,7 @@ function nodeInfo(buf: Uint8Array, field: WireField): NodeInfo {
   return n;
 }
 
-function nameOf(buf: Uint8Array, field: WireField): string {
+export function nameOf(buf: Uint8Array, field: WireField): string {
   for (const f of wireFields(buf, field.start, field.end)) if (f.no === 1 && f.wire === WIRE_LEN) return text(buf, f);
   return '';
 }
@@ -174,13 +174,6 @@ export function lastPositionLogits(model: Uint8Array): LastLogitsResult {
     else parts.push(Buffer.from(model.buffer, model.byteOffset + f.tagStart, f.end - f.tagStart));
   }
   parts.push(int64Initializer(starts, -1n), int64Initializer(ends, 2n ** 63n - 1n), int64Initializer(axes, 1n));
-  const graphLen = parts.reduce((n, p) => n + p.length, 0);
-  const out = Buffer.concat([
-    Buffer.from(model.buffer, model.byteOffset, graphField.tagStart),
-    encodeVarint(7 * 8 + WIRE_LEN),
-    encodeVarint(graphLen),
-    ...parts,
-    Buffer.from(model.buffer, model.byteOffset + graphField.end, model.length - graphField.end),
-  ]);
+  const out = replaceField(model, graphField, 7, parts);
   return { rewritten: true, model: out, lmHead: `${lmHead.op} ${lmHead.outputs[0] ?? ''}`.trim(), hidden };
 }

@@ -10,18 +10,13 @@
  * past in buffers it reuses (runner.ts), so the per-step traffic through the binding is the new positions.
  * Every other byte of the model is copied unchanged; a graph without presents is served as it is.
  */
-import { int64Initializer } from './last-logits.js';
-import { encodeVarint, lenField, stringField, text, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
+import { int64Initializer, nameOf } from './last-logits.js';
+import { lenField, replaceField, stringField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
 
 export const deltaName = (present: string) => present.replace(/^present\./, 'present_delta.');
 const PREFIX = 'guardctl_present_delta';
 
 export type PresentDeltaResult = { rewritten: true; model: Buffer; outputs: string[] } | { rewritten: false; reason: string };
-
-function nameOf(buf: Uint8Array, field: WireField): string {
-  for (const f of wireFields(buf, field.start, field.end)) if (f.no === 1 && f.wire === WIRE_LEN) return text(buf, f);
-  return '';
-}
 
 /** ValueInfoProto under a new name, its tensor type kept without the shape (the delta's sequence axis differs). */
 function renamedUnshaped(buf: Uint8Array, vi: WireField, name: string): Buffer {
@@ -68,13 +63,6 @@ export function addPresentDeltas(model: Uint8Array): PresentDeltaResult {
   }
   const parts: Buffer[] = graph.map((f) => Buffer.from(model.buffer, model.byteOffset + f.tagStart, f.end - f.tagStart));
   parts.push(...added, ...outputs, int64Initializer(index, 1n), int64Initializer(ends, 2n ** 63n - 1n), int64Initializer(axes, 2n));
-  const graphLen = parts.reduce((n, p) => n + p.length, 0);
-  const out = Buffer.concat([
-    Buffer.from(model.buffer, model.byteOffset, graphField.tagStart),
-    encodeVarint(7 * 8 + WIRE_LEN),
-    encodeVarint(graphLen),
-    ...parts,
-    Buffer.from(model.buffer, model.byteOffset + graphField.end, model.length - graphField.end),
-  ]);
+  const out = replaceField(model, graphField, 7, parts);
   return { rewritten: true, model: out, outputs: names };
 }

@@ -84,3 +84,15 @@ export function stringField(no: number, value: string): Buffer {
 export function varintField(no: number, value: number | bigint): Buffer {
   return Buffer.concat([encodeVarint(no * 8 + WIRE_VARINT), encodeVarint(value)]);
 }
+
+/** buf with one length-delimited field (field number no) holding `parts` instead of its payload. */
+export function replaceField(buf: Uint8Array, field: WireField, no: number, parts: readonly Buffer[]): Buffer {
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  return Buffer.concat([
+    Buffer.from(buf.buffer, buf.byteOffset, field.tagStart),
+    encodeVarint(no * 8 + WIRE_LEN),
+    encodeVarint(len),
+    ...parts,
+    Buffer.from(buf.buffer, buf.byteOffset + field.end, buf.length - field.end),
+  ]);
+}
