@@ -11,7 +11,9 @@
  *     ONNX Runtime's profile of the decode steps by operator type.
  * Every measurement runs in its own child process, so one's memory does not count in another's peak. Bounded:
  * each concurrency runs exactly that many requests once (8, then 32), latency is the median of 3, so a run takes
- * about 10-15 minutes on 2 cores (most of it batch-32 prefills of ~300 tokens). Ratios are taken within one run.
+ * 10-20 minutes per dtype for section 1 on 2 cores (most of it batch-32 prefills of ~300 tokens), 3 minutes for
+ * sections 2 and 3. Ratios are taken within one run, but engine and ONNX Runtime alone run one after the other:
+ * on a shared machine their load differs, so run it on an idle one.
  * GUARDCTL_BENCH_ONLY=1,3 picks sections; GUARDCTL_BENCH_DTYPES=fp32 picks dtypes.
  */
 import { spawnSync } from 'node:child_process';
