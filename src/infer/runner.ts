@@ -41,7 +41,11 @@ export class Runner {
   private gpuLive = 0;
   /** CPU with present_delta outputs (present-delta.ts): the names fetched instead of the presents. */
   private readonly deltaNames?: string[];
-  /** Per past: the buffers its own past lived in, which the next run writes the grown past into. */
+  /**
+   * Per past: the buffers its own past lived in, which the next run writes the grown past into. So a Kv handed
+   * to a run is consumed for good: two runs later its buffers hold another step. A caller that keeps a Kv for
+   * reuse (a shared prefix) must run on a copy of it (select() and merge() copy).
+   */
   private readonly spares = new WeakMap<Kv, ArrayBuffer[]>();
 
   constructor(
