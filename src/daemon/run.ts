@@ -82,6 +82,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
     maxBatchTokens: settings.maxBatchTokens,
+    prefixCache: settings.prefixCache,
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,
     intraOpThreads: settings.threads,
