@@ -10,6 +10,8 @@
  *     answer text) one request at a time vs transformers.js one prompt at a time (target >= 1.2x), and at
  *     concurrency 32 vs transformers.js at its best batch (target >= 2.5x); three runs, order alternating, each
  *     ratio from one run.
+ *  6. prefix reuse (--prefix-cache): engine throughput with the shared template head cached vs prefilled with every
+ *     request, concurrency 1 and 32, CPU, three rounds alternating which goes first.
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
  * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
@@ -113,6 +115,9 @@ async function main(): Promise<void> {
 
     // 5. transformers.js
     if (runs(5)) await againstTransformersJs(keys);
+
+    // 6. prefix reuse
+    if (runs(6)) await prefixCache();
   } finally {
     agent.destroy();
     for (const srv of servers) await srv.app.close();
@@ -179,6 +184,32 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
     await app.close();
     await engine.close();
     close();
+  }
+}
+
+/** Section 6: the same engine settings with the prefix cache off and on; each ratio from one round. */
+async function prefixCache(): Promise<void> {
+  const make = (on: boolean) => createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads(), prefixCache: on });
+  const [off, on] = [make(false), make(true)];
+  await Promise.all([off.start(), on.start()]);
+  try {
+    const head = on.models().find((m) => m.name === 'guard-demo')!.prefixTokens ?? [];
+    say(`6. guard-demo's cached heads: ${head.join(', ')} tokens`);
+    for (const e of [off, on]) await pool(32, 32, viaEngine(e));
+    for (const c of [1, 32]) {
+      const ratios: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const n = c === 1 ? 48 : N;
+        const order = round % 2 === 0 ? [off, on] : [on, off];
+        const r = new Map<Engine, number>();
+        for (const e of order) r.set(e, await pool(n, c, viaEngine(e)));
+        ratios.push(r.get(on)! / r.get(off)!);
+        say(`6. concurrency ${c}, round ${round + 1}: prefix cache off ${r.get(off)!.toFixed(1)} req/s, on ${r.get(on)!.toFixed(1)} req/s`);
+      }
+      rows.push([`prefix cache on / off, c=${c}`, `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})`, '', '']);
+    }
+  } finally {
+    await Promise.all([off.close(), on.close()]);
   }
 }
 
