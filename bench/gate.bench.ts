@@ -10,7 +10,8 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { StateKind } from '../src/gate/open-state.js';
 import { monotonicUs, newestProfile, report, selfTimes, type ProfileWindow } from './cpuprofile.js';
-import { BENCH_BODY, BENCH_PATH, benchGate, benchKeys, gateRequest, percentile, preSign, STATE_KINDS, type PreSigned } from './setup.js';
+import { stateLabel } from './redis.js';
+import { BENCH_BODY, BENCH_PATH, benchGate, benchKeys, gateRequest, percentile, preSign, stateKinds, type PreSigned } from './setup.js';
 
 const GATE_WARMUP = 3_000;
 const GATE_N = 20_000;
@@ -32,7 +33,9 @@ const fmt = (n: number, digits = 1) => n.toFixed(digits);
 // ---- (a) Gate.check() per request ----
 async function gateCost(kind: StateKind): Promise<void> {
   const keys = await benchKeys();
-  const { gate, close } = benchGate(keys.lookup, kind);
+  const { gate, ready, close } = benchGate(keys.lookup, kind);
+  await ready;
+  const label = stateLabel(kind);
   try {
     say(`(a) Gate.check() direct, --state ${kind}, key lookup: ${keys.kind}`);
     for (const version of [1, 2] as const) {
@@ -55,7 +58,7 @@ async function gateCost(kind: StateKind): Promise<void> {
       failed ||= !ok;
       const mean = times.reduce((a, b) => a + b, 0) / GATE_N;
       say(`    v${version}: n=${GATE_N}  p50 ${fmt(p50)} µs  p90 ${fmt(p90)} µs  p99 ${fmt(p99)} µs  mean ${fmt(mean)} µs  max ${fmt(times[GATE_N - 1]!)} µs`);
-      summary.push([`gate.check v${version}, ${kind}${target ? '' : ', one at a time'}`, `p50 ${fmt(p50)} / p90 ${fmt(p90)} / p99 ${fmt(p99)} µs`, target ? `p50 < ${P50_TARGET_US} µs` : '', target ? (ok ? 'ok' : 'MISSED') : '']);
+      summary.push([`gate.check v${version}, ${label}${target ? '' : ', one at a time'}`, `p50 ${fmt(p50)} / p90 ${fmt(p90)} / p99 ${fmt(p99)} µs`, target ? `p50 < ${P50_TARGET_US} µs` : '', target ? (ok ? 'ok' : 'MISSED') : '']);
     }
     // One at a time, each check waits for its own commit (sqlite); a server has many in flight, whose nonces
     // share a commit per turn of the event loop: the cost per check then.
@@ -72,8 +75,10 @@ async function gateCost(kind: StateKind): Promise<void> {
     const cpuPerCheck = (cpu.user + cpu.system) / GATE_N;
     say(`    v1, ${CONCURRENCY} in flight: ${fmt(perCheck)} µs per check, ${fmt(cpuPerCheck)} µs CPU (${fmt(cpu.system / GATE_N)} system)`);
     const cpuOk = cpuPerCheck < P50_TARGET_US;
-    failed ||= !cpuOk;
-    summary.push([`gate.check v1, ${kind}, ${CONCURRENCY} in flight`, `${fmt(perCheck)} µs wall, ${fmt(cpuPerCheck)} µs CPU per check`, `CPU < ${P50_TARGET_US} µs`, cpuOk ? 'ok' : 'MISSED']);
+    failed ||= !cpuOk && stateLabel(kind) !== 'redis';
+    // A networked state's cost is round trips (waited for, not CPU): reported, with no target of issue 10's.
+    const cpuTarget = label !== 'redis';
+    summary.push([`gate.check v1, ${label}, ${CONCURRENCY} in flight`, `${fmt(perCheck)} µs wall, ${fmt(cpuPerCheck)} µs CPU per check`, cpuTarget ? `CPU < ${P50_TARGET_US} µs` : '', cpuTarget ? (cpuOk ? 'ok' : 'MISSED') : '']);
   } finally {
     close();
     keys.close();
@@ -165,15 +170,16 @@ async function httpThroughput(kind: StateKind): Promise<void> {
     const usPerReq = { open: (busy.open * 1000) / HTTP_N, gated: (busy.gated * 1000) / HTTP_N };
     const cpuPerReq = { open: (cpu.open * 1000) / HTTP_N, gated: (cpu.gated * 1000) / HTTP_N };
     const ratio = rps.gated / rps.open;
-    const target = RATIO_TARGET[kind] ?? 0.9;
-    failed ||= ratio < target;
+    const label = stateLabel(kind);
+    const target = RATIO_TARGET[label];
+    failed ||= target !== undefined && ratio < target;
     // On-CPU time leaves out waits for a core, which loop-busy time counts: the steadier measure on a busy machine.
     const serverTime = (mode: 'open' | 'gated') => `server loop busy ${fmt(usPerReq[mode])}, on CPU ${fmt(cpuPerReq[mode])} µs/request`;
     say(`    open:  ${fmt(rps.open, 0)} req/s, ${serverTime('open')}`);
     say(`    gated: ${fmt(rps.gated, 0)} req/s, ${serverTime('gated')}`);
-    summary.push([`http open (${kind} run)`, `${fmt(rps.open, 0)} req/s (${fmt(cpuPerReq.open)} µs server CPU/req)`, '', '']);
-    summary.push([`http gated v1, ${kind}`, `${fmt(rps.gated, 0)} req/s (${fmt(cpuPerReq.gated)} µs server CPU/req)`, '', '']);
-    summary.push([`gated / open, ${kind}`, `${fmt(ratio, 3)} (server loop busy ${fmt(usPerReq.open / usPerReq.gated, 3)}, server CPU ${fmt(cpuPerReq.open / cpuPerReq.gated, 3)})`, `>= ${target}`, ratio >= target ? 'ok' : 'MISSED']);
+    summary.push([`http open (${label} run)`, `${fmt(rps.open, 0)} req/s (${fmt(cpuPerReq.open)} µs server CPU/req)`, '', '']);
+    summary.push([`http gated v1, ${label}`, `${fmt(rps.gated, 0)} req/s (${fmt(cpuPerReq.gated)} µs server CPU/req)`, '', '']);
+    summary.push([`gated / open, ${label}`, `${fmt(ratio, 3)} (server loop busy ${fmt(usPerReq.open / usPerReq.gated, 3)}, server CPU ${fmt(cpuPerReq.open / cpuPerReq.gated, 3)})`, target === undefined ? '' : `>= ${target}`, target === undefined ? '' : ratio >= target ? 'ok' : 'MISSED']);
   } finally {
     agent.destroy();
     worker.postMessage('stop');
@@ -187,6 +193,7 @@ async function httpThroughput(kind: StateKind): Promise<void> {
 }
 
 const started = performance.now();
+const STATE_KINDS = await stateKinds(say);
 for (const kind of STATE_KINDS) await gateCost(kind);
 for (const kind of STATE_KINDS) await httpThroughput(kind);
 const widths = [0, 1, 2, 3].map((i) => Math.max(...summary.map((row) => row[i]!.length), ['measure', 'result', 'target', ''][i]!.length));

@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { fileAuditSink } from '../src/gate/audit.js';
 import { bindGate } from '../src/gate/fastify.js';
+import type { StateKind } from '../src/gate/open-state.js';
 import { BENCH_PATH, benchGate, benchKeys } from './setup.js';
 import { threadCpuMs } from './thread-cpu.js';
 
@@ -19,7 +20,8 @@ const keys = await benchKeys();
 const auditDir = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-audit-'));
 const audit = fileAuditSink(path.join(auditDir, 'audit.jsonl'));
 const app = Fastify({ logger: false });
-const { gate, close: closeGate } = benchGate(keys.lookup, (workerData as { state?: 'sqlite' | 'memory' } | undefined)?.state ?? 'sqlite');
+const { gate, ready, close: closeGate } = benchGate(keys.lookup, (workerData as { state?: StateKind } | undefined)?.state ?? 'sqlite');
+await ready;
 bindGate(app, { gate, audit });
 const handler = async () => ({ ok: true });
 app.post('/open', handler);

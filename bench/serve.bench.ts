@@ -25,7 +25,8 @@ import { serveConfig } from '../src/server/config.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
-import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, STATE_KINDS } from './setup.js';
+import { stateLabel } from './redis.js';
+import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, stateKinds } from './setup.js';
 import { loadPeer } from './transformers-peer.js';
 
 const PROMPTS = [
@@ -49,13 +50,14 @@ async function main(): Promise<void> {
   const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads() });
   await engine.start();
   const keys = await benchKeys();
-  // Two servers on the one engine: the daemon's default state (sqlite) and, for comparison, memory.
+  // Servers on the one engine: the daemon's default state (sqlite) and, for comparison, memory and Redis.
   const servers = [];
-  for (const kind of STATE_KINDS) {
-    const { gate, close } = benchGate(keys.lookup, kind);
+  for (const kind of await stateKinds(say)) {
+    const { gate, ready, close } = benchGate(keys.lookup, kind);
+    await ready;
     const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
-    servers.push({ kind, app, close, port: (app.server.address() as { port: number }).port, sum: 0 });
+    servers.push({ kind: stateLabel(kind), app, close, port: (app.server.address() as { port: number }).port, sum: 0 });
   }
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const viaHttp = (port: number) => (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));

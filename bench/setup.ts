@@ -7,7 +7,9 @@ import type { AuditSink } from '../src/gate/audit.js';
 import { Gate, type GateRequest } from '../src/gate/gate.js';
 import { openGateState, type StateKind } from '../src/gate/open-state.js';
 import { DEFAULT_GATE_OPTIONS } from '../src/gate/options.js';
+import { RedisGateState } from '../src/gate/redis-state.js';
 import { signRequest } from '../src/gate/sign-request.js';
+import { benchRedis } from './redis.js';
 import { loadTiers } from '../src/keys/tiers.js';
 import type { KeyLookup } from '../src/keys/types.js';
 import { createKeyLookup } from '../src/keys/lookup.js';
@@ -40,15 +42,31 @@ export async function benchKeys(): Promise<BenchKeys> {
   return { lookup, keyId: record.id, secret, kind: 'KeyStore (SQLite) + createKeyLookup', close };
 }
 
+/** sqlite (the default), memory, and a loopback Redis of the bench's own when redis-server can be run. */
 export const STATE_KINDS: StateKind[] = ['sqlite', 'memory'];
 
-/** The gate as `guardctl serve --state KIND` builds it; a sqlite state lives in a temporary home of its own. */
-export function benchGate(keys: KeyLookup, kind: StateKind = 'sqlite'): { gate: Gate; close(): void } {
+/** STATE_KINDS, plus `--state redis://...` on a redis-server the bench starts (bench/redis.ts). */
+export async function stateKinds(say: (line: string) => void): Promise<StateKind[]> {
+  const redis = await benchRedis(say);
+  return redis ? [...STATE_KINDS, redis.url as StateKind] : STATE_KINDS;
+}
+
+/**
+ * The gate as `guardctl serve --state KIND` builds it; a sqlite state lives in a temporary home of its own.
+ * `ready` settles once a Redis state is connected (at once for the others).
+ */
+export function benchGate(keys: KeyLookup, kind: StateKind = 'sqlite'): { gate: Gate; ready: Promise<void>; close(): void } {
   const options = DEFAULT_GATE_OPTIONS;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-state-'));
   const state = openGateState(kind, home, options, () => {});
+  const ready = state instanceof RedisGateState
+    ? state.whenUp(60_000).then((up) => {
+      if (!up) throw new Error(`${state.describe} did not answer`);
+    })
+    : Promise.resolve();
   return {
     gate: new Gate({ keys, state, tiers: loadTiers(undefined), options }),
+    ready,
     close: () => {
       void state.close();
       fs.rmSync(home, { recursive: true, force: true });

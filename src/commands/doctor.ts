@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { execa } from 'execa';
 import type { ContextFactory } from '../cli.js';
-import { probeExecutionProviders } from '../infer/ep-probe.js';
 import { section } from '../core/config.js';
+import { checkGateState } from '../gate/state-check.js';
+import { probeExecutionProviders } from '../infer/ep-probe.js';
 import { openKeyBackend, resolveKeyStore, type KeyStoreSpec } from '../keys/backend.js';
 
 export interface Check {
@@ -23,7 +24,7 @@ const TOOLS: Array<{ name: string; args: string[]; purpose: string }> = [
 export function registerDoctor(program: Command, contextFor: ContextFactory): void {
   program
     .command('doctor')
-    .description('check this machine: Node, data directory, system tools, ONNX Runtime providers, key store')
+    .description('check this machine: Node, data directory, system tools, ONNX Runtime providers, key store, gate state (Redis)')
     .action(async (_opts: unknown, command: Command) => {
       const ctx = contextFor(command);
       const checks: Check[] = [nodeCheck(), homeCheck(ctx.locations.home)];
@@ -32,6 +33,9 @@ export function registerDoctor(program: Command, contextFor: ContextFactory): vo
         checks.push({ name: `onnxruntime:${ep.name}`, ok: ep.ok, optional: ep.name !== 'cpu', detail: ep.ok ? `loads (${ep.ms} ms)` : ep.error! });
       }
       checks.push(await keyStoreCheck(resolveKeyStore(undefined, ctx.env, section(ctx.config, 'keys', ctx.locations.configFile).store, ctx.locations.configFile), ctx.locations.home, ctx.env));
+      const fromFile = section(ctx.config, 'gate', ctx.locations.configFile).state;
+      const stateSetting = ctx.env.GUARDCTL_STATE || (typeof fromFile === 'string' ? fromFile : undefined);
+      checks.push({ name: 'gate state', ...(await checkGateState(stateSetting, ctx.env.GUARDCTL_STATE ? 'GUARDCTL_STATE' : `gate.state in ${ctx.locations.configFile}`)) });
       const healthy = checks.every((c) => c.ok || c.optional);
       ctx.out.result({ ok: healthy, checks }, () =>
         [...checks.map((c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name.padEnd(18)} ${c.detail}`), '', healthy ? 'all required checks passed' : 'some required checks failed'].join('\n'));

@@ -8,6 +8,7 @@ import { Gate } from '../gate/gate.js';
 import type { CidrList } from '../gate/ip.js';
 import { openGateState } from '../gate/open-state.js';
 import { gateOptionsFromConfig } from '../gate/options.js';
+import type { StateHealth } from '../gate/state.js';
 import { createEngine } from '../infer/engine.js';
 import type { Engine, ModelSpec } from '../infer/types.js';
 import { registerKeysMetrics } from '../keys/metrics.js';
@@ -58,6 +59,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
 
   const closers: Array<() => Promise<void> | void> = [];
   let gate: { gate: Gate; audit: AuditSink } | undefined;
+  let stateHealth: (() => StateHealth) | undefined;
   let trustedProxies: CidrList | undefined;
   let keys: DaemonKeys | undefined;
   if (!settings.insecureNoAuth) {
@@ -69,6 +71,11 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     const state = openGateState(settings.state, inputs.home, options, (message) => logger.warn(message));
     closers.push(() => state.close());
     logger.info({ state: state.describe }, 'gate state');
+    if (state.health) {
+      stateHealth = () => state.health!();
+      // Not waited for: until it answers, /readyz says why and model routes answer 503 state_unavailable.
+      if (!stateHealth().up) void reportWhenUp(stateHealth, logger);
+    }
     const tiers = loadTiers(section(inputs.config, 'tiers', inputs.configFile), inputs.configFile);
     const audit = fileAuditSink(settings.auditFile ?? path.join(inputs.home, 'audit', 'audit.jsonl'));
     closers.push(() => audit.close());
@@ -83,6 +90,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     maxWaitMs: settings.maxWaitMs,
     maxBatchTokens: settings.maxBatchTokens,
     prefixCache: settings.prefixCache,
+    ...(settings.batchWait === 'always' ? { idleWait: true } : {}),
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,
     intraOpThreads: settings.threads,
@@ -107,6 +115,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     metrics,
     https: tls ? readTls(tls) : undefined,
     trustedProxies,
+    stateHealth,
   });
   const address = await app.listen({ host, port: settings.port });
   const url = `${address}${settings.basePath}`;
@@ -134,4 +143,13 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   })());
 
   return { url, app, engine, ready, reloadTls: () => tlsWatch?.reload() ?? false, shutdown };
+}
+
+/** One log line when a shared state is first reached, or why not after a few seconds (the daemon keeps trying). */
+async function reportWhenUp(health: () => StateHealth, logger: Logger): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!health().up && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100).unref());
+  const h = health();
+  if (h.up) logger.info({ backend: h.backend }, 'gate state connected');
+  else logger.warn({ backend: h.backend, reason: h.reason }, 'gate state unavailable: model routes answer 503 state_unavailable until it answers');
 }

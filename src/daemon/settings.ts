@@ -2,6 +2,8 @@ import os from 'node:os';
 import { GuardError, usageError } from '../core/errors.js';
 import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
+import type { StateKind } from '../gate/open-state.js';
+import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
 import { parseKeyStore, type KeyStoreSpec } from '../keys/backend.js';
 
 /**
@@ -31,6 +33,7 @@ export interface ServeSettings {
   maxWaitMs: number;
   /** Padded tokens (rows x longest prompt) one prefill may process. */
   maxBatchTokens: number;
+  batchWait: 'busy' | 'always';
   /** Prefill each model's shared prompt head once and reuse its KV (off: every prompt in full, for comparison). */
   prefixCache: boolean;
   maxQueue: number;
@@ -44,8 +47,8 @@ export interface ServeSettings {
   tlsKey?: string;
   insecureNoAuth: boolean;
   auditFile?: string;
-  /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, or memory. */
-  state: 'sqlite' | 'memory';
+  /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, memory, or Redis/Valkey. */
+  state: StateKind;
   /** Where keys live: sqlite (<home>/keys.db) or a postgres:// URL shared by several daemons. */
   keys: KeyStoreSpec;
   /** With PostgreSQL: how long cached keys keep working once it stops answering (0: refuse at once). */
@@ -55,6 +58,14 @@ export interface ServeSettings {
 const oneOf = <T extends string>(values: readonly T[]) => (text: string, where: string): T => {
   if (!(values as readonly string[]).includes(text)) throw usageError(`${where} must be one of ${values.join(', ')}, got "${text}"`);
   return text as T;
+};
+const stateKind = (text: string, where: string): StateKind => {
+  if (isRedisUrl(text)) {
+    parseRedisStateUrl(text, where);
+    return text as StateKind;
+  }
+  if (text !== 'sqlite' && text !== 'memory') throw usageError(`${where} must be one of sqlite, memory, or a redis://[user:pass@]host:port[/db] URL, got "${text}"`);
+  return text;
 };
 const int = (text: string, where: string) => parsePositiveInt(text, where);
 const ms = (text: string, where: string) => (/^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text, where));
@@ -83,6 +94,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'threads', flag: '--threads <n|auto>', env: 'GUARDCTL_THREADS', configKey: 'threads', description: 'ONNX Runtime CPU threads; auto leaves one core to HTTP and the gate', default: 'auto', parse: (t, w) => (t === 'auto' ? autoThreads() : int(t, w)) },
   { key: 'maxBatch', flag: '--max-batch <n>', env: 'GUARDCTL_MAX_BATCH', configKey: 'max_batch', description: 'most sequences decoded together', default: '32', parse: int },
   { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a batch forming behind a busy device waits for more requests (an idle device starts at once)', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
+  { key: 'batchWait', flag: '--batch-wait <when>', env: 'GUARDCTL_BATCH_WAIT', configKey: 'batch_wait', description: 'when a forming batch waits --max-wait-ms: busy (behind a busy device only) or always (a lone request waits too: throughput over latency)', default: 'busy', parse: oneOf(['busy', 'always'] as const) },
   { key: 'maxBatchTokens', flag: '--max-batch-tokens <n>', env: 'GUARDCTL_MAX_BATCH_TOKENS', configKey: 'max_batch_tokens', description: 'most tokens one prefill processes, padding included (rows x longest prompt)', default: '16384', parse: int },
   { key: 'prefixCache', flag: '--prefix-cache <on|off>', env: 'GUARDCTL_PREFIX_CACHE', configKey: 'prefix_cache', description: 'prefill the prompt head every request of a model shares once and reuse its KV (off: prefill every prompt in full)', default: 'on', parse: onOff },
   { key: 'maxQueue', flag: '--max-queue <n>', env: 'GUARDCTL_MAX_QUEUE', configKey: 'max_queue', description: 'waiting requests per device before 503', default: '256', parse: int },
@@ -95,7 +107,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'tlsCert', flag: '--tls-cert <file>', env: 'GUARDCTL_TLS_CERT', configKey: 'tls_cert', description: 'serve HTTPS with this certificate chain (reloaded on SIGHUP and change)', default: undefined, parse: text },
   { key: 'tlsKey', flag: '--tls-key <file>', env: 'GUARDCTL_TLS_KEY', configKey: 'tls_key', description: 'the private key for --tls-cert', default: undefined, parse: text },
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
-  { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts) or memory (lost on restart)', default: 'sqlite', parse: oneOf(['sqlite', 'memory'] as const) },
+  { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
   { key: 'keys', flag: '--keys <store>', env: 'GUARDCTL_KEYS', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
   { key: 'keysStaleMs', flag: '--keys-stale <dur>', env: 'GUARDCTL_KEYS_STALE', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)) },
   { key: 'auditFile', flag: '--audit-file <file>', env: 'GUARDCTL_AUDIT_FILE', configKey: 'audit_file', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },

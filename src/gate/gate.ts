@@ -280,7 +280,14 @@ export class Gate {
       if (holdsSlot) state.releaseSlot(record.id).catch((err) => this.deps.onError?.(err));
     });
     if (limits.daily !== null) {
-      const quota = await state.consumeQuota(record.id, limits.daily, now);
+      let quota: LimitOutcome;
+      try {
+        quota = await state.consumeQuota(record.id, limits.daily, now);
+      } catch (err) {
+        // A shared state that stopped answering: the request is refused (503), and must not keep its slot.
+        release();
+        throw err;
+      }
       if (limits.rate === null) Object.assign(headers, rateLimitHeaders(quota, `${limits.daily};w=86400`));
       if (!quota.allowed) {
         release();

@@ -24,6 +24,8 @@ export const REASONS = {
   rate_limited: { status: 429, message: 'request rate limit exceeded' },
   concurrency_limited: { status: 429, message: 'too many requests in flight for this API key' },
   quota_exhausted: { status: 429, message: 'daily quota exhausted; it resets at 00:00 UTC' },
+  // Not a verdict on the request: the shared state (Redis) could not be asked, so nothing was let through unchecked.
+  state_unavailable: { status: 503, message: 'the server cannot check this request right now (its shared state is unreachable); retry shortly' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

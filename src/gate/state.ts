@@ -1,6 +1,6 @@
 /**
  * Everything the gate remembers between requests, behind one interface: SQLite on one host (the default, it
- * survives restarts: sqlite-state.ts), memory (memory-state.ts), and later a networked store (Redis) that several
+ * survives restarts: sqlite-state.ts), memory (memory-state.ts), and Redis/Valkey (redis-state.ts), which several
  * daemons share. Each backend makes its own operations atomic; the arithmetic they share (token-bucket.ts,
  * auth-failures.ts) lives outside them. The gate only decides what to ask and how to answer.
  */
@@ -45,6 +45,30 @@ export interface GateState {
    * refused request (its nonce forgotten before the commit) writes nothing.
    */
   durable?(): Promise<void>;
+  /** For a networked backend: whether it answers now, and why not (for /readyz, /metrics and doctor). */
+  health?(): StateHealth;
+}
+
+export interface StateHealth {
+  /** 'redis', ... (the metric label). */
+  backend: string;
+  up: boolean;
+  /** Why not up, for people: no secrets (the store's address without credentials). */
+  reason?: string;
+  /** Operations that failed since the start. */
+  errors: number;
+}
+
+/**
+ * A shared store that cannot answer (unreachable, too slow): the request is refused with 503 state_unavailable,
+ * never let through unchecked.
+ */
+export class StateUnavailableError extends Error {
+  readonly code = 'state_unavailable';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StateUnavailableError';
+  }
 }
 
 export interface AuthFailurePolicy {

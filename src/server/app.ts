@@ -6,6 +6,7 @@ import type { AuditSink } from '../gate/audit.js';
 import { bindGate, keepRawBodies, type GateApp } from '../gate/fastify.js';
 import type { Gate } from '../gate/gate.js';
 import type { CidrList } from '../gate/ip.js';
+import type { StateHealth } from '../gate/state.js';
 import type { Engine } from '../infer/types.js';
 import type { ServeConfig } from './config.js';
 import { ApiError, clientErrorHandler, sendError, toApiError } from './errors.js';
@@ -31,6 +32,8 @@ export interface BuildServerOptions {
   metrics?: ServerMetrics;
   /** Serve HTTPS with these options (cert, key, ...); default: plain HTTP (behind nginx). */
   https?: HttpsServerOptions;
+  /** A shared gate state's health (Redis): /readyz is 503 while it is down, /metrics shows it. */
+  stateHealth?: () => StateHealth;
   /** Proxies in front (the gate's trusted_proxies): their FIN means the client went away, never a half-close. */
   trustedProxies?: CidrList;
 }
@@ -51,6 +54,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   if (config.auth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
+  if (opts.stateHealth) metrics.attachState(opts.stateHealth);
   const app = Fastify({
     // TLS sockets need the net-level half-open too (plain HTTP servers have it): see half-close.ts.
     ...(opts.https ? { https: { allowHalfOpen: true, ...opts.https } } : {}),
@@ -80,7 +84,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
 
   const state = { draining: false, closing: false };
   const base = config.basePath;
-  const ctx: RouteContext = { config, engine, metrics, path: (route) => `${base}${route}` };
+  const ctx: RouteContext = { config, engine, metrics, stateHealth: opts.stateHealth, path: (route) => `${base}${route}` };
 
   app.setErrorHandler((err, request, reply) => {
     if (reply.raw.destroyed && !reply.raw.writableFinished && reply.raw.listenerCount('error') > 0) {

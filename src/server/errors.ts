@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { REASONS } from '../gate/reasons.js';
+import { StateUnavailableError } from '../gate/state.js';
 import { ENGINE_ERROR_STATUS, EngineError } from '../infer/types.js';
 import { GuardOutputError } from '../tasks/guard-output.js';
 import { ModerationInputError } from '../tasks/moderate.js';
@@ -38,6 +40,7 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, err: Api
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof EngineError) return fromEngine(err);
+  if (err instanceof StateUnavailableError) return new ApiError(503, 'state_unavailable', REASONS.state_unavailable.message, {}, { 'Retry-After': '1' });
   if (err instanceof GuardOutputError) {
     return new ApiError(502, 'bad_model_output', `the moderation model gave an answer that does not parse: ${err.message}`);
   }

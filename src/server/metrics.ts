@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { StateHealth } from '../gate/state.js';
 import type { Engine, LoadState, StepEvent } from '../infer/types.js';
 
 /**
@@ -16,6 +17,8 @@ export interface ServerMetrics {
   observeInference(task: string, model: string, seconds: number): void;
   /** The engine whose queues and model states the gauges report. */
   attach(engine: Engine): void;
+  /** The gate state whose health guard_state_up and guard_state_errors_total report (a shared one: Redis). */
+  attachState(health: () => StateHealth): void;
   /** The exposition text and its content type. */
   expose(): Promise<{ contentType: string; body: string }>;
 }
@@ -39,6 +42,7 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
   const registry = new Registry();
   const registers = [registry];
   let engine: Engine | undefined;
+  let stateHealth: (() => StateHealth) | undefined;
 
   const requests = new Counter({ name: 'guard_http_requests_total', help: 'HTTP requests by route, status and reason (gate or error code; empty for success)', labelNames: ['route', 'status', 'reason'], registers });
   const latency = new Histogram({ name: 'guard_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
@@ -83,6 +87,22 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
       for (const m of engine?.models() ?? []) if (m.device) this.set({ model: m.name, device: m.device }, m.kvCacheBytes ?? 0);
     },
   });
+  new Gauge({
+    name: 'guard_state_up', help: 'Whether the shared gate state (Redis) answers: 1 up, 0 down (model routes answer 503 state_unavailable)', labelNames: ['backend'], registers,
+    collect() {
+      this.reset();
+      const h = stateHealth?.();
+      if (h) this.set({ backend: h.backend }, h.up ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'guard_state_errors_total', help: 'Gate state operations that failed (unreachable or timed out), by backend', labelNames: ['backend'], registers,
+    collect() {
+      this.reset();
+      const h = stateHealth?.();
+      if (h) this.inc({ backend: h.backend }, h.errors);
+    },
+  });
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'guard_' });
 
   return {
@@ -104,6 +124,9 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
     },
     attach(e) {
       engine = e;
+    },
+    attachState(health) {
+      stateHealth = health;
     },
     async expose() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -15,19 +15,19 @@ const A = 'gk_key_a';
 const B = 'gk_key_b';
 
 /**
- * The behaviour every GateState backend must share (memory, SQLite, later Redis): run by each backend's test
+ * The behaviour every GateState backend must share (memory, SQLite, Redis): run by each backend's test
  * file with a factory that builds a fresh state on the given fake clock.
  */
-export function stateContract(backend: string, make: (t: { after(fn: () => void): void }, setup: ContractSetup) => GateState): void {
-  const fresh = (t: { after(fn: () => void): void }, nonceCapacity = 1000) => {
+export function stateContract(backend: string, make: (t: { after(fn: () => void): void }, setup: ContractSetup) => GateState | Promise<GateState>): void {
+  const fresh = async (t: { after(fn: () => void): void }, nonceCapacity = 1000) => {
     const clock = { now: T0 };
-    const state = make(t, { nonceCapacity, authFailures: POLICY, clock: () => clock.now });
+    const state = await make(t, { nonceCapacity, authFailures: POLICY, clock: () => clock.now });
     t.after(() => state.close());
     return { state, clock };
   };
 
   test(`${backend}: a nonce is single-use per key until its lifetime ends`, async (t) => {
-    const { state, clock } = fresh(t);
+    const { state, clock } = await fresh(t);
     assert.equal(await state.recordNonce(A, 'nonce-0001', 10_000, 100), 'ok');
     assert.equal(await state.recordNonce(A, 'nonce-0001', 10_000, 100), 'replayed');
     assert.equal(await state.recordNonce(B, 'nonce-0001', 10_000, 100), 'ok', 'nonces are per key');
@@ -38,7 +38,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: a forgotten nonce (its request was refused) counts as new`, async (t) => {
-    const { state } = fresh(t);
+    const { state } = await fresh(t);
     assert.equal(await state.recordNonce(A, 'nonce-0002', 10_000, 100), 'ok');
     await state.forgetNonce(A, 'nonce-0002');
     assert.equal(await state.recordNonce(A, 'nonce-0002', 10_000, 100), 'ok');
@@ -46,7 +46,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: one key holds at most its share; other keys keep their room; the store refuses when full`, async (t) => {
-    const { state, clock } = fresh(t, 10);
+    const { state, clock } = await fresh(t, 10);
     for (let i = 0; i < 3; i++) assert.equal(await state.recordNonce(A, `a-nonce-${i}`, 10_000, 3), 'ok');
     assert.equal(await state.recordNonce(A, 'a-nonce-x', 10_000, 3), 'key_full');
     // A forgotten nonce gives its room back.
@@ -60,7 +60,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: the token bucket (fake clock) admits at most burst + rate*t over any interval and reaches the steady rate`, async (t) => {
-    const { state, clock } = fresh(t);
+    const { state, clock } = await fresh(t);
     // Finding 7: --rate 5/s --burst 10, 200 requests at 20/s let 75 through before; a token bucket admits 10 + 5t.
     const accepted: number[] = [];
     for (let i = 0; i < 200; i++) {
@@ -82,7 +82,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: a burst, then a refusal that says when, and a refused request takes nothing`, async (t) => {
-    const { state, clock } = fresh(t);
+    const { state, clock } = await fresh(t);
     let last: LimitOutcome | undefined;
     const remaining: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -107,7 +107,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: the daily quota counts per key and UTC day`, async (t) => {
-    const { state } = fresh(t);
+    const { state } = await fresh(t);
     const day1 = Date.UTC(2026, 0, 1, 23, 59, 0);
     const outcomes = [];
     for (let i = 0; i < 4; i++) outcomes.push(await state.consumeQuota(A, 3, day1));
@@ -119,7 +119,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: failed authentications block an address for a while`, async (t) => {
-    const { state, clock } = fresh(t);
+    const { state, clock } = await fresh(t);
     for (let i = 0; i < 3; i++) assert.equal(await state.recordAuthFailure('198.51.100.7'), 0);
     assert.equal(await state.authBlockedFor('198.51.100.7'), 0);
     assert.equal(await state.recordAuthFailure('198.51.100.7'), 300_000);
@@ -137,7 +137,7 @@ export function stateContract(backend: string, make: (t: { after(fn: () => void)
   });
 
   test(`${backend}: concurrency slots`, async (t) => {
-    const { state } = fresh(t);
+    const { state } = await fresh(t);
     assert.ok(await state.acquireSlot(A, 2));
     assert.ok(await state.acquireSlot(A, 2));
     assert.equal(await state.acquireSlot(A, 2), false);

@@ -6,6 +6,7 @@ import { DEFAULT_GATE_OPTIONS, type GateOptions } from '../../src/gate/options.j
 import { signRequest } from '../../src/gate/sign-request.js';
 import { loadTiers } from '../../src/keys/tiers.js';
 import type { KeyRecord } from '../../src/keys/types.js';
+import type { GateState } from '../../src/gate/state.js';
 import type { Engine } from '../../src/infer/types.js';
 import { buildServer, type GuardServer } from '../../src/server/app.js';
 import { serveConfig, type ServeConfig } from '../../src/server/config.js';
@@ -53,21 +54,25 @@ export interface FixtureOptions {
   gate?: Partial<GateOptions>;
   logger?: FastifyBaseLogger | false;
   https?: import('node:https').ServerOptions;
+  /** The gate state (not closed by the fixture); default: a fresh memory state. */
+  state?: GateState;
+  /** Keys to share with other fixtures (several daemons, one key store); default: fresh. */
+  keys?: MemoryKeys;
 }
 
 let counter = 0;
 
 /** buildServer with the real gate (keys in memory, real clock) and a test engine; closed when the test ends. */
 export async function serverFixture(t: { after(fn: () => unknown): void }, opts: FixtureOptions = {}): Promise<ServerFixture> {
-  const keys = new MemoryKeys();
+  const keys = opts.keys ?? new MemoryKeys();
   const audit = new MemoryAudit();
   const gateOptions: GateOptions = { ...DEFAULT_GATE_OPTIONS, ...opts.gate };
-  const state = new MemoryGateState({ nonceCapacity: 100_000, authFailures: { limit: 1_000_000, windowSec: 60, blockSec: 1 } });
+  const state = opts.state ?? new MemoryGateState({ nonceCapacity: 100_000, authFailures: { limit: 1_000_000, windowSec: 60, blockSec: 1 } });
   const gate = new Gate({ keys, state, tiers: loadTiers(opts.tiers), options: gateOptions });
   const metrics = opts.metrics ?? createServerMetrics();
   const engine = opts.engine ?? fakeEngine({ onStep: metrics.onStep });
   const config = serveConfig({ webDir: null, ...opts.config });
-  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https, trustedProxies: gateOptions.trustedProxies });
+  const app = await buildServer({ config, engine, metrics, gate: { gate, audit }, logger: opts.logger ?? false, https: opts.https, trustedProxies: gateOptions.trustedProxies, stateHealth: (state as GateState).health?.bind(state) });
   t.after(() => app.close());
   return {
     app, engine, keys, audit, metrics,

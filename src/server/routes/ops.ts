@@ -6,11 +6,13 @@ export interface Readiness {
   draining: boolean;
   /** States only: a load error's text (paths) stays behind auth in /api/v1/models. */
   models: Array<{ name: string; state: string }>;
+  /** The shared gate state (Redis), when there is one: model routes answer 503 while it is down. */
+  state?: { backend: string; up: boolean };
   /** Why not ready, for people. */
   reason?: string;
 }
 
-/** /healthz (the process answers), /readyz (every model warm and not draining), /metrics (Prometheus). No auth. */
+/** /healthz (the process answers), /readyz (every model warm, a shared gate state reachable, not draining), /metrics (Prometheus). No auth. */
 export function opsRoutes(app: FastifyInstance, ctx: RouteContext, state: { draining: boolean }): void {
   app.get(ctx.path('/healthz'), async (_request, reply) => {
     reply.header('Cache-Control', 'no-store');
@@ -31,9 +33,12 @@ export function opsRoutes(app: FastifyInstance, ctx: RouteContext, state: { drai
 export function readiness(ctx: RouteContext, draining: boolean): Readiness {
   const models = ctx.engine.models().map((m) => ({ name: m.name, state: m.state }));
   const waiting = models.filter((m) => m.state !== 'ready');
+  const health = ctx.stateHealth?.();
   const reason = draining ? 'draining: the server is shutting down'
     : models.length === 0 ? 'no models are configured'
     : waiting.length ? `not ready: ${waiting.map((m) => `${m.name} is ${m.state}`).join(', ')}`
+    : health && !health.up ? `not ready: ${health.reason}`
     : undefined;
-  return { ready: reason === undefined, draining, models, ...(reason ? { reason } : {}) };
+  const state = health ? { state: { backend: health.backend, up: health.up } } : {};
+  return { ready: reason === undefined, draining, models, ...state, ...(reason ? { reason } : {}) };
 }

@@ -4,6 +4,7 @@ import type { Engine, ModelInfo, Task } from '../../infer/types.js';
 import type { ServeConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { StateHealth } from '../../gate/state.js';
 // Brings in the FastifyContextConfig `gate` declaration and the request fields the gate adds.
 import type {} from '../../gate/fastify.js';
 
@@ -12,6 +13,8 @@ export interface RouteContext {
   config: ServeConfig;
   engine: Engine;
   metrics: ServerMetrics;
+  /** A shared gate state's health, when there is one (see BuildServerOptions). */
+  stateHealth?: () => StateHealth;
   /** The full path of a route under the base path: path('/healthz') -> '/guard/healthz'. */
   path(route: string): string;
 }
