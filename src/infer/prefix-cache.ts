@@ -19,27 +19,28 @@
 import type { ChatMessage } from './types.js';
 import type { KvArray } from './kv.js';
 
-/** Two user texts that share no first character, word or script, so their renders part where the text starts. */
-const PROBES: readonly [string, string][] = [
-  ['Hello there, how are you?', '42 名字'],
-  ['The cat sat on the mat.', '¿Qué hora es?'],
-];
+/** The two renders of each shape: user texts (and answers) that differ from their first character on, so the
+ * renders part where the text starts. */
+const PROBES = [
+  { user: 'Hello there, how are you?', answer: '42 名字' },
+  { user: 'The cat sat on the mat.', answer: '¿Qué hora es?' },
+] as const;
 
 /**
  * The token heads every prompt of one conversation shape shares, longest first, without duplicates; none where
  * the template renders nothing in common (or rejects every shape).
  */
 export function sharedHeads(render: (messages: ChatMessage[]) => string, encode: (text: string) => number[]): number[][] {
-  const shapes: ((i: number) => ChatMessage[])[] = [
-    (i) => [{ role: 'user', content: PROBES[i]![0] }],
-    (i) => [{ role: 'user', content: PROBES[i]![0] }, { role: 'assistant', content: PROBES[i]![1] }],
+  const shapes: ((p: (typeof PROBES)[number]) => ChatMessage[])[] = [
+    (p) => [{ role: 'user', content: p.user }],
+    (p) => [{ role: 'user', content: p.user }, { role: 'assistant', content: p.answer }],
   ];
   const heads: number[][] = [];
   for (const shape of shapes) {
     let a: number[], b: number[];
     try {
-      a = encode(render(shape(0)));
-      b = encode(render(shape(1)));
+      a = encode(render(shape(PROBES[0])));
+      b = encode(render(shape(PROBES[1])));
     } catch {
       continue; // a template that refuses this shape: its requests never have it either
     }
