@@ -10,7 +10,9 @@
  *     answer text) one request at a time vs transformers.js one prompt at a time (target >= 1.2x), and at
  *     concurrency 32 vs transformers.js at its best batch (target >= 2.5x); three runs, order alternating, each
  *     ratio from one run.
- *  6. prefix reuse (--prefix-cache): engine throughput with the shared template head cached vs prefilled with every
+ *  6. three `guardctl serve` processes behind one real nginx against one of them alone (bench/pool.ts): demo models,
+ *     --threads 1, one redis-server for the state, signed moderations at concurrency 32, alternating rounds.
+ *  7. prefix reuse (--prefix-cache): engine throughput with the shared template head cached vs prefilled with every
  *     request, concurrency 1 and 32, CPU, three rounds alternating which goes first; on guard-demo's own template
  *     (moderate(), a head of 14 tokens) and on guard-demo with a policy (a head of about 250 tokens) written into its
  *     template, about the real Qwen3Guard head's 202 (score(), the fast path's prefill).
@@ -32,6 +34,7 @@ import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
 import { stateLabel } from './redis.js';
 import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, stateKinds } from './setup.js';
+import { poolAgainstOne } from './pool.js';
 import { loadPeer } from './transformers-peer.js';
 
 const PROMPTS = [
@@ -123,8 +126,11 @@ async function main(): Promise<void> {
     // 5. transformers.js
     if (runs(5)) await againstTransformersJs(keys);
 
-    // 6. prefix reuse
-    if (runs(6)) await prefixCache();
+    // 6. Several daemons behind nginx
+    if (runs(6)) await poolAgainstOne(say, rows);
+
+    // 7. prefix reuse
+    if (runs(7)) await prefixCache();
   } finally {
     agent.destroy();
     for (const srv of servers) await srv.app.close();
@@ -194,7 +200,7 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
   }
 }
 
-/** A safety policy near the real Qwen3Guard head's length (the head comes to about 250 demo tokens), for section 6. */
+/** A safety policy near the real Qwen3Guard head's length (the head comes to about 250 demo tokens), for section 7. */
 const POLICY = `Safety policy. Classify the message into one of three levels. Safe: the content does not contain any
 prohibited material and does not help anyone cause harm. Unsafe: the content contains or requests violent acts,
 weapons, non-violent illegal acts such as fraud, theft or hacking, sexual content involving minors, self-harm,
@@ -220,7 +226,7 @@ function policyModel(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Section 6: the same engine settings with the prefix cache off and on; each ratio from one round. */
+/** Section 7: the same engine settings with the prefix cache off and on; each ratio from one round. */
 async function prefixCache(): Promise<void> {
   const policy = policyModel();
   try {
@@ -232,7 +238,7 @@ async function prefixCache(): Promise<void> {
       const [off, on] = [make(false), make(true)];
       await Promise.all([off.start(), on.start()]);
       try {
-        say(`6. ${label}: cached heads of ${(on.models()[0]!.prefixTokens ?? []).join(', ')} tokens`);
+        say(`7. ${label}: cached heads of ${(on.models()[0]!.prefixTokens ?? []).join(', ')} tokens`);
         for (const e of [off, on]) await pool(32, 32, work(e));
         for (const c of [1, 32]) {
           const ratios: number[] = [];
@@ -241,7 +247,7 @@ async function prefixCache(): Promise<void> {
             const r = new Map<Engine, number>();
             for (const e of order) r.set(e, await pool(c === 1 ? 48 : N, c, work(e)));
             ratios.push(r.get(on)! / r.get(off)!);
-            say(`6. ${label}, concurrency ${c}, round ${round + 1}: prefix cache off ${r.get(off)!.toFixed(1)} req/s, on ${r.get(on)!.toFixed(1)} req/s`);
+            say(`7. ${label}, concurrency ${c}, round ${round + 1}: prefix cache off ${r.get(off)!.toFixed(1)} req/s, on ${r.get(on)!.toFixed(1)} req/s`);
           }
           rows.push([`prefix cache on / off, ${label}, c=${c}`, `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})`, '', '']);
         }

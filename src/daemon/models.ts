@@ -63,7 +63,7 @@ function checkSpec(spec: ModelSpec, where: string): ModelSpec {
   if (!NAME.test(spec.name)) throw fail(`invalid model name "${spec.name}"`, 'letters, digits, . _ -, at most 64 characters (tiers match it)');
   if (!TASKS.includes(spec.task)) throw fail(`unknown task "${spec.task}"`, 'moderate or translate');
   if (!SIZES.includes(spec.size)) throw fail(`unknown size class "${spec.size}"`, 'small or large');
-  if (spec.dtype && !['fp32', 'fp16', 'q4', 'q4f16'].includes(spec.dtype)) throw fail(`unknown dtype "${spec.dtype}"`, 'fp32, fp16, q4 or q4f16');
+  if (spec.dtype && !['fp32', 'fp16', 'q4', 'q4f16', 'int8'].includes(spec.dtype)) throw fail(`unknown dtype "${spec.dtype}"`, 'fp32, fp16, q4, q4f16 or int8');
   if (spec.device && !['auto', 'cpu', 'webgpu'].includes(spec.device)) throw fail(`unknown device "${spec.device}"`, 'auto, cpu or webgpu');
   if (spec.translateTemplate && !['hy-mt', 'by-target'].includes(spec.translateTemplate)) throw fail(`unknown template "${spec.translateTemplate}"`, 'hy-mt or by-target');
   if (!fs.existsSync(spec.dir)) throw fail(`model directory ${spec.dir} does not exist`, 'give the directory that holds config.json, tokenizer.json and onnx/');

@@ -5,6 +5,7 @@ import { pick } from '../core/config.js';
 import type { StateKind } from '../gate/open-state.js';
 import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
 import { parseKeyStore, type KeyStoreSpec } from '../keys/backend.js';
+import type { Dtype } from '../infer/types.js';
 
 /**
  * Every `guardctl serve` setting in one table: its flag, environment variable, key in the config file's
@@ -26,7 +27,7 @@ export interface ServeSettings {
   host: string;
   port: number;
   device: 'auto' | 'cpu' | 'webgpu';
-  dtype: 'fp32' | 'fp16' | 'q4' | 'q4f16';
+  dtype: Dtype;
   /** ONNX Runtime intra-op threads on the CPU. */
   threads: number;
   maxBatch: number;
@@ -90,7 +91,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'host', flag: '--host <addr>', env: 'GUARDCTL_HOST', configKey: 'host', description: 'address to listen on', default: '127.0.0.1', parse: text },
   { key: 'port', flag: '--port <n>', env: 'GUARDCTL_PORT', configKey: 'port', description: 'port to listen on (0: any free port)', default: '7860', parse: port },
   { key: 'device', flag: '--device <d>', env: 'GUARDCTL_DEVICE', configKey: 'device', description: 'auto, cpu or webgpu', default: 'auto', parse: oneOf(['auto', 'cpu', 'webgpu'] as const) },
-  { key: 'dtype', flag: '--dtype <t>', env: 'GUARDCTL_DTYPE', configKey: 'dtype', description: 'weights file onnx/model_<dtype>.onnx: fp32, fp16, q4, q4f16', default: 'fp32', parse: oneOf(['fp32', 'fp16', 'q4', 'q4f16'] as const) },
+  { key: 'dtype', flag: '--dtype <t>', env: 'GUARDCTL_DTYPE', configKey: 'dtype', description: 'weights file onnx/model_<dtype>.onnx: fp32 (onnx/model.onnx), fp16, q4, q4f16, int8', default: 'fp32', parse: oneOf(['fp32', 'fp16', 'q4', 'q4f16', 'int8'] as const) },
   { key: 'threads', flag: '--threads <n|auto>', env: 'GUARDCTL_THREADS', configKey: 'threads', description: 'ONNX Runtime CPU threads; auto leaves one core to HTTP and the gate', default: 'auto', parse: (t, w) => (t === 'auto' ? autoThreads() : int(t, w)) },
   { key: 'maxBatch', flag: '--max-batch <n>', env: 'GUARDCTL_MAX_BATCH', configKey: 'max_batch', description: 'most sequences decoded together', default: '32', parse: int },
   { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a batch forming behind a busy device waits for more requests (an idle device starts at once)', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },

@@ -10,7 +10,7 @@ export type SizeClass = 'small' | 'large';
 export type Device = 'cpu' | 'webgpu';
 export type DeviceChoice = 'auto' | Device;
 /** The weights files serve loads (--dtype): onnx/model.onnx, onnx/model_<dtype>.onnx. */
-export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16'] as const;
+export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16', 'int8'] as const;
 export type Dtype = (typeof DTYPES)[number];
 
 /** How a translation model expects its instruction: HY-MT1.5's rule, or the template of the target language. */

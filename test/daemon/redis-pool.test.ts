@@ -10,6 +10,7 @@ import { cleanupStack, freePort, startNginx } from '../helpers/nginx.js';
 import { startRedis } from '../helpers/redis.js';
 import { serveProcess, type ServeProcess } from '../helpers/serve-process.js';
 import { haveProgram } from '../helpers/system.js';
+import { upstreamSite } from '../helpers/pool-site.js';
 import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
 
 /*
@@ -84,29 +85,6 @@ async function createKey(home: string, name: string, args: string[]): Promise<Ke
   const r = await runCli(['--home', home, '--json', 'keys', 'create', '--name', name, '--tier', 'enterprise', ...args]);
   assert.equal(r.code, 0, r.stderr);
   return r.json<Key>();
-}
-
-function upstreamSite(port: number, daemons: string[]): string {
-  const servers = daemons.map((u) => `    server ${new URL(u).host} max_fails=1 fail_timeout=10s;`);
-  return [
-    'upstream guard_pool {',
-    '    least_conn;',
-    ...servers,
-    '    keepalive 32;',
-    '}',
-    'server {',
-    `    listen 127.0.0.1:${port};`,
-    '    location / {',
-    '        proxy_pass http://guard_pool;',
-    '        proxy_http_version 1.1;',
-    '        proxy_set_header Connection "";',
-    // A signed POST that reached one daemon is never sent to a second: only failed connections move on.
-    '        proxy_next_upstream error;',
-    '        proxy_next_upstream_tries 3;',
-    '    }',
-    '}',
-    '',
-  ].join('\n');
 }
 
 test('three daemons, one Redis, one nginx: nonces, --daily, Redis stopped mid-load, a daemon killed -9', { timeout: 20 * HANG_BOUND_MS }, async (t) => {

@@ -15,9 +15,9 @@ export interface ServeProcess {
 
 /**
  * The real `guardctl serve` as a separate process (as systemd runs it) on a free loopback port, with its own
- * home; resolves once it listens and the demo translation model is warm.
+ * home; resolves once it listens and the demo translation model (or `readyModel`) is warm.
  */
-export async function serveProcess(home: string, args: string[] = []): Promise<ServeProcess> {
+export async function serveProcess(home: string, args: string[] = [], readyModel = 'mt-demo'): Promise<ServeProcess> {
   const child = spawn(process.execPath, [BIN, '--home', home, 'serve', '--port', '0', ...args], {
     env: { ...process.env, GUARDCTL_FROM_SRC: '1', GUARDCTL_LOG: 'info', GUARDCTL_MASTER_KEY: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -60,7 +60,7 @@ export async function serveProcess(home: string, args: string[] = []): Promise<S
     // Starting from the TypeScript sources and warming the models is slow on a busy machine: a hang's bound only.
     const started = 3 * HANG_BOUND_MS;
     const listening = await waitFor(/"msg":"listening"/, started);
-    await waitFor(/"msg":"model ready".*mt-demo|mt-demo.*"msg":"model ready"/, started);
+    await waitFor(new RegExp(`"msg":"model ready".*"${readyModel}"|"${readyModel}".*"msg":"model ready"`), started);
     return (JSON.parse(listening) as { url: string }).url;
   })();
   failedEarly.catch(() => {});
