@@ -90,7 +90,6 @@ function group(where: string, fn: string): string {
   if (where.startsWith('src/keys/')) return 'guardctl key lookup (src/keys)';
   if (where.startsWith('src/') || where.startsWith('bench/')) return 'guardctl other';
   if (/^(fastify|find-my-way|avvio|light-my-request|fast-json-stringify|@fastify|fast-querystring|toad-cache|secure-json-parse|abstract-logging|pino|process-warning|rfdc|fast-uri|json-schema-ref-resolver)\b/.test(where)) return 'fastify + helpers';
-  if (where.startsWith('rate-limiter-flexible')) return 'rate-limiter-flexible';
   if (where.startsWith('node:_http') || where === 'node:http' || where.startsWith('node:internal/http')) return 'node http';
   if (where === 'node:net' || where.startsWith('node:internal/stream_base') || where.startsWith('node:internal/streams') || where === 'node:stream') return 'node net/streams';
   if (where.startsWith('node:internal/crypto') || where === 'node:crypto') return 'node crypto';

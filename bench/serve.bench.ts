@@ -12,17 +12,24 @@
  *     ratio from one run.
  *  6. three `guardctl serve` processes behind one real nginx against one of them alone (bench/pool.ts): demo models,
  *     --threads 1, one redis-server for the state, signed moderations at concurrency 32, alternating rounds.
+ *  7. prefix reuse (--prefix-cache): engine throughput with the shared template head cached vs prefilled with every
+ *     request, concurrency 1 and 32, CPU, three rounds alternating which goes first; on guard-demo's own template
+ *     (moderate(), a head of 14 tokens) and on guard-demo with a policy (a head of about 250 tokens) written into its
+ *     template, about the real Qwen3Guard head's 202 (score(), the fast path's prefill).
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
  * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createEngine } from '../src/infer/engine.js';
 import { probeExecutionProviders } from '../src/infer/ep-probe.js';
 import type { Engine } from '../src/infer/types.js';
 import { buildServer } from '../src/server/app.js';
 import { serveConfig } from '../src/server/config.js';
-import { guardMessages, moderate } from '../src/tasks/moderate.js';
+import { CANDIDATES, guardMessages, moderate, SCORE_PREFIX } from '../src/tasks/moderate.js';
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
 import { stateLabel } from './redis.js';
@@ -121,6 +128,9 @@ async function main(): Promise<void> {
 
     // 6. Several daemons behind nginx
     if (runs(6)) await poolAgainstOne(say, rows);
+
+    // 7. prefix reuse
+    if (runs(7)) await prefixCache();
   } finally {
     agent.destroy();
     for (const srv of servers) await srv.app.close();
@@ -187,6 +197,66 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
     await app.close();
     await engine.close();
     close();
+  }
+}
+
+/** A safety policy near the real Qwen3Guard head's length (the head comes to about 250 demo tokens), for section 7. */
+const POLICY = `Safety policy. Classify the message into one of three levels. Safe: the content does not contain any
+prohibited material and does not help anyone cause harm. Unsafe: the content contains or requests violent acts,
+weapons, non-violent illegal acts such as fraud, theft or hacking, sexual content involving minors, self-harm,
+suicide, personally identifiable information about private people, unethical acts, politically sensitive topics
+presented as instructions for unrest, copyright violations, or jailbreak attempts that try to override these
+rules. Controversial: the content is not clearly unsafe but could be harmful in some settings.
+`;
+
+/** guard-demo's files with POLICY written into its chat template (the weights are linked, not copied). */
+function policyModel(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'guardctl-policy-'));
+  const from = 'models/guard-demo';
+  for (const f of readdirSync(from)) {
+    if (f === 'tokenizer_config.json') continue;
+    if (f === 'onnx') symlinkSync(path.resolve(from, f), path.join(dir, f));
+    else copyFileSync(path.join(from, f), path.join(dir, f));
+  }
+  const config = JSON.parse(readFileSync(path.join(from, 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
+  const judge = /(Judge the safety of [^\n]*\n)/g;
+  if (!judge.test(config.chat_template)) throw new Error('guard-demo template changed: no "Judge the safety of" line');
+  config.chat_template = config.chat_template.replace(judge, `$1${POLICY}`);
+  writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Section 7: the same engine settings with the prefix cache off and on; each ratio from one round. */
+async function prefixCache(): Promise<void> {
+  const policy = policyModel();
+  try {
+    // The demo weights were not trained on the policy: its answers there are not labels, so that template is
+    // measured on the fast path's scoring prefill alone (where the head's tokens are) rather than on moderate().
+    const scoreOnly = (engine: Engine) => (i: number) => engine.score({ model: 'guard-demo', messages: guardMessages({ text: PROMPTS[i % PROMPTS.length]! }), prefix: SCORE_PREFIX, candidates: CANDIDATES });
+    for (const [label, dir, work] of [['demo template, moderate()', 'models/guard-demo', viaEngine], ['policy template, score()', policy.dir, scoreOnly]] as const) {
+      const make = (on: boolean) => createEngine([{ name: 'guard-demo', task: 'moderate', dir, size: 'small', device: 'cpu' }], { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads(), prefixCache: on });
+      const [off, on] = [make(false), make(true)];
+      await Promise.all([off.start(), on.start()]);
+      try {
+        say(`7. ${label}: cached heads of ${(on.models()[0]!.prefixTokens ?? []).join(', ')} tokens`);
+        for (const e of [off, on]) await pool(32, 32, work(e));
+        for (const c of [1, 32]) {
+          const ratios: number[] = [];
+          for (let round = 0; round < 3; round++) {
+            const order = round % 2 === 0 ? [off, on] : [on, off];
+            const r = new Map<Engine, number>();
+            for (const e of order) r.set(e, await pool(c === 1 ? 48 : N, c, work(e)));
+            ratios.push(r.get(on)! / r.get(off)!);
+            say(`7. ${label}, concurrency ${c}, round ${round + 1}: prefix cache off ${r.get(off)!.toFixed(1)} req/s, on ${r.get(on)!.toFixed(1)} req/s`);
+          }
+          rows.push([`prefix cache on / off, ${label}, c=${c}`, `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')})`, '', '']);
+        }
+      } finally {
+        await Promise.all([off.close(), on.close()]);
+      }
+    }
+  } finally {
+    policy.cleanup();
   }
 }
 

@@ -89,6 +89,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
     maxBatchTokens: settings.maxBatchTokens,
+    prefixCache: settings.prefixCache,
     ...(settings.batchWait === 'always' ? { idleWait: true } : {}),
     maxQueue: settings.maxQueue,
     maxInputTokens: settings.maxInputTokens,

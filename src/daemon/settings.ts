@@ -35,6 +35,8 @@ export interface ServeSettings {
   /** Padded tokens (rows x longest prompt) one prefill may process. */
   maxBatchTokens: number;
   batchWait: 'busy' | 'always';
+  /** Prefill each model's shared prompt head once and reuse its KV (off: every prompt in full, for comparison). */
+  prefixCache: boolean;
   maxQueue: number;
   maxInputTokens: number;
   maxNewTokens: number;
@@ -95,6 +97,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'maxWaitMs', flag: '--max-wait-ms <n>', env: 'GUARDCTL_MAX_WAIT_MS', configKey: 'max_wait_ms', description: 'how long a batch forming behind a busy device waits for more requests (an idle device starts at once)', default: '5', parse: (t, w) => (t === '0' ? 0 : int(t, w)) },
   { key: 'batchWait', flag: '--batch-wait <when>', env: 'GUARDCTL_BATCH_WAIT', configKey: 'batch_wait', description: 'when a forming batch waits --max-wait-ms: busy (behind a busy device only) or always (a lone request waits too: throughput over latency)', default: 'busy', parse: oneOf(['busy', 'always'] as const) },
   { key: 'maxBatchTokens', flag: '--max-batch-tokens <n>', env: 'GUARDCTL_MAX_BATCH_TOKENS', configKey: 'max_batch_tokens', description: 'most tokens one prefill processes, padding included (rows x longest prompt)', default: '16384', parse: int },
+  { key: 'prefixCache', flag: '--prefix-cache <on|off>', env: 'GUARDCTL_PREFIX_CACHE', configKey: 'prefix_cache', description: 'prefill the prompt head every request of a model shares once and reuse its KV (off: prefill every prompt in full)', default: 'on', parse: onOff },
   { key: 'maxQueue', flag: '--max-queue <n>', env: 'GUARDCTL_MAX_QUEUE', configKey: 'max_queue', description: 'waiting requests per device before 503', default: '256', parse: int },
   { key: 'maxInputTokens', flag: '--max-input-tokens <n>', env: 'GUARDCTL_MAX_INPUT_TOKENS', configKey: 'max_input_tokens', description: 'longest prompt accepted (422 beyond)', default: '2048', parse: int },
   { key: 'maxNewTokens', flag: '--max-new-tokens <n>', env: 'GUARDCTL_MAX_NEW_TOKENS', configKey: 'max_new_tokens', description: 'longest answer generated', default: '256', parse: int },
@@ -114,6 +117,13 @@ export const SETTINGS: SettingDef[] = [
 /** All cores but one (for the event loop: HTTP, the gate, tokenization), at least one. */
 export function autoThreads(): number {
   return Math.max(1, os.availableParallelism() - 1);
+}
+
+/** on/off, and what a YAML file may turn them into (true/false). */
+function onOff(t: string, where: string): boolean {
+  if (['on', 'true'].includes(t.toLowerCase())) return true;
+  if (['off', 'false'].includes(t.toLowerCase())) return false;
+  throw usageError(`${where} must be on or off, got "${t}"`);
 }
 
 function parseBool(t: string, where: string): boolean {

@@ -28,7 +28,7 @@ interface Pending {
 }
 
 interface Loading {
-  resolve(v: { kvDtype: FloatType; ms: number }): void;
+  resolve(v: { kvDtype: FloatType; ms: number; prefixTokens: number[] }): void;
   reject(err: Error): void;
 }
 
@@ -72,11 +72,12 @@ export class DeviceWorker {
     if (!this.dead) this.worker.postMessage(msg);
   }
 
-  loadModel(model: string, onnxPath: string, config: ModelConfig): Promise<{ kvDtype: FloatType; ms: number }> {
+  /** heads: token prefixes every prompt shares, prefilled once on load and reused (prefix-cache.ts). */
+  loadModel(model: string, onnxPath: string, config: ModelConfig, heads: number[][] = []): Promise<{ kvDtype: FloatType; ms: number; prefixTokens: number[] }> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       this.loads.set(model, { resolve, reject });
-      this.post({ type: 'load', model, onnxPath, config });
+      this.post({ type: 'load', model, onnxPath, config, ...(heads.length > 0 ? { heads } : {}) });
     });
   }
 
@@ -123,7 +124,7 @@ export class DeviceWorker {
   private receive(msg: FromWorker): void {
     switch (msg.type) {
       case 'loaded':
-        this.loads.get(msg.model)?.resolve({ kvDtype: msg.kvDtype, ms: msg.ms });
+        this.loads.get(msg.model)?.resolve({ kvDtype: msg.kvDtype, ms: msg.ms, prefixTokens: msg.prefixTokens });
         this.loads.delete(msg.model);
         break;
       case 'load_failed':

@@ -22,6 +22,7 @@ import type { ModelDir } from './model-dir.js';
 import type { GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import { bytesPerTokenBound } from './input-bound.js';
 import { resolveSampling } from './generation-config.js';
+import { sharedHeads } from './prefix-cache.js';
 import { TokenizePool } from './tokenize-pool.js';
 import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
@@ -147,13 +148,17 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       info.maxContext = e.dir.config.maxContext;
       info.vocabSize = e.dir.config.vocabSize;
       if (e.dir.config.defaultMaxNewTokens) info.defaultMaxNewTokens = e.dir.config.defaultMaxNewTokens;
+      const tok = e.tok;
+      const heads = options.prefixCache === false ? [] : sharedHeads((messages) => tok.render(messages), (text) => tok.encode(text));
       const placed = await placeModel(
         e.spec.name,
         e.spec.device ?? 'auto',
         {
           load: async (d) => {
             checkOperators(e.dir!.onnxPath, e.dir!.graph.ops, d);
-            return workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config);
+            const loaded = await workerFor(d).loadModel(e.spec.name, e.dir!.onnxPath, e.dir!.config, heads);
+            if (loaded.prefixTokens.length > 0) info.prefixTokens = loaded.prefixTokens;
+            return loaded;
           },
           warm: (d) => warm(e, workerFor(d)),
           unload: (d) => workerFor(d).unloadModel(e.spec.name),

@@ -103,7 +103,7 @@ export class ModelBatch {
     }
     // A prefill of moderations only is still their scoring step, whether or not some go on decoding.
     const kind = items.every((i) => i.kind === 'score') ? 'score' : 'prefill';
-    for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms);
+    for (const run of out.runs) this.step(kind, items.length, run.tokens, run.ms, run.reused);
     let rows = items.map((item): Row => ({
       item, admittedAt, tokens: [], next: this.padId, live: true, forced: [], ...(item.sampling ? { sampler: new TokenSampler(item.sampling, item.ids) } : {}),
     }));
@@ -190,7 +190,7 @@ export class ModelBatch {
     const admittedAt = Date.now();
     try {
       const out = await this.runner.prefill(items.map((i) => i.ids), false);
-      for (const run of out.runs) this.step('score', items.length, run.tokens, run.ms);
+      for (const run of out.runs) this.step('score', items.length, run.tokens, run.ms, run.reused);
       items.forEach((item, r) => {
         const probabilities = softmaxOver(out.logits[r]!, item.candidateIds ?? []);
         this.send({ type: 'done', id: item.id, result: { kind: 'score', probabilities }, ...timing(item, admittedAt) });
@@ -291,8 +291,9 @@ export class ModelBatch {
     }
   }
 
-  private step(kind: 'prefill' | 'decode' | 'score', batchSize: number, tokens: number, ms: number): void {
-    this.send({ type: 'step', event: { model: this.name, device: this.runner.device, kind, batchSize, tokens, ms: Math.round(ms * 100) / 100 } });
+  private step(kind: 'prefill' | 'decode' | 'score', batchSize: number, tokens: number, ms: number, reused?: number): void {
+    const event = { model: this.name, device: this.runner.device, kind, batchSize, tokens, ms: Math.round(ms * 100) / 100, ...(reused ? { reusedTokens: reused } : {}) };
+    this.send({ type: 'step', event });
   }
 
   private fail(item: WorkItem, code: EngineErrorCode, message: string): void {

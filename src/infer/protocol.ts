@@ -55,7 +55,8 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'load'; model: string; onnxPath: string; config: ModelConfig }
+  /** heads: token prefixes shared by every prompt, prefilled once and reused (prefix-cache.ts). */
+  | { type: 'load'; model: string; onnxPath: string; config: ModelConfig; heads?: number[][] }
   | { type: 'unload'; model: string }
   | { type: 'submit'; item: WorkItem }
   | { type: 'cancel'; id: number; code: 'cancelled' | 'timeout' }
@@ -79,7 +80,7 @@ export type ScoreDone = {
 };
 
 export type FromWorker =
-  | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number }
+  | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
   | { type: 'admitted'; id: number; at: number }
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }

@@ -6,16 +6,21 @@
  * On CPU the presents come back as JS typed arrays, so batches can be merged and rows dropped (kv.ts). On WebGPU
  * the presents stay on the GPU ('gpu-buffer') and feed the next step directly; the previous step's tensors are
  * disposed as soon as the step that consumed them returns, so GPU memory does not wait for the garbage collector.
+ *
+ * With shared heads cached (prefix-cache.ts), a batch whose prompts all start with one begins from its KV and
+ * prefills the rest: [head][padding][prompt's own tokens] per row, masked accordingly (kv.ts).
  */
 import ort from 'onnxruntime-node';
 import type { Device } from './types.js';
 import type { GraphInfo } from './graph.js';
 import type { ModelConfig } from './model-dir.js';
-import { concatRows, commonPadding, maskFor, selectRows } from './kv.js';
+import { commonPadding, concatMasks, concatRows, extendMask, selectMask, selectRows, storedMask } from './kv.js';
 import type { KvArray, KvState } from './kv.js';
 import { lastPositionLogits } from './logits.js';
 import { appendPositions } from './kv-append.js';
 import { deltaName } from './present-delta.js';
+import { PrefixCache } from './prefix-cache.js';
+import type { CachedHead } from './prefix-cache.js';
 
 export type Kv = KvState<ort.Tensor>;
 
@@ -23,6 +28,8 @@ export type Kv = KvState<ort.Tensor>;
 export interface PrefillRun {
   ms: number;
   tokens: number;
+  /** Tokens taken from the prefix cache instead of being prefilled (on the first run of a prefill). */
+  reused?: number;
 }
 
 export interface StepOutput {
@@ -47,6 +54,8 @@ export class Runner {
    * reuse (a shared prefix) must run on a copy of it (select() and merge() copy).
    */
   private readonly spares = new WeakMap<Kv, ArrayBuffer[]>();
+  /** Shared heads prefilled once (cacheHeads); empty: every prompt is prefilled in full. */
+  readonly prefixes = new PrefixCache();
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -66,7 +75,7 @@ export class Runner {
 
   private emptyPast(rows: number): Kv {
     const make = () => (this.graph.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0));
-    return { rows, length: 0, lens: new Array<number>(rows).fill(0), tensors: this.graph.pastNames.map(() => new ort.Tensor(this.graph.kvDtype, make(), this.kvShape(rows, 0))) };
+    return { rows, length: 0, lens: new Array<number>(rows).fill(0), mask: new Uint8Array(0), tensors: this.graph.pastNames.map(() => new ort.Tensor(this.graph.kvDtype, make(), this.kvShape(rows, 0))) };
   }
 
   /** Runs and returns logits (when asked) and the presents as the next past, disposing the consumed past. */
@@ -109,7 +118,7 @@ export class Runner {
       // [rows, seq, vocab], or [rows, 1, vocab] from a graph that computes the last position only.
       result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, logits.dims[1] ?? seq, this.config.vocabSize);
     }
-    const presents = fetchKv ? { rows, length: past.length + seq, lens, tensors: kvNames.map((n) => out[n] as ort.Tensor) } : undefined;
+    const presents = fetchKv ? { rows, length: past.length + seq, lens, mask: storedMask(mask), tensors: kvNames.map((n) => out[n] as ort.Tensor) } : undefined;
     if (presents && this.deltaNames && past.length > 0) this.grow(past, presents, seq);
     if (want.kv) result.kv = presents;
     else if (presents) this.dispose(presents);
@@ -117,16 +126,20 @@ export class Runner {
   }
 
   /**
-   * Prefills left-padded prompts: attention_mask 0 on pads, position_ids = cumsum(mask) - 1 clipped at 0.
+   * Prefills left-padded prompts: attention_mask 0 on pads, position_ids = cumsum(mask) - 1 clipped at 0. When
+   * every prompt starts with a cached head, the past starts as the head's KV and only the rest is prefilled.
    * With keepKv false (scoring) only the logits are fetched.
    */
   async prefill(prompts: readonly (readonly number[])[], keepKv: boolean): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
     const rows = prompts.length;
-    const width = Math.max(...prompts.map((p) => p.length));
-    const pads = prompts.map((p) => width - p.length);
+    const head = this.prefixes.match(prompts);
+    const base = head ? head.ids.length : 0;
+    const tails = head ? prompts.map((p) => p.slice(base)) : prompts;
+    const width = Math.max(...tails.map((p) => p.length));
+    const pads = tails.map((p) => width - p.length);
     // Chunks bound the logits of a run; a graph that computes the last position only needs none.
     const chunk = this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
-    let past = this.emptyPast(rows);
+    let past = head ? this.cpuPast(PrefixCache.repeat(head, rows), rows, base) : this.emptyPast(rows);
     const runs: PrefillRun[] = [];
     for (let from = 0; from < width; from += chunk) {
       const to = Math.min(width, from + chunk);
@@ -134,22 +147,54 @@ export class Runner {
       const last = to === width;
       const ids = new BigInt64Array(rows * seq);
       const positions = new BigInt64Array(rows * seq);
-      const mask = new BigInt64Array(rows * to);
-      prompts.forEach((prompt, r) => {
+      const span = base + to;
+      const mask = new BigInt64Array(rows * span);
+      tails.forEach((tail, r) => {
         const pad = pads[r]!;
         for (let j = from; j < to; j++) {
-          ids[r * seq + j - from] = BigInt(j < pad ? this.config.padId : prompt[j - pad]!);
-          positions[r * seq + j - from] = BigInt(Math.max(0, j - pad));
+          ids[r * seq + j - from] = BigInt(j < pad ? this.config.padId : tail[j - pad]!);
+          positions[r * seq + j - from] = BigInt(base + Math.max(0, j - pad));
         }
-        mask.fill(1n, r * to + Math.min(pad, to), (r + 1) * to);
+        // The head, then this row's padding, then its own tokens.
+        mask.fill(1n, r * span, r * span + base);
+        mask.fill(1n, r * span + base + Math.min(pad, to), (r + 1) * span);
       });
-      const lens = pads.map((pad) => Math.max(0, to - pad));
+      const lens = pads.map((pad) => base + Math.max(0, to - pad));
       const out = await this.run(ids, seq, mask, positions, past, lens, { logits: last, kv: !last || keepKv });
-      runs.push({ ms: out.ms, tokens: pads.reduce((n, pad) => n + Math.max(0, to - Math.max(from, pad)), 0) });
+      runs.push({ ms: out.ms, tokens: pads.reduce((n, pad) => n + Math.max(0, to - Math.max(from, pad)), 0), ...(from === 0 && base > 0 ? { reused: rows * base } : {}) });
       if (last) return { logits: out.logits!, ms: runs.reduce((n, r) => n + r.ms, 0), runs, ...(out.kv ? { kv: out.kv } : {}) };
       past = out.kv!;
     }
     throw new Error('prefill of empty prompts');
+  }
+
+  /**
+   * Prefills each head once and returns its KV in host memory (prefix-cache.ts keeps it for every later prefill
+   * that starts with it). Runs before the model serves; the session must return its presents to the host.
+   */
+  async prefillHeads(heads: readonly (readonly number[])[]): Promise<CachedHead[]> {
+    const cached: CachedHead[] = [];
+    for (const ids of heads) {
+      const { kv } = await this.prefill([ids], true);
+      try {
+        if (kv!.tensors.some((t) => t.location !== 'cpu')) throw new Error('the session keeps its presents on the device');
+        cached.push({ ids: [...ids], kv: kv!.tensors.map((t) => t.data as KvArray) });
+      } finally {
+        this.dispose(kv!);
+      }
+    }
+    return cached;
+  }
+
+  /** A past of host arrays whose every position is real (a cached head repeated per row). */
+  private cpuPast(arrays: KvArray[], rows: number, length: number): Kv {
+    return {
+      rows,
+      length,
+      lens: new Array<number>(rows).fill(length),
+      mask: new Uint8Array(rows * length).fill(1),
+      tensors: arrays.map((a) => new ort.Tensor(this.graph.kvDtype, a, this.kvShape(rows, length))),
+    };
   }
 
   /**
@@ -159,7 +204,7 @@ export class Runner {
   async decode(kv: Kv, tokens: readonly number[], positionsOf: readonly number[] = kv.lens): Promise<StepOutput & { kv: Kv }> {
     const ids = BigInt64Array.from(tokens, (t) => BigInt(t));
     const positions = BigInt64Array.from(positionsOf, (l) => BigInt(l));
-    const out = await this.run(ids, 1, maskFor(kv.lens, kv.length, 1), positions, kv, kv.lens.map((l) => l + 1), { logits: true, kv: true });
+    const out = await this.run(ids, 1, extendMask(kv.mask, kv.rows, kv.length, 1), positions, kv, kv.lens.map((l) => l + 1), { logits: true, kv: true });
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
   }
 
@@ -172,7 +217,7 @@ export class Runner {
     if (tokens.some((t) => t.length !== seq)) throw new Error('extend() feeds every row the same number of tokens');
     const ids = BigInt64Array.from(tokens.flat(), (t) => BigInt(t));
     const positions = BigInt64Array.from(kv.lens.flatMap((len) => Array.from({ length: seq }, (_, j) => len + j)), (p) => BigInt(p));
-    const out = await this.run(ids, seq, maskFor(kv.lens, kv.length, seq), positions, kv, kv.lens.map((l) => l + seq), { logits: true, kv: true });
+    const out = await this.run(ids, seq, extendMask(kv.mask, kv.rows, kv.length, seq), positions, kv, kv.lens.map((l) => l + seq), { logits: true, kv: true });
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
   }
 
@@ -198,19 +243,19 @@ export class Runner {
       length = joined.length;
       return new ort.Tensor(this.graph.kvDtype, joined.data, this.kvShape(a.rows + b.rows, joined.length));
     });
-    return { rows: a.rows + b.rows, length, lens: [...a.lens, ...b.lens], tensors };
+    return { rows: a.rows + b.rows, length, lens: [...a.lens, ...b.lens], mask: concatMasks(a.mask, a.rows, a.length, b.mask, b.rows, b.length), tensors };
   }
 
   /** CPU only: keeps the given rows, cutting positions that are padding for all of them. Consumes kv. */
   select(kv: Kv, rows: readonly number[]): Kv {
     this.assertCpu('select');
     const lens = rows.map((r) => kv.lens[r]!);
-    const trim = commonPadding(lens, kv.length);
+    const trim = commonPadding(kv.mask, kv.length, rows);
     const tensors = kv.tensors.map((t) => {
       const picked = selectRows(t.data as KvArray, kv.length, rows, trim, this.config);
       return new ort.Tensor(this.graph.kvDtype, picked.data, this.kvShape(rows.length, picked.length));
     });
-    return { rows: rows.length, length: kv.length - trim, lens, tensors };
+    return { rows: rows.length, length: kv.length - trim, lens, mask: selectMask(kv.mask, kv.length, rows, trim), tensors };
   }
 
   /** Frees a KvState's tensors now (GPU buffers); harmless for CPU tensors. */

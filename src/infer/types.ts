@@ -53,6 +53,8 @@ export interface ModelInfo {
   /** Element type of the model's past/present tensors, read from the session metadata. */
   kvDtype?: 'float32' | 'float16';
   translateTemplate?: TranslateTemplate;
+  /** Tokens of each shared prompt head whose KV is cached and reused by every prefill that starts with it. */
+  prefixTokens?: number[];
   /** KV cache the model's running batch holds now (bytes; 0 when idle). */
   kvCacheBytes?: number;
   /** GPU tensors (WebGPU KV buffers) held now and not yet disposed: 0 when idle. */
@@ -147,6 +149,8 @@ export interface StepEvent {
   batchSize: number;
   tokens: number;
   ms: number;
+  /** Prompt tokens a prefill took from the prefix cache instead of computing them (not counted in tokens). */
+  reusedTokens?: number;
 }
 
 export interface EngineOptions {
@@ -160,6 +164,8 @@ export interface EngineOptions {
   maxQueue: number;
   /** Prompts longer than this (tokens) get 'input_too_long'. */
   maxInputTokens: number;
+  /** Prefill the tokens every prompt of a model starts with once, and reuse their KV (default true). */
+  prefixCache?: boolean;
   onStep?: (event: StepEvent) => void;
   /** Diagnostics (device choice, warm-up times); never request text. */
   log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;

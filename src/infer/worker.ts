@@ -80,20 +80,21 @@ function modelSource(model: string, onnxPath: string, options: ort.InferenceSess
   return { source: bytes, options: { ...options, extra }, deltas };
 }
 
-async function load(model: string, onnxPath: string, config: ModelConfig): Promise<void> {
+async function load(model: string, onnxPath: string, config: ModelConfig, heads: number[][]): Promise<void> {
   const started = performance.now();
   let session: ort.InferenceSession;
-  let deltas = false;
+  /** What the session was created from, for the prefix cache's own session on WebGPU. */
+  let used: { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean };
   try {
     const plain = sessionOptions(config);
-    const { source, options, deltas: rewrittenDeltas } = modelSource(model, onnxPath, plain);
-    deltas = rewrittenDeltas;
+    used = modelSource(model, onnxPath, plain);
+    const { source, options } = used;
     if (typeof source === 'string') session = await ort.InferenceSession.create(source, options);
     else {
       try {
         session = await ort.InferenceSession.create(source, options);
       } catch (err) {
-        deltas = false;
+        used = { source: onnxPath, options: plain, deltas: false };
         // The rewrite is an optimisation: a graph it breaks is served as exported, and the log says why.
         send({ type: 'log', level: 'warn', message: `model ${model}: the last-position logits graph does not load (${(err as Error).message.split('\n')[0]}); serving the export as it is` });
         session = await ort.InferenceSession.create(onnxPath, plain);
@@ -105,18 +106,45 @@ async function load(model: string, onnxPath: string, config: ModelConfig): Promi
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);
-    scheduler.addModel(model, new Runner(session, init.device, graph, config, init.tuning.logitsBudget, deltas), config.eosIds, config.padId);
-    send({ type: 'loaded', model, kvDtype: graph.kvDtype, logitsDtype: graph.logitsDtype, ms: Math.round(performance.now() - started) });
+    const runner = new Runner(session, init.device, graph, config, init.tuning.logitsBudget, used.deltas);
+    await cacheHeads(model, runner, heads, () => {
+      // Same graph and provider, presents returned to host memory: onnxruntime-node 1.30 cannot read a GPU
+      // buffer back (getData() aborts the process), and output locations are fixed per session.
+      const { preferredOutputLocation: _, ...hostOutputs } = used.options;
+      return ort.InferenceSession.create(used.source as Uint8Array, hostOutputs).then((s) => new Runner(s, init.device, graph, config, init.tuning.logitsBudget));
+    });
+    scheduler.addModel(model, runner, config.eosIds, config.padId);
+    send({ type: 'loaded', model, kvDtype: graph.kvDtype, logitsDtype: graph.logitsDtype, ms: Math.round(performance.now() - started), prefixTokens: runner.prefixes.lengths });
   } catch (err) {
     await session.release();
     throw err;
   }
 }
 
+/**
+ * The heads' KV, computed on the model's device: on the CPU by the serving session, on WebGPU by a second session
+ * that returns its presents to host memory, released once they are read. The prefix cache is an optimisation: a
+ * head that fails to prefill leaves the model serving without it.
+ */
+async function cacheHeads(model: string, runner: Runner, heads: number[][], hostSession: () => Promise<Runner>): Promise<void> {
+  if (heads.length === 0) return;
+  try {
+    const from = runner.gpu ? await hostSession() : runner;
+    try {
+      for (const head of await from.prefillHeads(heads)) runner.prefixes.add(head);
+    } finally {
+      if (from !== runner) await from.release();
+    }
+    send({ type: 'log', level: 'info', message: `model ${model}: prefix cache holds heads of ${runner.prefixes.lengths.join(' and ')} tokens (${runner.prefixes.bytes} bytes of KV)` });
+  } catch (err) {
+    send({ type: 'log', level: 'warn', message: `model ${model}: the shared prompt head could not be cached (${(err as Error).message.split('\n')[0]}); every prompt is prefilled in full` });
+  }
+}
+
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'load':
-      load(msg.model, msg.onnxPath, msg.config).catch((err: unknown) => send({ type: 'load_failed', model: msg.model, error: wire(err) }));
+      load(msg.model, msg.onnxPath, msg.config, msg.heads ?? []).catch((err: unknown) => send({ type: 'load_failed', model: msg.model, error: wire(err) }));
       break;
     case 'unload':
       void scheduler.removeModel(msg.model);

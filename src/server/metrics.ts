@@ -27,7 +27,7 @@ export const METRIC_NAMES = [
   'guard_http_requests_total', 'guard_http_request_duration_seconds', 'guard_request_errors_total',
   'guard_inference_duration_seconds', 'guard_engine_queue_length', 'guard_engine_active_requests',
   'guard_engine_batch_size', 'guard_engine_tokens_total', 'guard_engine_step_duration_seconds',
-  'guard_model_state', 'guard_model_execution_provider',
+  'guard_model_state', 'guard_model_execution_provider', 'guard_prefix_tokens_reused_total',
 ] as const;
 
 const LOAD_STATES: LoadState[] = ['loading', 'warming', 'ready', 'failed'];
@@ -64,6 +64,7 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
   });
   const batch = new Histogram({ name: 'guard_engine_batch_size', help: 'Sequences per executed batch step', labelNames: ['model', 'kind'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
   const tokens = new Counter({ name: 'guard_engine_tokens_total', help: 'Tokens processed (prefill, decode, score); tokens/s is rate() of this', labelNames: ['model', 'kind'], registers });
+  const reused = new Counter({ name: 'guard_prefix_tokens_reused_total', help: 'Prompt tokens taken from the prefix cache (a shared head\'s KV) instead of being prefilled', labelNames: ['model'], registers });
   const steps = new Histogram({ name: 'guard_engine_step_duration_seconds', help: 'Duration of one batch step', labelNames: ['model', 'kind'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
   new Gauge({
     name: 'guard_model_state', help: 'Load state per model: 1 for the current state, 0 for the others', labelNames: ['model', 'state'], registers,
@@ -110,6 +111,7 @@ export function createServerMetrics(options: MetricsOptions = {}): ServerMetrics
       const labels = { model: event.model, kind: event.kind };
       batch.observe(labels, event.batchSize);
       if (event.tokens > 0) tokens.inc(labels, event.tokens);
+      if (event.reusedTokens) reused.inc({ model: event.model }, event.reusedTokens);
       steps.observe(labels, event.ms / 1000);
     },
     observeRequest(route, status, reason, seconds) {

@@ -68,3 +68,12 @@ test('--state: sqlite by default; flag > GUARDCTL_STATE > the config file\'s gat
   assert.throws(() => resolveSettings({}, {}, {}, 'f.yaml', { state: 'redis' }), /gate\.state in f\.yaml must be one of sqlite, memory/);
   assert.throws(() => resolveSettings({}, { GUARDCTL_STATE: 'disk' }, {}, 'f.yaml'), /GUARDCTL_STATE must be one of sqlite, memory/);
 });
+
+test('--prefix-cache: on by default; off from the flag, GUARDCTL_PREFIX_CACHE or serve.prefix_cache; bad values name the source', () => {
+  assert.equal(resolveSettings({}, {}, {}, 'f.yaml').prefixCache, true);
+  assert.equal(resolveSettings({ prefixCache: 'off' }, { GUARDCTL_PREFIX_CACHE: 'on' }, {}, 'f.yaml').prefixCache, false);
+  assert.equal(resolveSettings({}, { GUARDCTL_PREFIX_CACHE: 'off' }, { prefix_cache: 'on' }, 'f.yaml').prefixCache, false);
+  // A YAML file may hand over a boolean.
+  assert.equal(resolveSettings({}, {}, { prefix_cache: false }, 'f.yaml').prefixCache, false);
+  assert.throws(() => resolveSettings({}, { GUARDCTL_PREFIX_CACHE: 'maybe' }, {}, 'f.yaml'), /GUARDCTL_PREFIX_CACHE must be on or off, got "maybe"/);
+});

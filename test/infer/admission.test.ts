@@ -14,7 +14,9 @@ const SHORT_ANSWER = '我们喜欢猫。';
 const RUNAWAY = user('xyz '.repeat(30));
 const RUNAWAY_TOKENS = 200;
 
-const isPrefill = (tokens: number) => (e: { kind: string; tokens: number }) => e.kind === 'prefill' && e.tokens === tokens;
+// A prefill's prompt: the tokens it computed and those it took from the prefix cache.
+const promptOf = (e: { tokens: number; reusedTokens?: number }) => e.tokens + (e.reusedTokens ?? 0);
+const isPrefill = (tokens: number) => (e: { kind: string; tokens: number; reusedTokens?: number }) => e.kind === 'prefill' && promptOf(e) === tokens;
 
 test('continuous admission: a request arriving mid-decode joins the batch and finishes first', async (t) => {
   const rec = await startEngine(t, [mt()], { maxBatch: 8, maxWaitMs: 0 });
@@ -73,7 +75,7 @@ test('limits: abort, deadline, queue_full, close', async (t) => {
     await assert.rejects(done, { code: 'cancelled' });
     // The next request runs after the aborted one left the device (maxBatch 1): count the steps before it.
     const after = await engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 8 });
-    const nextPrefill = rec.steps.findIndex((e) => e.kind === 'prefill' && e.tokens === after.promptTokens);
+    const nextPrefill = rec.steps.findIndex(isPrefill(after.promptTokens));
     const decodes = rec.steps.slice(0, nextPrefill).filter((e) => e.kind === 'decode').length;
     assert.ok(decodes < runawayDecodes, `the aborted request ran ${decodes} decode steps of ${runawayDecodes}`);
     assert.deepEqual(engine.load(), [{ device: 'cpu', queued: 0, active: 0 }]);
@@ -89,7 +91,7 @@ test('limits: abort, deadline, queue_full, close', async (t) => {
     await assert.rejects(waiting, { code: 'cancelled' });
     assert.equal((await first).text, LONG_ANSWER);
     // Only the long request was ever prefilled.
-    assert.deepEqual(rec.steps.filter((e) => e.kind === 'prefill').map((e) => e.tokens), [longTokens]);
+    assert.deepEqual(rec.steps.filter((e) => e.kind === 'prefill').map(promptOf), [longTokens]);
     await assert.rejects(engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 4, signal: controller.signal }), { code: 'cancelled' });
   });
 

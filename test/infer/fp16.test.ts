@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { GuardError } from '../../src/core/errors.js';
-import { concatRows, maskFor, selectRows } from '../../src/infer/kv.js';
+import { concatRows, extendMask, leftPaddedMask, selectRows } from '../../src/infer/kv.js';
 import { halfToFloat, lastPositionLogits } from '../../src/infer/logits.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { ChatTokenizer } from '../../src/infer/tokenizer.js';
@@ -27,7 +27,7 @@ test('kv reshuffles keep each row right-aligned (Uint16Array, as float16 caches 
   const picked = selectRows(joined.data, 3, [2, 0], 1, shape);
   assert.equal(picked.length, 2);
   assert.deepEqual([...picked.data], [12, 13, 15, 16, 1, 2, 3, 4]);
-  assert.deepEqual([...maskFor([1, 3], 3, 1)].map(Number), [0, 0, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual([...extendMask(leftPaddedMask([1, 3], 3), 2, 3, 1)].map(Number), [0, 0, 1, 1, 1, 1, 1, 1]);
   assert.deepEqual([...halfToFloat(Uint16Array.from([0x3c00, 0xc000, 0x4900, 0x0001, 0x7c00]))], [1, -2, 10, 2 ** -24, Infinity]);
 });
 

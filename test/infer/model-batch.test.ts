@@ -11,7 +11,7 @@ import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
  * KV caches fails the way a large allocation does. Every request the worker takes must be answered exactly once.
  */
 function scriptedRunner(): Runner {
-  const kv = (rows: number, lens: number[]): Kv => ({ rows, length: Math.max(0, ...lens), lens, tensors: [] });
+  const kv = (rows: number, lens: number[]): Kv => ({ rows, length: Math.max(0, ...lens), lens, mask: new Uint8Array(0), tensors: [] });
   const logits = (rows: number) => Array.from({ length: rows }, () => Float32Array.from([0, 5, 0]));
   return {
     gpu: false,

@@ -78,7 +78,7 @@ test('model check: each incomplete or mismatched download gets its own error and
   rmSync(path.join(counting, 'onnx', 'model_fp16.onnx_data'));
   await fails([counting, '--dtype', 'fp16'], [/model_fp16\.onnx keeps its weights in .*model_fp16\.onnx_data, which is missing/], /download model_fp16\.onnx_data/);
   await fails([counting], [/onnx\/model\.onnx is missing \(dtype fp32\)/], /model_fp16\.onnx: pick the matching --dtype/);
-  await fails([GUARD_DIR, '--dtype', 'int8'], [/serve does not load dtype int8/], /fp32, fp16, q4, q4f16/);
+  await fails([GUARD_DIR, '--dtype', 'bnb4'], [/serve does not load dtype bnb4/], /fp32, fp16, q4, q4f16, int8/);
 
   const noTemplate = brokenCopy(root, 'no-template', (d) => editJson(path.join(d, 'tokenizer_config.json'), (j) => delete j.chat_template));
   await fails([noTemplate], [/tokenizer_config\.json has no chat_template/], /chat model export/);
@@ -120,8 +120,7 @@ test('model check: the load-time refusals (element types, operators per device) 
   await fails([bf16], [/past_key_values\.0\.key has element type bfloat16/], /model_fp16\.onnx/);
   const noPast = writeTinyModelDir(python, path.join(root, 'no-past'), 'no-past');
   await fails([noPast], [/input past_key_values\.1\.value is missing/]);
-  // The operators decide, not the file name: serve's --dtype does not name int8 files (yet), so the
-  // MatMulInteger graph stands in as model_q4.onnx.
+  // The operators decide, not the file name: the MatMulInteger graph stands in as model_q4.onnx.
   const int8 = writeTinyModelDir(python, path.join(root, 'int8'), 'int8', { dtype: 'q4' });
   const cpu = await runCli(['model', 'check', int8, '--dtype', 'q4', '--json']);
   assert.equal(cpu.code, 0, cpu.stdout);

@@ -97,6 +97,7 @@ test('/metrics: Prometheus text with the request, engine and model metrics after
   assert.ok(line(/^guard_engine_tokens_total\{model="guard-demo",kind="score"\} [1-9]/), 'score steps counted');
   assert.ok(line(/^guard_engine_tokens_total\{model="mt-demo",kind="(prefill|decode)"\} [1-9]/), 'decode steps counted');
   assert.ok(line(/^guard_engine_batch_size_count\{model="mt-demo",kind="decode"\} [1-9]/));
+  assert.ok(line(/^guard_prefix_tokens_reused_total\{model="guard-demo"\} [1-9]/), 'the guard template\'s shared head was reused');
   assert.ok(line(/^guard_engine_queue_length\{device="(cpu|webgpu)"\} 0$/));
   assert.ok(line(/^guard_model_state\{model="guard-demo",state="ready"\} 1$/));
   assert.ok(line(/^guard_engine_kv_cache_bytes\{model="mt-demo",device="cpu"\} 0$/), 'no batch runs: no KV cache held');
