@@ -1,10 +1,10 @@
 /**
  * `npm run bench:real`: guardctl on a Qwen3-0.6B-shaped model (random weights, real widths and vocabulary, the
  * real tokenizer, Qwen3Guard-Gen's official template; bench/real-model.ts builds it once, outside the repo), CPU.
- *  1. per dtype (fp32, q4) and prefix reuse (off; on once the prefix cache lands): p50 latency of one moderation of
+ *  1. per dtype (fp32, q4) and prefix reuse (off, on): p50 latency of one moderation of
  *     a short text, engine throughput at concurrency 8 and 32, the process's peak RSS; and, in another process,
  *     ONNX Runtime alone on the same graph (the engine's Runner in a plain loop: one batched prefill of the same
- *     prompts, then as many decode steps as the engine produced) for the served/alone ratio.
+ *     prompts, then as many decode steps as the engine produced; no prefix reuse) for the served/alone ratio.
  *  2. item 2's figure: peak memory of a batch-32 prefill of real-template prompts against the KV cache it produces,
  *     with the last-logits rewrite and with the graph as exported (fullLogits), one process each.
  *  3. decode step time at batch 1 and batch 8 after a ~300-token prompt (goal: batch 8 <= 2x batch 1), with
@@ -37,10 +37,9 @@ const THREADS = os.availableParallelism();
 const OPTS = { categories: 'always' as const, fastPath: true, maxNewTokens: 8 };
 const CONCURRENCY = [8, 32];
 const LATENCY_RUNS = 3;
-// HOOK (issue 12 item 1): add 'on' once the prefix-cache branch merges; the engine child passes
-// `prefixCache: mode === 'on'` to createEngine, which that branch's EngineTuning defines.
-const PREFIX_MODES = ['off'] as const;
 type PrefixMode = 'off' | 'on';
+// Prefix reuse (the engine's prefix cache) off, then on: GUARDCTL_BENCH_PREFIX=off runs one of them.
+const PREFIX_MODES = (process.env.GUARDCTL_BENCH_PREFIX?.split(',') ?? ['off', 'on']) as PrefixMode[];
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
@@ -49,7 +48,7 @@ const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
 // ------------------------------------------------------------------------------------------------- children
 
 async function engineChild(dir: string, dtype: Dtype, mode: PrefixMode): Promise<object> {
-  const options: EngineOptions & EngineTuning & { prefixCache?: boolean } = {
+  const options: EngineOptions & EngineTuning = {
     maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 2048, intraOpThreads: THREADS, warmupTokens: 2, prefixCache: mode === 'on',
   };
   const engine = createEngine([{ name: 'guard', task: 'moderate', dir, size: 'small', dtype, device: 'cpu' }], options);
