@@ -10,14 +10,10 @@
  * few thousand small reads.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_I32 = 5;
+import { readVarint, WIRE_LEN, WIRE_VARINT, wireFields, type ByteSource, type WireField } from './protobuf.js';
 
 /** Positional reader over a file with a small read-ahead buffer. */
-class FileReader {
+class FileReader implements ByteSource {
   private buf = Buffer.alloc(64 * 1024);
   private bufStart = 0;
   private bufLen = 0;
@@ -42,49 +38,6 @@ class FileReader {
     const got = readSync(this.fd, out, 0, len, pos);
     if (got !== len) throw new Error(`unexpected end of file at byte ${pos + got}`);
     return out;
-  }
-
-  /** Reads a varint at pos: [value, next position]. Values above 2^53 only occur in fields we skip. */
-  varint(pos: number): [number, number] {
-    let value = 0;
-    let scale = 1;
-    for (;;) {
-      const b = this.byte(pos++);
-      value += (b & 0x7f) * scale;
-      if ((b & 0x80) === 0) return [value, pos];
-      scale *= 128;
-      if (scale > 2 ** 63) throw new Error(`malformed varint at byte ${pos}`);
-    }
-  }
-}
-
-interface Field {
-  no: number;
-  wire: number;
-  /** Start of a length-delimited payload (or of the value), and the position after the field. */
-  start: number;
-  end: number;
-}
-
-function* fields(r: FileReader, from: number, to: number): Generator<Field> {
-  let pos = from;
-  while (pos < to) {
-    const [tag, afterTag] = r.varint(pos);
-    const no = Math.floor(tag / 8);
-    const wire = tag % 8;
-    let start = afterTag;
-    let end: number;
-    if (wire === WIRE_VARINT) end = r.varint(afterTag)[1];
-    else if (wire === WIRE_I64) end = afterTag + 8;
-    else if (wire === WIRE_I32) end = afterTag + 4;
-    else if (wire === WIRE_LEN) {
-      const [len, afterLen] = r.varint(afterTag);
-      start = afterLen;
-      end = afterLen + len;
-    } else throw new Error(`unsupported protobuf wire type ${wire} at byte ${pos}`);
-    if (end > to) throw new Error(`field ${no} at byte ${pos} runs past its message`);
-    yield { no, wire, start, end };
-    pos = end;
   }
 }
 
@@ -112,35 +65,35 @@ export interface OnnxSummary {
   outputs: DeclaredValue[];
 }
 
-const utf8 = (r: FileReader, f: Field) => r.bytes(f.start, f.end - f.start).toString('utf8');
+const utf8 = (r: FileReader, f: WireField) => r.bytes(f.start, f.end - f.start).toString('utf8');
 
 /** The string fields `wanted` of a message, by field number (the last occurrence wins, as in protobuf). */
-function stringFields(r: FileReader, msg: Field, wanted: readonly number[] = [1, 2]): Record<number, string | undefined> {
+function stringFields(r: FileReader, msg: WireField, wanted: readonly number[] = [1, 2]): Record<number, string | undefined> {
   const out: Record<number, string> = {};
-  for (const f of fields(r, msg.start, msg.end)) if (f.wire === WIRE_LEN && wanted.includes(f.no)) out[f.no] = utf8(r, f);
+  for (const f of wireFields(r, msg.start, msg.end)) if (f.wire === WIRE_LEN && wanted.includes(f.no)) out[f.no] = utf8(r, f);
   return out;
 }
 
 /** ValueInfoProto: name (1), type (2) -> TypeProto.tensor_type (1) -> elem_type (1), shape (2) -> dim (1). */
-function declaredValue(r: FileReader, vi: Field): DeclaredValue {
+function declaredValue(r: FileReader, vi: WireField): DeclaredValue {
   const out: DeclaredValue = { name: '', isTensor: false };
-  for (const f of fields(r, vi.start, vi.end)) {
+  for (const f of wireFields(r, vi.start, vi.end)) {
     if (f.no === 1 && f.wire === WIRE_LEN) out.name = utf8(r, f);
     if (f.no !== 2 || f.wire !== WIRE_LEN) continue;
-    for (const t of fields(r, f.start, f.end)) {
+    for (const t of wireFields(r, f.start, f.end)) {
       if (t.no !== 1 || t.wire !== WIRE_LEN) continue;
       out.isTensor = true;
-      for (const tt of fields(r, t.start, t.end)) {
+      for (const tt of wireFields(r, t.start, t.end)) {
         if (tt.no === 1 && tt.wire === WIRE_VARINT) {
-          const n = r.varint(tt.start)[0];
+          const n = readVarint(r, tt.start)[0];
           out.type = ELEM_TYPES[n] ?? `elem_type ${n}`;
         } else if (tt.no === 2 && tt.wire === WIRE_LEN) {
           out.shape = [];
-          for (const dim of fields(r, tt.start, tt.end)) {
+          for (const dim of wireFields(r, tt.start, tt.end)) {
             if (dim.no !== 1 || dim.wire !== WIRE_LEN) continue;
             let d: number | string = '?';
-            for (const v of fields(r, dim.start, dim.end)) {
-              if (v.no === 1 && v.wire === WIRE_VARINT) d = r.varint(v.start)[0];
+            for (const v of wireFields(r, dim.start, dim.end)) {
+              if (v.no === 1 && v.wire === WIRE_VARINT) d = readVarint(r, v.start)[0];
               else if (v.no === 2 && v.wire === WIRE_LEN) d = utf8(r, v);
             }
             out.shape.push(d);
@@ -153,24 +106,24 @@ function declaredValue(r: FileReader, vi: Field): DeclaredValue {
 }
 
 /** NodeProto op_type (4) and domain (7); AttributeProto g (6) and graphs (11) hold subgraphs (If, Loop, Scan). */
-function scanNode(r: FileReader, node: Field, ops: Map<string, number>): void {
-  for (const f of fields(r, node.start, node.end)) {
+function scanNode(r: FileReader, node: WireField, ops: Map<string, number>): void {
+  for (const f of wireFields(r, node.start, node.end)) {
     if (f.no !== 5 || f.wire !== WIRE_LEN) continue;
-    for (const a of fields(r, f.start, f.end)) if ((a.no === 6 || a.no === 11) && a.wire === WIRE_LEN) scanGraph(r, a, ops);
+    for (const a of wireFields(r, f.start, f.end)) if ((a.no === 6 || a.no === 11) && a.wire === WIRE_LEN) scanGraph(r, a, ops);
   }
   const { 4: op = '', 7: domain = '' } = stringFields(r, node, [4, 7]);
   const key = `${domain === 'ai.onnx' ? '' : domain}:${op}`;
   ops.set(key, (ops.get(key) ?? 0) + 1);
 }
 
-function scanGraph(r: FileReader, graph: Field, ops: Map<string, number>, top?: OnnxSummary, locations?: Set<string>, initializers?: Set<string>): void {
-  for (const f of fields(r, graph.start, graph.end)) {
+function scanGraph(r: FileReader, graph: WireField, ops: Map<string, number>, top?: OnnxSummary, locations?: Set<string>, initializers?: Set<string>): void {
+  for (const f of wireFields(r, graph.start, graph.end)) {
     if (f.wire !== WIRE_LEN) continue;
     if (f.no === 1) scanNode(r, f, ops);
     else if (top && f.no === 11) top.inputs.push(declaredValue(r, f));
     else if (top && f.no === 12) top.outputs.push(declaredValue(r, f));
     else if (locations && f.no === 5) {
-      for (const tensor of fields(r, f.start, f.end)) {
+      for (const tensor of wireFields(r, f.start, f.end)) {
         if (tensor.wire !== WIRE_LEN) continue;
         if (tensor.no === 8) initializers?.add(utf8(r, tensor));
         if (tensor.no !== 13) continue;
@@ -195,7 +148,7 @@ export function scanOnnx(modelPath: string, fileSize: number): OnnxSummary {
     const summary: OnnxSummary = { externalData: [], ops: new Map(), inputs: [], outputs: [] };
     const locations = new Set<string>();
     let graphs = 0;
-    for (const model of fields(r, 0, fileSize)) {
+    for (const model of wireFields(r, 0, fileSize)) {
       if (model.no !== 7 || model.wire !== WIRE_LEN) continue;
       graphs++;
       scanGraph(r, model, summary.ops, summary, locations, new Set());

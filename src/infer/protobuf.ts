@@ -18,13 +18,25 @@ export interface WireField {
   end: number;
 }
 
-/** A varint at pos: [value, next position]. Values above 2^53 occur only in fields the rewrite copies unread. */
-export function readVarint(buf: Uint8Array, pos: number): [number, number] {
+/** Where the walker reads: a model in memory, or a file read piece by piece (onnx-scan.ts's FileReader). */
+export interface ByteSource {
+  byte(pos: number): number;
+}
+
+type Bytes = Uint8Array | ByteSource;
+
+function byteAt(src: Bytes, pos: number): number {
+  if (!(src instanceof Uint8Array)) return src.byte(pos);
+  if (pos >= src.length) throw new Error(`truncated varint at byte ${pos}`);
+  return src[pos]!;
+}
+
+/** A varint at pos: [value, next position]. Values above 2^53 occur only in fields the readers skip. */
+export function readVarint(src: Bytes, pos: number): [number, number] {
   let value = 0;
   let scale = 1;
   for (;;) {
-    if (pos >= buf.length) throw new Error(`truncated varint at byte ${pos}`);
-    const b = buf[pos++]!;
+    const b = byteAt(src, pos++);
     value += (b & 0x7f) * scale;
     if ((b & 0x80) === 0) return [value, pos];
     scale *= 128;
@@ -32,20 +44,21 @@ export function readVarint(buf: Uint8Array, pos: number): [number, number] {
   }
 }
 
-export function* wireFields(buf: Uint8Array, from = 0, to = buf.length): Generator<WireField> {
+/** The fields of the message in [from, to); a file source gives `to` (its size, or the enclosing field's end). */
+export function* wireFields(src: Bytes, from = 0, to = src instanceof Uint8Array ? src.length : 0): Generator<WireField> {
   let pos = from;
   while (pos < to) {
     const tagStart = pos;
-    const [tag, afterTag] = readVarint(buf, pos);
+    const [tag, afterTag] = readVarint(src, pos);
     const no = Math.floor(tag / 8);
     const wire = tag % 8;
     let start = afterTag;
     let end: number;
-    if (wire === WIRE_VARINT) end = readVarint(buf, afterTag)[1];
+    if (wire === WIRE_VARINT) end = readVarint(src, afterTag)[1];
     else if (wire === WIRE_I64) end = afterTag + 8;
     else if (wire === WIRE_I32) end = afterTag + 4;
     else if (wire === WIRE_LEN) {
-      const [len, afterLen] = readVarint(buf, afterTag);
+      const [len, afterLen] = readVarint(src, afterTag);
       start = afterLen;
       end = afterLen + len;
     } else throw new Error(`unsupported protobuf wire type ${wire} at byte ${pos}`);
