@@ -48,9 +48,13 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     if (!(LOG_LEVELS as readonly string[]).includes(level)) {
       throw new GuardError('GUARD_E_CONFIG', `unknown log level "${level}"`, { hint: `use one of ${LOG_LEVELS.join(', ')} (GUARDCTL_LOG or "log:" in the config file)` });
     }
+    let log: Context['log'] | undefined;
     return {
       out: createOutput(io, opts.json),
-      log: createLogger(level),
+      // Made on first use: most commands never log, and pino is a noticeable part of start-up.
+      get log() {
+        return (log ??= createLogger(level));
+      },
       locations,
       config,
       env: io.env,

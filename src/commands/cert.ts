@@ -1,61 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import acme from 'acme-client';
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
-import type { Context } from '../core/context.js';
-import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
 import { table } from '../core/output.js';
-import { providerMetadata } from '../dns/registry.js';
-import { configureAcmeTrust } from '../acme/directory.js';
-import { issueCertificate } from '../acme/issue.js';
-import type { LifecycleDeps } from '../acme/obtain.js';
-import { issueOptionsFrom, type IssueFlags } from '../acme/options.js';
-import { createReporter, isInteractive, type Reporter } from '../acme/progress.js';
-import { renewMany } from '../acme/renew-all.js';
+import type { IssueFlags } from '../acme/options.js';
 import type { RenewDeps, RenewOutcome } from '../acme/renew.js';
-import { jitterMs } from '../acme/renewal.js';
-import { checkReason, revokeLineage } from '../acme/revoke.js';
-import { rollbackLineage } from '../acme/rollback.js';
-import { solverFor } from '../acme/solver.js';
-import { CertStore } from '../acme/store.js';
-import { lineageRows } from '../acme/summary.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-
-function reporterFor(ctx: Context): Reporter {
-  return createReporter({ out: ctx.out, logger: ctx.log, interactive: isInteractive(ctx.out.json, ctx.env) });
-}
-
-function depsFor(ctx: Context, reporter: Reporter): LifecycleDeps {
-  configureAcmeTrust(ctx.env);
-  acme.setLogger((message) => ctx.log.debug({ component: 'acme-client' }, message));
-  const poll = ctx.env.GUARDCTL_ACME_POLL_MS;
-  return {
-    home: ctx.locations.home,
-    env: ctx.env,
-    now: ctx.now,
-    log: reporter.log,
-    progress: reporter.progress,
-    solverFor: (dns) => solverFor(dns, ctx.env, reporter.log),
-    ...(poll ? { pollMinMs: parseDuration(`${poll}ms`, 'GUARDCTL_ACME_POLL_MS') } : {}),
-  };
-}
-
-/** The random delay before renewing off a TTY (a timer); GUARDCTL_RENEW_JITTER sets its bound, 0 turns it off. */
-function jitterStep(ctx: Context, reporter: Reporter, force: boolean): () => Promise<void> {
-  let done = false;
-  return async () => {
-    if (done || force || process.stdout.isTTY) return;
-    done = true;
-    const raw = ctx.env.GUARDCTL_RENEW_JITTER ?? '10m';
-    const max = raw === '0' ? 0 : parseDuration(raw, 'GUARDCTL_RENEW_JITTER');
-    const wait = jitterMs(max);
-    if (wait <= 0) return;
-    reporter.log('info', `waiting ${Math.round(wait / 1000)}s before renewing (random delay for timer runs; GUARDCTL_RENEW_JITTER=0 turns it off)`);
-    await sleep(wait);
-  };
-}
+const load = () => import('./cert-run.js');
 
 export function registerCert(program: Command, contextFor: ContextFactory): void {
   const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01)');
@@ -85,6 +36,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--wait <seconds>', 'the manual provider: wait this long after showing the record instead of asking for Enter')
     .action(async (flags: IssueFlags, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { depsFor, issueCertificate, issueOptionsFrom, reporterFor } = await load();
       const opts = issueOptionsFrom(flags, ctx.env);
       const reporter = reporterFor(ctx);
       reporter.start(`issuing ${opts.names.join(', ')}`);
@@ -117,6 +69,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--on-failure <cmd>', 'run this shell command for each failure (env GUARDCTL_LINEAGE, GUARDCTL_ERROR)')
     .action(async (name: string | undefined, flags: { all?: boolean; force?: boolean; dryRun?: boolean; keepGoing?: boolean; onFailure?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { CertStore, depsFor, jitterStep, renewMany, reporterFor } = await load();
       if ((name === undefined) === !flags.all) throw usageError(name ? 'give a certificate name or --all, not both' : 'which certificate?', 'guardctl cert renew NAME, or guardctl cert renew --all');
       const store = new CertStore(ctx.locations.home);
       const names = name !== undefined ? [name] : store.list();
@@ -143,8 +96,9 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
 
   cert.command('list')
     .description('list certificates: names, issuer, expiry, next renewal, last error')
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { CertStore, lineageRows } = await load();
       const rows = lineageRows(new CertStore(ctx.locations.home), ctx.now());
       ctx.out.result({ certificates: rows }, () => rows.length === 0
         ? 'No certificates yet: get one with guardctl cert issue -d NAME --dns PROVIDER'
@@ -159,6 +113,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--reason <reason>', 'unspecified, keyCompromise, affiliationChanged, superseded or cessationOfOperation', 'unspecified')
     .action(async (name: string, flags: { reason: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { checkReason, depsFor, reporterFor, revokeLineage } = await load();
       const reason = checkReason(flags.reason);
       const reporter = reporterFor(ctx);
       const meta = await revokeLineage(name, reason, depsFor(ctx, reporter));
@@ -170,14 +125,16 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .argument('<name>', 'the certificate (see guardctl cert list)')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { depsFor, reporterFor, rollbackLineage } = await load();
       const { meta, from, deployed } = await rollbackLineage(name, depsFor(ctx, reporterFor(ctx)));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, replaced: from, not_after: meta.cert.notAfter, deployed }, () => `Certificate "${name}" is back to ${meta.cert.serial} (valid until ${meta.cert.notAfter}); ${from} was put aside`);
     });
 
   cert.command('providers')
     .description('list the DNS providers and the environment variables each one reads')
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { providerMetadata } = await import('../dns/registry.js');
       const metas = providerMetadata();
       ctx.out.result({ providers: metas }, () => metas.map((m) => [
         `${m.name}: ${m.description}`,

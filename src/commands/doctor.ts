@@ -1,11 +1,9 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { execa } from 'execa';
 import type { ContextFactory } from '../cli.js';
 import { section } from '../core/config.js';
-import { checkGateState } from '../gate/state-check.js';
-import { probeExecutionProviders } from '../infer/ep-probe.js';
-import { openKeyBackend, resolveKeyStore, type KeyStoreSpec } from '../keys/backend.js';
+import type { KeyStoreSpec } from '../keys/store-spec.js';
+import { resolveKeyStore } from '../keys/store-spec.js';
 
 export interface Check {
   name: string;
@@ -27,6 +25,8 @@ export function registerDoctor(program: Command, contextFor: ContextFactory): vo
     .description('check this machine: Node, data directory, system tools, ONNX Runtime providers, key store, gate state (Redis)')
     .action(async (_opts: unknown, command: Command) => {
       const ctx = contextFor(command);
+      const { checkGateState } = await import('../gate/state-check.js');
+      const { probeExecutionProviders } = await import('../infer/ep-probe.js');
       const checks: Check[] = [nodeCheck(), homeCheck(ctx.locations.home)];
       for (const tool of TOOLS) checks.push(await toolCheck(tool.name, tool.args, tool.purpose));
       for (const ep of await probeExecutionProviders()) {
@@ -70,6 +70,7 @@ function homeCheck(home: string): Check {
 }
 
 async function toolCheck(name: string, args: string[], purpose: string): Promise<Check> {
+  const { execa } = await import('execa');
   const r = await execa(name, args, { reject: false, timeout: 5000, all: true });
   const ok = r.exitCode === 0;
   const version = (r.all ?? '').split('\n')[0]!.trim();
@@ -80,6 +81,7 @@ async function toolCheck(name: string, args: string[], purpose: string): Promise
 async function keyStoreCheck(spec: KeyStoreSpec, home: string, env: NodeJS.ProcessEnv): Promise<Check> {
   if (spec.kind === 'sqlite' && !fs.existsSync(`${home}/keys.db`)) return { name: 'key store', ok: true, detail: 'none yet (created by the first `guardctl keys create`)' };
   try {
+    const { openKeyBackend } = await import('../keys/backend.js');
     const store = await openKeyBackend(spec, { home, env, readonly: true });
     try {
       const h = await store.health();

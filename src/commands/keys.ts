@@ -7,7 +7,6 @@ import type { Context } from '../core/context.js';
 import { parseDuration, parseExpiry, parsePositiveInt, parseRate } from '../core/duration.js';
 import { table } from '../core/output.js';
 import { describeKeyStore, type KeyBackend, keyStoreExists, type KeyStoreSpec, openKeyBackend, resolveKeyStore } from '../keys/backend.js';
-import { PgKeyStore } from '../keys/pg-store.js';
 import { checkKeyId, KeyStore, keyStatus } from '../keys/store.js';
 import { dumpToLines, linesToDump } from '../keys/transfer.js';
 import { SCHEMA_VERSION } from '../keys/schema.js';
@@ -216,6 +215,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       const spec = storeSpec(ctx, cmd);
       let r: { from: number; to: number; store: string };
       if (spec.kind === 'postgres') {
+        const { PgKeyStore } = await import('../keys/pg-store.js');
         r = await PgKeyStore.migrate({ url: spec.url, home: ctx.locations.home, env: ctx.env });
       } else {
         // SQLite migrates on every open (one host, one file): opening it is the migration.

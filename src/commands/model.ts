@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
-import { checkModel, formatReport } from '../infer/model-check.js';
 import type { Device, Task, TranslateTemplate } from '../infer/types.js';
 
 export function registerModel(program: Command, contextFor: ContextFactory): void {
@@ -14,6 +13,7 @@ export function registerModel(program: Command, contextFor: ContextFactory): voi
     .addOption(new Option('--template <t>', 'translation prompt template (task translate)').choices(['hy-mt', 'by-target']))
     .action(async (dir: string, opts: { task?: Task; dtype: string; device: Device; template?: TranslateTemplate }, command: Command) => {
       const ctx = contextFor(command);
+      const { checkModel, formatReport } = await import('../infer/model-check.js');
       const report = await checkModel({ dir, dtype: opts.dtype, device: opts.device, ...(opts.task ? { task: opts.task } : {}), ...(opts.template ? { template: opts.template } : {}) });
       ctx.out.result(report, () => formatReport(report));
       if (!report.ok) ctx.setExitCode(1);

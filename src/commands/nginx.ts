@@ -3,10 +3,7 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
-import { checkSite, formatProblems } from '../nginx/check.js';
-import { siteNameFrom, siteOptionsFrom, type SiteFlags } from '../nginx/flags.js';
-import { installSite, installTargets, siteFromFile } from '../nginx/install.js';
-import { renderSite, writeRendered } from '../nginx/render.js';
+import type { SiteFlags } from '../nginx/flags.js';
 import { checkNginxPath } from '../nginx/validate.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -53,6 +50,8 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .option('--snippets-dir <dir>', 'the folder the snippets live in (default: see --out; else /etc/nginx/snippets/guardctl/<name>)')
     .action(async (flags: SiteFlags & { out?: string; snippetsDir?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { siteNameFrom, siteOptionsFrom } = await import('../nginx/flags.js');
+      const { renderSite, writeRendered } = await import('../nginx/render.js');
       const name = siteNameFrom(flags);
       const out = flags.out === undefined ? undefined : path.resolve(flags.out);
       const snippetsDir = flags.snippetsDir !== undefined
@@ -80,6 +79,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .option('--nginx-bin <path>', 'the nginx executable', 'nginx')
     .action(async (file: string, flags: { nginxBin: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { checkSite, formatProblems } = await import('../nginx/check.js');
       const r = await checkSite(file, { nginxBin: flags.nginxBin });
       if (!r.ok) ctx.setExitCode(1);
       ctx.out.result({ ok: r.ok, file: path.resolve(file), problems: r.problems }, () => (r.ok
@@ -96,6 +96,9 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .option('--dry-run', 'print the unified diff of what would change; change nothing')
     .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; reloadTimeout: string; dryRun?: boolean }, cmd: Command) => {
       const ctx = contextFor(cmd);
+      const { siteNameFrom, siteOptionsFrom } = await import('../nginx/flags.js');
+      const { installSite, installTargets, siteFromFile } = await import('../nginx/install.js');
+      const { renderSite } = await import('../nginx/render.js');
       const root = path.resolve(flags.nginxRoot);
       const verifyTimeoutMs = parseDuration(flags.reloadTimeout, '--reload-timeout');
       let name: string;

@@ -3,7 +3,6 @@ import type { ContextFactory } from '../cli.js';
 import { pick, section } from '../core/config.js';
 import { createLogger } from '../core/log.js';
 import { checkUniqueNames, embeddedModels, modelsFromConfig, parseModelFlag } from '../daemon/models.js';
-import { startDaemon } from '../daemon/run.js';
 import { resolveSettings, SETTINGS } from '../daemon/settings.js';
 import type { ModelSpec } from '../infer/types.js';
 
@@ -26,6 +25,8 @@ export function registerServe(program: Command, contextFor: ContextFactory): voi
     const logger = createLogger(pick<string>(ctx.verbose ? 'debug' : undefined, ctx.env.GUARDCTL_LOG, ctx.config.log, 'info')!);
     // The effective configuration, once; it holds no secret (the TLS key and master key are paths or absent).
     logger.info({ settings, models: models.map((m) => ({ name: m.name, task: m.task, size: m.size, dir: m.dir })), home: ctx.locations.home, config: source }, 'starting');
+    // The daemon's modules (ONNX Runtime, fastify, the gate) load here, not when the program is built.
+    const { startDaemon } = await import('../daemon/run.js');
     const daemon = await startDaemon({ settings, models, home: ctx.locations.home, env: ctx.env, config: ctx.config, configFile: source, logger });
     ctx.out.note(`guardctl serve: listening on ${daemon.url} (models warming up; /readyz turns 200 when ready)`);
     await new Promise<void>((resolve) => {

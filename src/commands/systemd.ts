@@ -1,13 +1,11 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Command } from 'commander';
-import Handlebars from 'handlebars';
 import type { ContextFactory } from '../cli.js';
 import { writeFileAtomic, ensurePrivateDir } from '../core/atomic.js';
 import type { Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
-import { deployPaths } from '../acme/deploy.js';
-import { CertStore } from '../acme/store.js';
 
 const TEMPLATES = new URL('../../templates/systemd/', import.meta.url);
 const UNITS = ['guardctl-renew.service', 'guardctl-renew.timer', 'guardctl.service'] as const;
@@ -54,6 +52,18 @@ export function systemdWord(word: string): string {
   return plain.replace(/%/g, '%%').replace(/\$/g, '$$$$');
 }
 
+/** Whether a path lies where ProtectHome=yes hides it; a symlink counts where its target does (best effort). */
+export function underHomeDirs(file: string): boolean {
+  const inHome = (p: string) => p === '/root' || p.startsWith('/root/') || p === '/home' || p.startsWith('/home/') || p.startsWith('/run/user/');
+  let real = file;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    // not on this machine (rendering for another host): judge the path as given
+  }
+  return inHome(path.normalize(file)) || inHome(real);
+}
+
 function absolutePath(value: string, what: string): string {
   if (!path.isAbsolute(value) || /\s/.test(value)) throw usageError(`${what} must be an absolute path without spaces, got "${value}"`);
   return path.normalize(value);
@@ -66,7 +76,9 @@ export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number
   const home = absolutePath(inputs.home, 'the data directory');
   const exec = (args: string[]) => [...bin, '--home', home, ...args].map(systemdWord).join(' ');
   const renewArgs = ['cert', 'renew', '--all', '--keep-going', ...(inputs.onFailure ? ['--on-failure', inputs.onFailure] : [])];
-  const underHome = [home, ...inputs.rwPaths].some((p) => p === '/root' || p.startsWith('/root/') || p.startsWith('/home/') || p.startsWith('/run/user/'));
+  // ProtectHome=yes would hide a data directory, a deploy target or the executable itself under /home or /root
+  // (status 203/EXEC): read-only keeps them visible, and ReadWritePaths still limits writes to the data directory.
+  const underHome = [home, ...inputs.rwPaths, bin[0]!].some(underHomeDirs);
   const view = {
     user: inputs.user,
     home,
@@ -79,6 +91,8 @@ export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number
   };
   const render = (unit: string, execStart: string) => {
     const source = fs.readFileSync(new URL(`${unit}.hbs`, TEMPLATES), 'utf8');
+    // Required here rather than imported: handlebars costs every other command's start-up.
+    const Handlebars = createRequire(import.meta.url)('handlebars') as typeof import('handlebars');
     return Handlebars.compile(source, { noEscape: true, strict: false })({ ...view, execStart });
   };
   return {
@@ -89,7 +103,9 @@ export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number
 }
 
 /** The folders the store's lineages deploy to: the renew unit must be allowed to write there. */
-function deployDirs(ctx: Context): string[] {
+async function deployDirs(ctx: Context): Promise<string[]> {
+  const { deployPaths } = await import('../acme/deploy.js');
+  const { CertStore } = await import('../acme/store.js');
   const store = new CertStore(ctx.locations.home);
   const dirs = new Set<string>();
   for (const name of store.list()) {
@@ -117,15 +133,16 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
     .option('--serve-args <args>', 'arguments for guardctl serve in guardctl.service', '--port 7860')
     .option('--state <store>', 'the daemon\'s gate state (GUARDCTL_STATE): sqlite, memory or redis://HOST:PORT (a password goes in --env-file)')
     .option('--keys <store>', 'the daemon\'s key store (GUARDCTL_KEYS): sqlite or postgres://USER@HOST/DB (a password goes in --env-file)')
-    .action((flags: { out?: string; bin?: string; user?: string; envFile: string; rwPath?: string[]; onFailure?: string; serveArgs: string; state?: string; keys?: string }, cmd: Command) => {
+    .action(async (flags: { out?: string; bin?: string; user?: string; envFile: string; rwPath?: string[]; onFailure?: string; serveArgs: string; state?: string; keys?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       if (flags.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(flags.user)) throw usageError(`"${flags.user}" is not a user name`);
+      const bin = flags.bin ?? defaultBin();
       const units = renderUnits({
-        bin: flags.bin ?? defaultBin(),
+        bin,
         home: ctx.locations.home,
         user: flags.user,
         envFile: flags.envFile,
-        rwPaths: [...deployDirs(ctx), ...(flags.rwPath ?? [])],
+        rwPaths: [...(await deployDirs(ctx)), ...(flags.rwPath ?? [])],
         onFailure: flags.onFailure,
         serveArgs: flags.serveArgs.split(/\s+/).filter(Boolean),
         onCalendar: '*-*-* 00,12:00:00',
@@ -133,6 +150,7 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
         state: flags.state,
         keys: flags.keys,
       });
+      if (underHomeDirs(bin.split(/\s+/)[0]!)) ctx.out.warn(`${bin.split(/\s+/)[0]} is under a home directory: the units say ProtectHome=read-only (not yes) so that systemd can run it; install guardctl outside /home and /root to hide home directories completely`);
       const files = Object.entries(units).map(([name, content]) => ({ name, content, ...(flags.out ? { path: path.join(path.resolve(flags.out), name) } : {}) }));
       if (flags.out) {
         ensurePrivateDir(path.resolve(flags.out));

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { createRequire } from 'node:module';
 import { GuardError } from './errors.js';
 
 /**
@@ -28,6 +28,8 @@ export function loadConfigFile(file: string, { required = false } = {}): GuardCo
       cause: err,
     });
   }
+  // yaml is required only when a config file exists: most runs have none, and it costs start-up time.
+  const { parse: parseYaml, YAMLParseError } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   let data: unknown;
   try {
     data = parseYaml(text);

@@ -1,4 +1,5 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger, DestinationStream } from 'pino';
 
 export type { Logger };
 
@@ -10,7 +11,15 @@ const REDACT = [
   'headers["x-signature"]', 'req.headers["x-signature"]', 'req.headers.authorization',
 ];
 
+// pino is required on the first logger, not imported: most commands never log, and loading it costs every
+// command's start-up (npm run bench:cli).
+const require = createRequire(import.meta.url);
+type Pino = typeof import('pino');
+let pinoModule: Pino | undefined;
+const loadPino = (): Pino => (pinoModule ??= require('pino') as Pino);
+
 /** JSON logs on stderr (stdout stays free for command results). */
-export function createLogger(level: string, destination: DestinationStream = pino.destination(2)): Logger {
-  return pino({ level, base: { name: 'guardctl' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const { pino } = loadPino();
+  return pino({ level, base: { name: 'guardctl' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination ?? pino.destination(2));
 }

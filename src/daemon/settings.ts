@@ -4,7 +4,7 @@ import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
 import type { StateKind } from '../gate/open-state.js';
 import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
-import { parseKeyStore, type KeyStoreSpec } from '../keys/backend.js';
+import { parseKeyStore, type KeyStoreSpec } from '../keys/store-spec.js';
 import type { Dtype } from '../infer/types.js';
 
 /**

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { pick } from '../core/config.js';
-import { usageError } from '../core/errors.js';
-import { isPostgresUrl, PgKeyStore, redactUrl } from './pg-store.js';
+import { redactUrl } from './pg-url.js';
+import type { KeyStoreSpec } from './store-spec.js';
 import { type CreateKeyInput, type KeyEvent, KEYSTORE_FILE, KeyStore, type KeyStoreHealth } from './store.js';
 import type { ImportResult, StoreDump } from './transfer.js';
 import type { KeyRecord, Tier } from './types.js';
@@ -28,28 +27,7 @@ export interface KeyBackend {
   close(): Promise<void>;
 }
 
-/** Where keys live: `sqlite` (`<home>/keys.db`, the default) or a postgres:// URL. */
-export type KeyStoreSpec = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
-
-/** --keys > GUARDCTL_KEYS > the config file's `keys.store` > sqlite. */
-export function resolveKeyStore(flag: string | undefined, env: NodeJS.ProcessEnv, fromConfig: unknown, source: string): KeyStoreSpec {
-  const where = flag ? '--keys' : env.GUARDCTL_KEYS ? 'GUARDCTL_KEYS' : `keys.store in ${source}`;
-  const value = pick<string>(flag, env.GUARDCTL_KEYS, fromConfig === undefined || fromConfig === null ? undefined : String(fromConfig));
-  return parseKeyStore(value, where);
-}
-
-export function parseKeyStore(value: string | undefined, where: string): KeyStoreSpec {
-  if (value === undefined || value === 'sqlite') return { kind: 'sqlite' };
-  if (isPostgresUrl(value)) {
-    try {
-      new URL(value);
-    } catch {
-      throw usageError(`${where} is not a valid URL (${redactUrl(value)})`, 'write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE');
-    }
-    return { kind: 'postgres', url: value };
-  }
-  throw usageError(`${where} must be "sqlite" or a postgres:// URL, got "${value.slice(0, 40)}"`, 'for example GUARDCTL_KEYS=postgres://guardctl:PASSWORD@db.internal:5432/guardctl');
-}
+export { parseKeyStore, resolveKeyStore, type KeyStoreSpec } from './store-spec.js';
 
 export function describeKeyStore(spec: KeyStoreSpec, home: string): string {
   return spec.kind === 'sqlite' ? path.join(home, KEYSTORE_FILE) : redactUrl(spec.url);
@@ -70,6 +48,8 @@ export interface OpenBackendOptions {
 
 export async function openKeyBackend(spec: KeyStoreSpec, opts: OpenBackendOptions): Promise<KeyBackend> {
   if (spec.kind === 'postgres') {
+    // Loaded only here: the pg driver costs every SQLite command tens of milliseconds at start-up.
+    const { PgKeyStore } = await import('./pg-store.js');
     const store = await PgKeyStore.open({ url: spec.url, home: opts.home, env: opts.env, now: opts.now, tiers: opts.tiers });
     return Object.assign(store, { kind: 'postgres' as const });
   }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { GuardError } from '../core/errors.js';
+import { redactUrl } from './pg-url.js';
 import { loadMasterKey } from './master-key.js';
 import { checkPgSchema, migratePg, PG_CHANNEL, pgSchemaVersion } from './pg-schema.js';
 import { checkGrace, checkRevocable, credentialsOf, notFound, planCreate, planRotate } from './rows.js';
@@ -25,22 +26,6 @@ export interface PgKeyStoreOptions {
 export interface RevisedCredentials {
   creds: KeyCredentials;
   revision: number;
-}
-
-export function isPostgresUrl(store: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(store);
-}
-
-/** The URL for messages and logs: user, host, port and database, never the password. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.password = '';
-    u.search = '';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
 }
 
 // BIGINT columns hold epoch milliseconds and revisions, all far below 2^53: numbers, not pg's default strings.
@@ -325,3 +310,5 @@ async function reach<T>(fn: () => Promise<T>, url: string): Promise<T> {
     throw unreachable(err, url);
   }
 }
+
+export { isPostgresUrl, redactUrl } from './pg-url.js';
