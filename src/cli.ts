@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { loadConfigFile, pick } from './core/config.js';
 import type { Context } from './core/context.js';
@@ -20,6 +20,7 @@ import { registerSystemd } from './commands/systemd.js';
 export interface CliIo {
   stdout: Writable;
   stderr: Writable;
+  stdin?: Readable;
   env: NodeJS.ProcessEnv;
   now?: () => number;
 }
@@ -58,6 +59,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
       locations,
       config,
       env: io.env,
+      stdin: io.stdin,
       verbose: opts.verbose,
       now: io.now ?? Date.now,
       setExitCode: (code) => {
@@ -79,8 +81,26 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   for (const cmd of allCommands(program)) {
     cmd.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }).exitOverride();
     cmd.showHelpAfterError('(add --help for usage)');
+    reportUnknownOptionsFirst(cmd);
   }
   return program;
+}
+
+/**
+ * Commander checks required options before unknown ones, so a typo (`--teir free`) was reported as the missing
+ * `--tier`. The required check moves to a preAction hook, which runs after the unknown-option check.
+ */
+function reportUnknownOptionsFirst(cmd: Command): void {
+  const required = cmd.options.filter((o) => o.mandatory);
+  if (required.length === 0) return;
+  for (const o of required) o.mandatory = false;
+  cmd.hook('preAction', (_hooked, action) => {
+    for (const o of required) {
+      if (action.getOptionValue(o.attributeName()) === undefined) {
+        action.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+      }
+    }
+  });
 }
 
 function allCommands(cmd: Command): Command[] {
@@ -120,7 +140,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 }
 
 export async function runCli(): Promise<void> {
-  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
   // Long-running commands (serve) resolve only when they have stopped, so exiting here is safe.
   process.exitCode = code;
 }

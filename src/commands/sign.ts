@@ -2,13 +2,9 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { usageError } from '../core/errors.js';
 import { signRequest, v1Refusal } from '../gate/sign-request.js';
-import { readSecret } from './secret-source.js';
+import { addClientOptions, type ClientFlags, readBody, resolveCredentials, resolveTarget } from './client-args.js';
 
-interface SignOpts {
-  data?: string;
-  key: string;
-  secretFile?: string;
-  secretEnv?: string;
+interface SignOpts extends ClientFlags {
   v2?: boolean;
   timestamp?: string;
   nonce?: string;
@@ -17,41 +13,33 @@ interface SignOpts {
 }
 
 export function registerSign(program: Command, contextFor: ContextFactory): void {
-  program
+  addClientOptions(program
     .command('sign')
     .description('print the signature headers for a request to the daemon (or a ready curl command)')
     .argument('<method>', 'HTTP method, e.g. POST')
-    .argument('<url>', 'the full URL, query string included')
-    .option('--data <json>', 'the exact request body (JSON)')
-    .requiredOption('--key <id>', 'API key id (gk_...)')
-    .option('--secret-file <file>', 'file holding the secret (gs_...)')
-    .option('--secret-env <var>', 'environment variable holding the secret')
+    .argument('<target>', 'a full URL (https://host/api/v1/moderate?...), or a path under --url'))
     .option('--v2', 'signature version 2 (signs the exact body bytes)')
     .option('--timestamp <unix-seconds>', 'reproduce a given request: its X-Timestamp')
     .option('--nonce <nonce>', 'reproduce a given request: its X-Nonce')
     .option('--explain', 'also print the exact string to sign')
     .option('--curl', 'print a ready curl command instead of the headers')
-    .action((method: string, url: string, opts: SignOpts, command: Command) => {
+    .action(async (method: string, target: string, opts: SignOpts, command: Command) => {
       const ctx = contextFor(command);
       if (!/^[A-Za-z]+$/.test(method)) throw usageError(`invalid HTTP method "${method}"`, 'use GET, POST, ...');
-      if (!/^https?:\/\//.test(url)) throw usageError(`"${url}" is not an absolute http(s) URL`, 'for example https://guard.example.com/api/v1/moderate');
+      const url = resolveTarget(target, opts, ctx.env).href;
       if (opts.timestamp !== undefined && !/^\d{1,12}$/.test(opts.timestamp)) throw usageError(`--timestamp must be Unix seconds, got "${opts.timestamp}"`);
       if (opts.nonce !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(opts.nonce)) throw usageError('--nonce may hold only A-Z a-z 0-9 _ - (at most 128)');
       if (opts.nonce !== undefined && opts.nonce.length < 8) ctx.out.warn('nonces shorter than 8 characters are refused by the daemon (malformed_auth)');
-      if (opts.data !== undefined) {
-        try {
-          JSON.parse(opts.data);
-        } catch {
-          throw usageError('--data is not valid JSON', `quote it for the shell, e.g. --data '{"text": "hello"}'`);
-        }
-      }
-      const problem = opts.v2 ? undefined : v1Refusal({ url, body: opts.data });
+      const credentials = resolveCredentials(opts, ctx.env);
+      if (!credentials) throw usageError('no API key id given', 'add --key gk_... or set GUARDCTL_KEY_ID (and the secret: GUARDCTL_SECRET, --secret-env or --secret-file)');
+      const body = await readBody(opts.data, ctx.stdin);
+      const problem = opts.v2 ? undefined : v1Refusal({ url, body });
       if (problem) ctx.out.warn(`the daemon refuses this under version 1 (${problem.code}): ${problem.detail}; add --v2`);
-      const secret = readSecret(opts, ctx.env);
       const signed = signRequest({
-        method, url, body: opts.data, keyId: opts.key, secret, version: opts.v2 ? 2 : 1, timestamp: opts.timestamp, nonce: opts.nonce,
+        method, url, body, keyId: credentials.keyId, secret: credentials.secret, version: opts.v2 ? 2 : 1, timestamp: opts.timestamp, nonce: opts.nonce,
       });
-      const curl = curlCommand(method.toUpperCase(), url, signed.headers, opts.data);
+      // A body from a file stays in the file: the command line would hit the argument limit.
+      const curl = curlCommand(method.toUpperCase(), url, signed.headers, body, opts.data?.startsWith('@') ? opts.data : undefined);
       ctx.out.result(
         { headers: signed.headers, ...(opts.explain ? { string_to_sign: signed.stringToSign } : {}), ...(opts.curl ? { curl } : {}) },
         () => {
@@ -69,10 +57,11 @@ export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-function curlCommand(method: string, url: string, headers: Record<string, string>, data?: string): string {
+function curlCommand(method: string, url: string, headers: Record<string, string>, data?: string, dataFile?: string): string {
   const parts = ['curl', '-sS', '-X', method, shellQuote(url)];
   if (data !== undefined) parts.push('-H', shellQuote('Content-Type: application/json'));
   for (const [k, v] of Object.entries(headers)) parts.push('-H', shellQuote(`${k}: ${v}`));
-  if (data !== undefined) parts.push('--data-raw', shellQuote(data));
+  if (dataFile !== undefined) parts.push('--data-binary', shellQuote(dataFile));
+  else if (data !== undefined) parts.push('--data-raw', shellQuote(data));
   return parts.join(' ');
 }

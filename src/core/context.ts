@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { GuardConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { Output } from './output.js';
@@ -10,6 +11,8 @@ export interface Context {
   locations: Locations;
   config: GuardConfig;
   env: NodeJS.ProcessEnv;
+  /** The process's stdin (`--data -`); absent when the CLI runs in-process without one. */
+  stdin?: Readable;
   verbose: boolean;
   /** Milliseconds since the epoch; injected so tests can move time. */
   now(): number;

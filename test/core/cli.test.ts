@@ -52,3 +52,15 @@ test('bin/guardctl.js runs as a program and reports its version', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), pkg.version);
 });
+
+test('an unknown option is reported before a missing required one (a typo is not hidden)', async (t) => {
+  const home = tempDir(t);
+  const typo = await runCli(['--home', home, 'keys', 'create', '--name', 'me', '--teir', 'free']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown option '--teir'/);
+  assert.match(typo.stderr, /Did you mean --tier\?/);
+  assert.doesNotMatch(typo.stderr, /required option/);
+  const missing = await runCli(['--home', home, 'keys', 'create', '--name', 'me']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /required option '--tier <tier>' not specified/);
+});

@@ -116,12 +116,13 @@ test('bad input exits 1 or 2 with a message naming the problem', async (t) => {
   const env = { S: 'gs_x' };
   const base = ['sign', 'POST', `${ORIGIN}/api/v1/moderate`, '--key', KEY];
   const failures: Failure[] = [
-    { name: 'no secret', args: base, message: /no secret given/ },
+    { name: 'no secret', args: base, message: /environment variable GUARDCTL_SECRET is not set or empty/ },
+    { name: 'secret but no key id', args: ['sign', 'POST', `${ORIGIN}/api/v1/moderate`, '--secret-env', 'S'], env, message: /a secret is given but no key id/ },
     { name: 'unset variable', args: [...base, '--secret-env', 'NOPE'], message: /environment variable NOPE is not set or empty/ },
     { name: 'empty secret file', args: [...base, '--secret-file', empty], message: /secret file .*empty is empty/ },
     { name: 'missing secret file', args: [...base, '--secret-file', path.join(dir, 'nope')], message: /cannot read the secret file/ },
     { name: 'invalid --data', args: [...base, '--secret-env', 'S', '--data', '{"text": hi}'], env, message: /--data is not valid JSON/ },
-    { name: 'relative URL', args: ['sign', 'POST', '/api/v1/moderate', '--key', KEY, '--secret-env', 'S'], env, message: /not an absolute http\(s\) URL/ },
+    { name: 'neither a path nor a URL', args: ['sign', 'POST', 'api/v1/moderate', '--key', KEY, '--secret-env', 'S'], env, message: /a path starting with "\/" or a full http\(s\) URL/ },
     { name: 'bad --timestamp', args: [...base, '--secret-env', 'S', '--timestamp', '2026-01-01'], env, message: /--timestamp must be Unix seconds/ },
     { name: 'bad --nonce', args: [...base, '--secret-env', 'S', '--nonce', 'no spaces'], env, message: /--nonce may hold only/ },
   ];

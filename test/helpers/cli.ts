@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { main } from '../../src/cli.js';
 
 export interface CliRun {
@@ -16,6 +16,8 @@ export interface CliRunOptions {
   /** The whole environment the CLI sees (default: empty, so the developer's GUARDCTL_* never leak in). */
   env?: NodeJS.ProcessEnv;
   now?: () => number;
+  /** What the CLI reads as stdin (`--data -`); none by default. */
+  stdin?: string | Buffer;
 }
 
 /** Collects everything written to it as one string. */
@@ -31,7 +33,7 @@ export class MemoryStream extends Writable {
 export async function runCli(args: string[], opts: CliRunOptions = {}): Promise<CliRun> {
   const stdout = new MemoryStream();
   const stderr = new MemoryStream();
-  const code = await main(args, { stdout, stderr, env: opts.env ?? {}, now: opts.now });
+  const code = await main(args, { stdout, stderr, env: opts.env ?? {}, now: opts.now, ...(opts.stdin !== undefined ? { stdin: Readable.from([Buffer.from(opts.stdin)]) } : {}) });
   return {
     code,
     stdout: stdout.text,
