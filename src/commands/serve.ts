@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { pick, section } from '../core/config.js';
+import { GuardError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { checkUniqueNames, embeddedModels, modelsFromConfig, parseModelFlag } from '../daemon/models.js';
 import { resolveSettings, SETTINGS } from '../daemon/settings.js';
@@ -29,19 +30,41 @@ export function registerServe(program: Command, contextFor: ContextFactory): voi
     const { startDaemon } = await import('../daemon/run.js');
     const daemon = await startDaemon({ settings, models, home: ctx.locations.home, env: ctx.env, config: ctx.config, configFile: source, logger });
     ctx.out.note(`guardctl serve: listening on ${daemon.url} (models warming up; /readyz turns 200 when ready)`);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        daemon.shutdown().then(resolve, resolve);
-      };
-      const onTerm = () => stop('SIGTERM');
-      const onInt = () => stop('SIGINT');
-      const onHup = () => daemon.reloadTls();
-      process.once('SIGTERM', onTerm);
-      process.once('SIGINT', onInt);
-      process.on('SIGHUP', onHup);
+    let onTerm = () => {};
+    let onInt = () => {};
+    const onHup = () => daemon.reloadTls();
+    const stopped = new Promise<string>((resolve) => {
+      onTerm = () => resolve('SIGTERM');
+      onInt = () => resolve('SIGINT');
     });
+    process.once('SIGTERM', onTerm).once('SIGINT', onInt).on('SIGHUP', onHup);
+    try {
+      const first = await Promise.race([daemon.ready.then(() => undefined), stopped]);
+      if (first === undefined) {
+        // A daemon that never becomes ready helps nobody: stop with the model's own error unless --allow-partial.
+        const loaded = daemon.engine.models();
+        const failed = loaded.filter((m) => m.state === 'failed');
+        if (failed.length > 0 && (!settings.allowPartial || failed.length === loaded.length)) {
+          logger.info('shutting down: a model failed to load');
+          await daemon.shutdown();
+          throw modelsFailed(failed, loaded.length, settings.allowPartial);
+        }
+        for (const m of failed) ctx.out.warn(`model ${m.name} failed to load: ${m.error ?? 'unknown error'}; serving the others (--allow-partial)`);
+      }
+      logger.info({ signal: first ?? (await stopped) }, 'shutting down');
+      await daemon.shutdown();
+    } finally {
+      process.off('SIGTERM', onTerm).off('SIGINT', onInt).off('SIGHUP', onHup);
+    }
   });
+}
+
+function modelsFailed(failed: Array<{ name: string; error?: string }>, total: number, allowPartial: boolean): GuardError {
+  const what = failed.map((m) => `${m.name} failed to load: ${m.error ?? 'unknown error'}`).join('; ');
+  const hint = allowPartial || total === 1
+    ? 'fix the model directory (guardctl model check DIR says what is wrong) or drop its --model'
+    : 'fix the model directory (guardctl model check DIR says what is wrong), drop its --model, or add --allow-partial to serve the others';
+  return new GuardError('GUARD_E_MODEL', failed.length === total && total > 1 ? `no model loaded: ${what}` : `model ${what}`, { hint, details: { models: failed.map((m) => ({ name: m.name, error: m.error })) } });
 }
 
 /** --model flags > GUARDCTL_MODELS > the config file's models: > the embedded demo models. */

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
   GUARD_E_DEPLOY: 'A certificate or nginx site could not be put in place, or its reload or hook command failed.',
   GUARD_E_NGINX_BUSY: 'Another guardctl process is installing a site into that nginx root.',
+  GUARD_E_LISTEN: 'The daemon cannot listen on its address: the port is in use, needs privileges, or the address is not this machine\'s.',
+  GUARD_E_MODEL: 'A model failed to load, so the daemon does not start (unless --allow-partial).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -17,6 +17,7 @@ import { loadTiers } from '../keys/tiers.js';
 import { buildServer, type GuardServer } from '../server/app.js';
 import { serveConfig } from '../server/config.js';
 import { createServerMetrics } from '../server/metrics.js';
+import { listenError } from './port-holder.js';
 import type { ServeSettings } from './settings.js';
 import { readTls, watchTls } from './tls.js';
 
@@ -108,6 +109,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
       inferenceTimeoutMs: settings.requestTimeoutMs,
       maxNewTokens: { moderate: Math.min(64, settings.maxNewTokens), translate: settings.maxNewTokens },
       auth: !settings.insecureNoAuth,
+      allowPartial: settings.allowPartial,
     }),
     engine,
     gate,
@@ -117,7 +119,16 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     trustedProxies,
     stateHealth,
   });
-  const address = await app.listen({ host, port: settings.port });
+  let address: string;
+  try {
+    address = await app.listen({ host, port: settings.port });
+  } catch (err) {
+    // Nothing is served: release what was opened (the state file's lock, the key store) before reporting.
+    await app.close().catch(() => {});
+    await engine.close().catch(() => {});
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => {});
+    throw listenError(err, host, settings.port);
+  }
   const url = `${address}${settings.basePath}`;
   const tlsWatch = tls ? watchTls(app.server as unknown as HttpsServer, tls, (level, msg) => logger[level](msg)) : undefined;
   logger.info({ url }, 'listening');

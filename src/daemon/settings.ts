@@ -47,6 +47,8 @@ export interface ServeSettings {
   tlsCert?: string;
   tlsKey?: string;
   insecureNoAuth: boolean;
+  /** Keep serving the models that loaded when another fails (default: a failed model stops serve, exit 1). */
+  allowPartial: boolean;
   auditFile?: string;
   /** Where the gate keeps nonces, rate buckets, quotas and blocks: a file under the home, memory, or Redis/Valkey. */
   state: StateKind;
@@ -108,6 +110,7 @@ export const SETTINGS: SettingDef[] = [
   { key: 'tlsCert', flag: '--tls-cert <file>', env: 'GUARDCTL_TLS_CERT', configKey: 'tls_cert', description: 'serve HTTPS with this certificate chain (reloaded on SIGHUP and change)', default: undefined, parse: text },
   { key: 'tlsKey', flag: '--tls-key <file>', env: 'GUARDCTL_TLS_KEY', configKey: 'tls_key', description: 'the private key for --tls-cert', default: undefined, parse: text },
   { key: 'insecureNoAuth', flag: '--insecure-no-auth', env: 'GUARDCTL_INSECURE_NO_AUTH', configKey: 'insecure_no_auth', description: 'no signatures (local experiments only; binds to loopback)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
+  { key: 'allowPartial', flag: '--allow-partial', env: 'GUARDCTL_ALLOW_PARTIAL', configKey: 'allow_partial', description: 'when a model fails to load, serve the others (without it serve stops with the model\'s error, exit 1)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
   { key: 'state', flag: '--state <kind>', env: 'GUARDCTL_STATE', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
   { key: 'keys', flag: '--keys <store>', env: 'GUARDCTL_KEYS', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
   { key: 'keysStaleMs', flag: '--keys-stale <dur>', env: 'GUARDCTL_KEYS_STALE', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)) },

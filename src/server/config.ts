@@ -27,6 +27,8 @@ export interface ServeConfig {
   auth: boolean;
   /** The web page's static files; null: no web page. */
   webDir: string | null;
+  /** `--allow-partial`: /readyz is 200 once every model has loaded or failed and one is ready (failed ones listed). */
+  allowPartial?: boolean;
 }
 
 /** The repository's web/ directory (src/server and dist/server are both two levels below the root). */

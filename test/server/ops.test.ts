@@ -62,7 +62,7 @@ test('a failed model keeps /readyz at 503 and names it (without the load error)'
   const s = await serverFixture(t, { engine });
   const res = await s.send({ url: '/readyz' });
   assert.equal(res.statusCode, 503);
-  assert.match(res.json().reason, /mt-demo is failed/);
+  assert.match(res.json().reason, /mt-demo failed to load \(the daemon's log says why\)/);
   assert.doesNotMatch(res.body, /\/srv\/models/);
 });
 

@@ -31,12 +31,15 @@ export function opsRoutes(app: FastifyInstance, ctx: RouteContext, state: { drai
 }
 
 export function readiness(ctx: RouteContext, draining: boolean): Readiness {
-  const models = ctx.engine.models().map((m) => ({ name: m.name, state: m.state }));
-  const waiting = models.filter((m) => m.state !== 'ready');
+  const all = ctx.engine.models();
+  const models = all.map((m) => ({ name: m.name, state: m.state }));
+  const partial = ctx.config.allowPartial && all.some((m) => m.state === 'ready');
+  const waiting = all.filter((m) => m.state !== 'ready' && !(partial && m.state === 'failed'));
   const health = ctx.stateHealth?.();
   const reason = draining ? 'draining: the server is shutting down'
     : models.length === 0 ? 'no models are configured'
-    : waiting.length ? `not ready: ${waiting.map((m) => `${m.name} is ${m.state}`).join(', ')}`
+    // The load error stays out of this public answer (it names paths on the host); the log and serve's exit give it.
+    : waiting.length ? `not ready: ${waiting.map((m) => (m.state === 'failed' ? `${m.name} failed to load (the daemon's log says why)` : `${m.name} is ${m.state}`)).join(', ')}`
     : health && !health.up ? `not ready: ${health.reason}`
     : undefined;
   const state = health ? { state: { backend: health.backend, up: health.up } } : {};
