@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { loadConfigFile, pick } from './core/config.js';
 import type { Context } from './core/context.js';
 import { GuardError, isGuardError } from './core/errors.js';
@@ -38,6 +38,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     .option('--config <file>', 'config file (env GUARDCTL_CONFIG)')
     .option('--home <dir>', 'data directory (env GUARDCTL_HOME)')
     .showHelpAfterError('(add --help for usage)')
+    .configureHelp({ optionDescription })
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
 
@@ -84,6 +85,20 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     reportUnknownOptionsFirst(cmd);
   }
   return program;
+}
+
+/**
+ * One spelling for defaults across every --help: "(default 60s)", as the descriptions write those commander does
+ * not know; commander's own would read `(default: "60s")` beside them.
+ */
+function optionDescription(option: Option): string {
+  const extra: string[] = [];
+  if (option.argChoices) extra.push(`one of ${option.argChoices.join(', ')}`);
+  const value = option.defaultValue as unknown;
+  if (value !== undefined && value !== false && !/\(default /.test(option.description)) {
+    extra.push(`default ${option.defaultValueDescription ?? (Array.isArray(value) ? value.join(',') : String(value))}`);
+  }
+  return extra.length > 0 ? `${option.description} (${extra.join('; ')})` : option.description;
 }
 
 /**

@@ -12,18 +12,30 @@ answer 401 ``v1_unsigned_member`` / ``v1_ambiguous_param``).
 """
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 __all__ = [
     "generate_signature", "generate_signature_v2", "string_to_sign_v1", "string_to_sign_v2", "content_sha256",
-    "canonical_query", "new_nonce", "signed_request", "v1_refusal",
+    "canonical_query", "new_nonce", "signed_request", "v1_refusal", "GuardctlError",
 ]
+
+
+class GuardctlError(Exception):
+    """The request could not be completed. ``status`` and ``code`` are the server's answer when it gave one
+    (``413`` / ``"body_too_large"`` for a body over the daemon's ``--max-body``), else ``None`` / a local code
+    (``"connection_failed"``); ``message`` and ``hint`` as the server wrote them."""
+
+    def __init__(self, status, code, message, hint=None):
+        super().__init__(f"{status} {code}: {message}" if status else f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.hint = hint
 
 
 class _JsonNumber(str):
@@ -140,7 +152,10 @@ def v1_refusal(query_pairs, raw):
 
 def signed_request(base_url, key_id, secret, method, path, query=None, body=None, version=2, timeout=30,
                    timestamp=None, nonce=None):
-    """Sends one signed request; returns (status, headers, parsed JSON or text). HTTP errors are returned too.
+    """Sends one signed request; returns (status, headers, parsed JSON or text). HTTP errors are returned too,
+    except a body too large for the server: that, and a request that cannot be completed, raise GuardctlError
+    (with the server's status and code when it answered: 413 body_too_large, even when the server stopped
+    reading the body and the send broke off).
 
     query: dict or (name, value) pairs; body: a JSON-able object, or the exact str/bytes to send (JSON).
     version: 2 (default) signs the exact bytes; 1 only seed-style bodies ({"text": ...}), else ValueError.
@@ -167,15 +182,38 @@ def signed_request(base_url, key_id, secret, method, path, query=None, body=None
         if clash:
             raise ValueError(f"parameter {clash[0]!r} appears in both the query and the body (the server answers 400)")
         headers["X-Signature"] = generate_signature(secret, method, path, pairs + members, timestamp, nonce)
-    url = base_url.rstrip("/") + path
-    if pairs:
-        url += "?" + "&".join(f"{_rfc3986(k)}={_rfc3986(v)}" for k, v in pairs)
-    request = urllib.request.Request(url, data=raw, method=method, headers=headers)
+    target = urllib.parse.urlsplit(base_url.rstrip("/") + path)
+    url_path = target.path + ("?" + "&".join(f"{_rfc3986(k)}={_rfc3986(v)}" for k, v in pairs) if pairs else "")
+    connection_type = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(target.netloc, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), _decode(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), _decode(err.read())
+        try:
+            connection.request(method, url_path, body=raw, headers=headers)
+        except (BrokenPipeError, ConnectionResetError) as err:
+            # The server answered and closed before the whole body was sent (413 body_too_large): its answer
+            # is usually still readable, and says why.
+            try:
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException):
+                raise GuardctlError(None, "connection_failed", f"the server closed the connection while the body "
+                                    f"was sent ({err.__class__.__name__}); a body over its --max-body does that",
+                                    "send a smaller body, or raise the daemon's --max-body") from err
+            answer = _decode(response.read())
+            error = answer.get("error", {}) if isinstance(answer, dict) else {}
+            raise GuardctlError(response.status, error.get("code", "http_error"), error.get("message", str(answer)),
+                                error.get("hint")) from err
+        except OSError as err:
+            raise GuardctlError(None, "connection_failed", f"cannot reach {target.netloc}: {err}") from err
+        response = connection.getresponse()
+        answer = _decode(response.read())
+        if response.status == 413:
+            # The same error whether the server's answer arrived whole or only after a broken pipe (which depends
+            # on timing): the body is too large for this server and resending it cannot help.
+            error = answer.get("error", {}) if isinstance(answer, dict) else {}
+            raise GuardctlError(413, error.get("code", "body_too_large"), error.get("message", str(answer)), error.get("hint"))
+        return response.status, dict(response.getheaders()), answer
+    finally:
+        connection.close()
 
 
 def _decode(data):

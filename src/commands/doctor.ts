@@ -4,6 +4,7 @@ import type { ContextFactory } from '../cli.js';
 import { section } from '../core/config.js';
 import type { KeyStoreSpec } from '../keys/store-spec.js';
 import { resolveKeyStore } from '../keys/store-spec.js';
+import { count } from '../core/plural.js';
 
 export interface Check {
   name: string;
@@ -85,7 +86,7 @@ async function keyStoreCheck(spec: KeyStoreSpec, home: string, env: NodeJS.Proce
     const store = await openKeyBackend(spec, { home, env, readonly: true });
     try {
       const h = await store.health();
-      return { name: 'key store', ok: h.ok, detail: h.ok ? `${h.path}: ${h.keys} keys, ${h.active} active` : `${h.path}: ${h.problem}` };
+      return { name: 'key store', ok: h.ok, detail: h.ok ? `${h.path}: ${count(h.keys, 'key')}, ${h.active} active` : `${h.path}: ${h.problem}` };
     } finally {
       await store.close();
     }

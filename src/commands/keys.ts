@@ -15,6 +15,7 @@ import { GuardError } from '../core/errors.js';
 import { effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
 import type { KeyRecord, Limits, Tier } from '../keys/types.js';
 import { validateAllowIps, validateKeyName, validateTier } from '../keys/validate.js';
+import { count } from '../core/plural.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const show = (t: number | null, none = '-'): string => iso(t) ?? none;
@@ -233,7 +234,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       const ctx = contextFor(cmd);
       const dump = await withStore(ctx, cmd, undefined, (store) => store.dump());
       writeFileAtomic(path.resolve(opts.out), dumpToLines(dump), 0o600);
-      ctx.out.result({ file: path.resolve(opts.out), keys: dump.keys.length, events: dump.events.length }, () => `Exported ${dump.keys.length} keys and ${dump.events.length} events to ${path.resolve(opts.out)}`);
+      ctx.out.result({ file: path.resolve(opts.out), keys: dump.keys.length, events: dump.events.length }, () => `Exported ${count(dump.keys.length, 'key')} and ${count(dump.events.length, 'event')} to ${path.resolve(opts.out)}`);
     });
 
   keys.command('import')
@@ -251,8 +252,8 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       const dump = linesToDump(text, file);
       const r = await withStore(ctx, cmd, undefined, (store) => store.restore(dump, opts.merge));
       ctx.out.result({ keys: r.keys, events: r.events, skipped: r.skipped }, () => [
-        `Imported ${r.keys} keys and ${r.events} events`,
-        ...(r.skipped.length ? [`Left ${r.skipped.length} keys the store already held: ${r.skipped.join(', ')}`] : []),
+        `Imported ${count(r.keys, 'key')} and ${count(r.events, 'event')}`,
+        ...(r.skipped.length ? [`Left ${count(r.skipped.length, 'key')} the store already held: ${r.skipped.join(', ')}`] : []),
       ].join('\n'));
     });
 }

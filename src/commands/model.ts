@@ -7,7 +7,7 @@ export function registerModel(program: Command, contextFor: ContextFactory): voi
   model
     .command('check <dir>')
     .description('pre-flight for a downloaded export: files, tensor contract, vocab, chat template, fast path and a one-request smoke run; exit 0 iff serve would serve it')
-    .addOption(new Option('--task <task>', 'what serve will use it for (default: moderate when the chat template speaks of safety, else translate)').choices(['moderate', 'translate']))
+    .addOption(new Option('--task <task>', 'what serve will use it for (default moderate when the chat template speaks of safety, else translate)').choices(['moderate', 'translate']))
     .option('--dtype <d>', 'weights file onnx/model_<d>.onnx (fp32 = onnx/model.onnx)', 'fp32')
     .addOption(new Option('--device <d>', 'execution provider to load and run it on').choices(['cpu', 'webgpu']).default('cpu'))
     .addOption(new Option('--template <t>', 'translation prompt template (task translate)').choices(['hy-mt', 'by-target']))

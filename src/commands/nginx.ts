@@ -16,7 +16,7 @@ function siteFlags(cmd: Command): Command {
     .option('--upstream <host:port>', 'where guardctl serve listens, for example 127.0.0.1:7860 (repeatable: several make a least_conn pool, see docs/scaling.md)', repeat)
     .option('--max-fails <n>', 'with several upstreams: failed attempts within --fail-timeout before a daemon is skipped (default 3)')
     .option('--fail-timeout <time>', 'with several upstreams: that window, and how long a failed daemon is skipped (default 10s)')
-    .option('--name <name>', 'the site\'s name: file <name>.conf and its snippets folder (default: the first domain)')
+    .option('--name <name>', 'the site\'s name: file <name>.conf and its snippets folder (default the first domain)')
     .option('--path <prefix>', 'serve under this URL prefix, like /guard/ (then run guardctl serve --base-path /guard)', '/')
     .option('--cert <lineage>', 'a certificate from guardctl\'s store (see guardctl cert list)')
     .option('--cert-file <file>', 'the certificate chain (fullchain PEM), with --key-file')
@@ -37,7 +37,7 @@ function siteFlags(cmd: Command): Command {
     .option('--openssl-version <x.y.z>', 'the OpenSSL that nginx runs with (3.5+ adds X25519MLKEM768)')
     .option('--http-port <port>', 'the HTTP port (default 80)')
     .option('--https-port <port>', 'the HTTPS port (default 443)')
-    .option('--listen-address <addr>', 'listen on this address only (default: every IPv4 and IPv6 address)')
+    .option('--listen-address <addr>', 'listen on this address only (default every IPv4 and IPv6 address)')
     .option('--nginx-bin <path>', 'the nginx executable', 'nginx');
 }
 
@@ -47,7 +47,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
   siteFlags(nginx.command('render'))
     .description('render the site file and its snippets (printed, or written with --out)')
     .option('--out <file>', 'write the site here and its snippets into guardctl-snippets/<name>/ beside it')
-    .option('--snippets-dir <dir>', 'the folder the snippets live in (default: see --out; else /etc/nginx/snippets/guardctl/<name>)')
+    .option('--snippets-dir <dir>', 'the folder the snippets live in (default see --out; else /etc/nginx/snippets/guardctl/<name>)')
     .action(async (flags: SiteFlags & { out?: string; snippetsDir?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const { siteNameFrom, siteOptionsFrom } = await import('../nginx/flags.js');
@@ -91,7 +91,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .description('install the site (atomically), nginx -t the whole configuration, reload; roll back on failure')
     .option('--file <file>', 'install this rendered site file (with its snippets) instead of rendering from the flags')
     .option('--nginx-root <dir>', 'the nginx configuration folder', '/etc/nginx')
-    .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default: nginx -s reload)')
+    .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default nginx -s reload)')
     .option('--reload-timeout <duration>', 'how long to wait for the nginx master to start workers with the new configuration', '10s')
     .option('--dry-run', 'print the unified diff of what would change; change nothing')
     .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; reloadTimeout: string; dryRun?: boolean }, cmd: Command) => {

@@ -20,7 +20,7 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
     .argument('<target>', 'a path under --url (e.g. /api/v1/moderate or /api/v1/translate?source_lang=zh&target_lang=en), or a full URL'))
     .option('--v1', 'signature version 1 (the default is version 2, which signs the exact body bytes)')
     .option('--v2', 'signature version 2 (the default; kept for scripts that pass it)')
-    .option('--timeout <duration>', 'give up after this long (seconds, or 30s, 2m; default 120s)', '120')
+    .option('--timeout <duration>', 'give up after this long (a number of seconds, or 30s, 2m)', '120s')
     .action(async (method: string, target: string, opts: RequestOpts, command: Command) => {
       const ctx = contextFor(command);
       const url = resolveTarget(target, opts, ctx.env);

@@ -11,10 +11,10 @@ export function registerServe(program: Command, contextFor: ContextFactory): voi
   const cmd = program
     .command('serve')
     .description('run the inference daemon: signed moderation and translation APIs, metrics and a web page')
-    .option('--model <NAME=TASK:DIR[:SIZE]>', 'serve this model (repeatable; env GUARDCTL_MODELS, comma-separated); default: the embedded demo models', (v: string, prev: string[] = []) => [...prev, v]);
+    .option('--model <NAME=TASK:DIR[:SIZE]>', 'serve this model (repeatable; env GUARDCTL_MODELS, comma-separated; default the embedded demo models)', (v: string, prev: string[] = []) => [...prev, v]);
   for (const def of SETTINGS) {
-    const dflt = def.default === undefined || def.boolean ? '' : ` (default ${def.default === '' ? 'none' : def.default})`;
-    cmd.addOption(new Option(def.flag, `${def.description}${dflt}; env ${def.env}`));
+    const dflt = def.default === undefined || def.boolean ? [] : [`default ${def.default === '' ? 'none' : def.default}`];
+    cmd.addOption(new Option(def.flag, `${def.description} (${[...dflt, `env ${def.env}`].join('; ')})`));
   }
   cmd.action(async (opts: Record<string, unknown> & { model?: string[] }, command: Command) => {
     const ctx = contextFor(command);

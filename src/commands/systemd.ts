@@ -125,7 +125,7 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
   systemd.command('render')
     .description('write guardctl-renew.service + .timer (twice a day) and guardctl.service, hardened')
     .option('--out <dir>', 'write the units into this folder (for example /etc/systemd/system) instead of printing them')
-    .option('--bin <path>', 'the guardctl executable the units run (default: this one)')
+    .option('--bin <path>', 'the guardctl executable the units run (default this one)')
     .option('--user <user>', 'run the units as this user (default root)')
     .option('--env-file <file>', 'EnvironmentFile with the DNS provider credentials (mode 0600)', '/etc/guardctl/guardctl.env')
     .option('--rw-path <dir>', 'another folder the renewal may write (deploy targets; repeatable)', (v: string, prev: string[] = []) => [...prev, v])

@@ -28,6 +28,7 @@ import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
 import { EngineError } from './types.js';
 import type { Device, Engine, EngineOptions, GenerateRequest, GenerateResult, ModelInfo, ModelSpec, ScoreRequest, ScoreResult } from './types.js';
+import { count } from '../core/plural.js';
 
 /** Knobs beyond EngineOptions, for tests and benchmarks; the defaults are what the daemon wants. */
 export interface EngineTuning {
@@ -192,6 +193,15 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
   }
 
   const tokenLimit = (e: Entry) => Math.min(options.maxInputTokens, e.info.maxContext - 1);
+  /**
+   * Which limit applied and why, for input_too_long: --max-input-tokens, or the model's context when it is smaller
+   * (max_position_embeddings counts prompt and answer, and one position is kept for the answer's first token), so
+   * "511" beside a --max-input-tokens of 2048 explains itself.
+   */
+  const limitWhy = (e: Entry, limit: number): string => (limit < options.maxInputTokens
+    ? `the limit is ${limit} tokens: model ${e.spec.name} has ${e.info.maxContext} positions (max_position_embeddings) for prompt and answer, one kept for the answer, fewer than --max-input-tokens ${options.maxInputTokens}`
+    : `the limit is ${limit} tokens (--max-input-tokens)`);
+  const limitDetails = (e: Entry) => ({ maxInputTokens: options.maxInputTokens, modelContext: e.info.maxContext });
   /** Requests being tokenized, per device worker: they hold a place in its queue (maxQueue, load()). */
   const tokenizing = new Map<DeviceWorker, number>();
   const waiting = (w: DeviceWorker) => w.queued + (tokenizing.get(w) ?? 0);
@@ -212,13 +222,13 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
   ): Promise<Encoded & { worker: DeviceWorker }> {
     refuseEarly(req);
     const worker = e.worker!;
-    if (waiting(worker) >= options.maxQueue) throw new EngineError('queue_full', `${waiting(worker)} requests are already waiting on ${worker.device}`, { maxQueue: options.maxQueue, device: worker.device });
+    if (waiting(worker) >= options.maxQueue) throw new EngineError('queue_full', `${count(waiting(worker), 'request is', 'requests are')} already waiting on ${worker.device}`, { maxQueue: options.maxQueue, device: worker.device });
     const limit = tokenLimit(e);
     const maxBytes = limit * e.bytesPerToken!;
     // UTF-16 length * 3 bounds the UTF-8 length: most prompts skip the count.
     const bytes = prompt.length * 3 > maxBytes ? Buffer.byteLength(prompt) : 0;
     if (bytes > maxBytes) {
-      throw new EngineError('input_too_long', `the prompt is ${bytes} bytes; more than ${maxBytes} bytes cannot fit in the limit of ${limit} tokens`, { limit, maxBytes, bytes });
+      throw new EngineError('input_too_long', `the prompt is ${bytes} bytes, and more than ${maxBytes} bytes cannot fit in ${limit} tokens; ${limitWhy(e, limit)}`, { limit, maxBytes, bytes, ...limitDetails(e) });
     }
     tokenizing.set(worker, (tokenizing.get(worker) ?? 0) + 1);
     let encoded: Encoded;
@@ -231,7 +241,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     if (closing) throw new EngineError('cancelled', 'the engine is closing');
     refuseEarly(req);
     const { ids } = encoded;
-    if (ids.length > limit) throw new EngineError('input_too_long', `the prompt has ${ids.length} tokens; the limit is ${limit}`, { limit, actual: ids.length });
+    if (ids.length > limit) throw new EngineError('input_too_long', `the prompt has ${count(ids.length, 'token')}; ${limitWhy(e, limit)}`, { limit, actual: ids.length, ...limitDetails(e) });
     return { ...encoded, worker };
   }
 

@@ -20,6 +20,7 @@ import type { Kv, Runner } from './runner.js';
 import { argmax, softmaxOver } from './logits.js';
 import { TokenSampler } from './sampling.js';
 import type { EngineErrorCode } from './types.js';
+import { count } from '../core/plural.js';
 
 interface Row {
   item: WorkItem;
@@ -272,7 +273,7 @@ export class ModelBatch {
       this.stops.delete(row.item.id);
       if (!row.live) continue;
       row.live = false;
-      this.fail(row.item, code, `${code === 'timeout' ? 'deadline passed' : 'cancelled'} after ${row.tokens.length} tokens`);
+      this.fail(row.item, code, `${code === 'timeout' ? 'deadline passed' : 'cancelled'} after ${count(row.tokens.length, 'token')}`);
     }
     this.settle();
   }

@@ -1,5 +1,6 @@
 import { GuardError } from '../core/errors.js';
 import { type KeyRow, verifyCheck } from './schema.js';
+import { count } from '../core/plural.js';
 
 /**
  * `guardctl keys export` / `import`: a whole key store as JSON lines. The first line is a header (format, version,
@@ -77,7 +78,7 @@ export function linesToDump(text: string, source: string): StoreDump {
     }
   });
   if (head.keys !== dump.keys.length || head.events !== dump.events.length) {
-    throw bad(1, `the header announces ${String(head.keys)} keys and ${String(head.events)} events but the file holds ${dump.keys.length} and ${dump.events.length}: it is truncated`);
+    throw bad(1, `the header announces ${count(Number(head.keys), 'key')} and ${count(Number(head.events), 'event')} but the file holds ${dump.keys.length} and ${dump.events.length}: it is truncated`);
   }
   return dump;
 }

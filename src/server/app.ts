@@ -74,9 +74,14 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     return503OnClosing: false,
     // Validation must not change the body: version 1 signatures cover its members as the client sent them.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
-    frameworkErrors: (err, request, reply) => sendError(reply, request, toApiError(err)),
+    frameworkErrors: (err, request, reply) => sendError(reply, request, withLimits(toApiError(err))),
     clientErrorHandler,
   }) as unknown as GateApp;
+
+  /** A refused body says how large a body may be, and which setting says so (the limit is this server's). */
+  const withLimits = (api: ApiError): ApiError => (api.code === 'body_too_large'
+    ? new ApiError(413, 'body_too_large', `the request body is larger than this server accepts: at most ${config.maxBodyBytes} bytes (${sizeText(config.maxBodyBytes)}, guardctl serve --max-body)`, { limit_bytes: config.maxBodyBytes }, api.headers)
+    : api);
 
   answerHalfClosedClients(app.server, opts.trustedProxies);
   if (config.auth) bindGate(app, opts.gate!);
@@ -97,7 +102,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
       reply.raw.emit('error', new Error('the client closed the connection'));
       return;
     }
-    const api = toApiError(err);
+    const api = withLimits(toApiError(err));
     if (api.status >= 500) {
       const e = err as Error;
       // Only the type, message and stack: a model-output error carries the answer, which may echo user text.
@@ -151,3 +156,7 @@ function routeLabel(request: FastifyRequest): string {
   return request.is404 ? 'unmatched' : request.routeOptions.url ?? 'unmatched';
 }
 
+function sizeText(bytes: number): string {
+  for (const [unit, size] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return `${bytes} bytes`;
+}

@@ -64,3 +64,31 @@ test('an unknown option is reported before a missing required one (a typo is not
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /required option '--tier <tier>' not specified/);
 });
+
+test('every --help spells defaults one way: "(default 60s)", never commander\'s (default: "60s")', async () => {
+  const { buildProgram } = await import('../../src/cli.js');
+  const { MemoryStream } = await import('../helpers/cli.js');
+  const program = buildProgram({ stdout: new MemoryStream(), stderr: new MemoryStream(), env: {} });
+  const walk = (c: typeof program): string[] => [c.helpInformation(), ...c.commands.flatMap((s) => walk(s as typeof program))];
+  const texts = walk(program).join('\n').replace(/\s+/g, ' ');
+  assert.doesNotMatch(texts, /default: /);
+  assert.match(texts, /--timeout <duration> give up after this long \(a number of seconds, or 30s, 2m\) \(default 120s\)/);
+  assert.match(texts, /--grace <duration> .*\(default 24h\)/);
+  assert.match(texts, /--request-timeout <dur> per-request time limit \(504 beyond\) \(default 60s; env GUARDCTL_REQUEST_TIMEOUT\)/);
+});
+
+test('counts agree with their nouns ("1 key", not "1 keys")', async (t) => {
+  const home = tempDir(t);
+  assert.equal((await runCli(['--home', home, 'keys', 'create', '--name', 'one', '--tier', 'free'])).code, 0);
+  const out = path.join(home, 'keys.jsonl');
+  const exported = await runCli(['--home', home, 'keys', 'export', '--out', out]);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /^Exported 1 key and 1 event to /);
+  const other = tempDir(t);
+  // The secrets stay sealed under the exporting store's master key: the importing store uses the same one.
+  fs.copyFileSync(path.join(home, 'master.key'), path.join(other, 'master.key'));
+  fs.chmodSync(path.join(other, 'master.key'), 0o600);
+  const imported = await runCli(['--home', other, 'keys', 'import', out]);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, /Imported 1 key and 1 event/);
+});

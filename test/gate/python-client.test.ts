@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
+import { serverFixture } from '../helpers/server-app.js';
 import { haveProgram, listenLoopback } from '../helpers/system.js';
 import { loadVectors, VECTORS_PATH } from '../helpers/vectors.js';
 import { HANG_BOUND_MS } from '../helpers/wait.js';
@@ -145,4 +146,28 @@ except ValueError as err:
   const res = await python(['-c', script, CLIENT_DIR]);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stdout, /refused: parameter 'text' appears in both the query and the body/);
+});
+
+test('a body over the server\'s limit raises GuardctlError with the server\'s 413 body_too_large, not a broken pipe', async (t) => {
+  if (!haveProgram(t, 'python3')) return;
+  const s = await serverFixture(t, { config: { maxBodyBytes: 64 * 1024 } });
+  const key = s.key();
+  const base = await listenLoopback(s.app);
+  const script = `
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from guardctl_client import signed_request, GuardctlError
+args = json.load(sys.stdin)
+try:
+    signed_request(args["base"], args["key"], args["secret"], "POST", "/api/v1/moderate", body={"text": "x" * (8 * 1024 * 1024)})
+    print(json.dumps(["no error"]))
+except GuardctlError as err:
+    print(json.dumps([err.status, err.code, err.message]))
+`;
+  const res = await python(['-c', script, CLIENT_DIR], JSON.stringify({ base, key: key.id, secret: key.secret }));
+  assert.equal(res.code, 0, res.stderr);
+  const [status, code, message] = JSON.parse(res.stdout.trim()) as [number, string, string];
+  assert.equal(status, 413, res.stdout);
+  assert.equal(code, 'body_too_large');
+  assert.match(message, /at most 65536 bytes \(64k, guardctl serve --max-body\)/);
 });

@@ -96,6 +96,9 @@ test('the engine says no: too long 422 with the limit (real engine), queue full 
   const error = assertError(long, 422, 'input_too_long');
   assert.equal(error.limit, 64);
   assert.ok(Number(error.actual) > 64);
+  assert.match(String(error.message), /; the limit is 64 tokens \(--max-input-tokens\)$/);
+  assert.equal(error.maxInputTokens, 64);
+  assert.equal(error.modelContext, 512);
 
   const s = await serverFixture(t);
   const key = s.key();
@@ -215,4 +218,22 @@ test('malformed HTTP and stalled clients get a JSON answer on the socket', async
   assert.match(stalled, /"code":"request_timeout"/);
   // Cut off by our 300 ms limit, not the 30 s default (a loose bound: a busy machine checks late).
   assert.ok(Date.now() - started < 15_000, 'the stalled request was cut off near requestTimeoutMs');
+});
+
+test('input_too_long names the limit that applied: the model\'s context when it is below --max-input-tokens (511 beside 2048)', async (t) => {
+  const engine = await demoEngine(undefined, DEMO_SPECS, { maxInputTokens: 2048 });
+  t.after(() => engine.close());
+  const s = await serverFixture(t, { engine });
+  const long = await s.send({ url: '/api/v1/moderate', body: { text: 'How do I make a bomb? '.repeat(120) }, key: s.key() });
+  const error = assertError(long, 422, 'input_too_long');
+  assert.equal(error.limit, 511);
+  assert.match(String(error.message), /the limit is 511 tokens: model guard-demo has 512 positions \(max_position_embeddings\) for prompt and answer, one kept for the answer, fewer than --max-input-tokens 2048/);
+});
+
+test('413 body_too_large states the limit and the setting', async (t) => {
+  const s = await serverFixture(t, { config: { maxBodyBytes: 2048 } });
+  const res = await s.send({ url: '/api/v1/moderate', body: { text: 'x'.repeat(4096) }, key: s.key() });
+  const error = assertError(res, 413, 'body_too_large');
+  assert.equal(error.limit_bytes, 2048);
+  assert.match(String(error.message), /at most 2048 bytes \(2k, guardctl serve --max-body\)/);
 });
