@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
+import { formatBundle } from '../nginx/bundle.js';
 import type { SiteFlags } from '../nginx/flags.js';
 import { checkNginxPath } from '../nginx/validate.js';
 
@@ -60,10 +61,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
       const rendered = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir }));
       const snippetFiles = Object.fromEntries(Object.entries(rendered.snippets).map(([f, c]) => [path.join(snippetsDir, f), c]));
       if (out === undefined) {
-        ctx.out.result({ name, site: rendered.site, snippets: snippetFiles, snippets_dir: snippetsDir }, () => [
-          `# ---- site ${name} ----\n${rendered.site}`,
-          ...Object.entries(snippetFiles).map(([f, c]) => `# ---- ${f} ----\n${c}`),
-        ].join('\n'));
+        ctx.out.result({ name, site: rendered.site, snippets: snippetFiles, snippets_dir: snippetsDir }, () => formatBundle({ name, site: rendered.site, snippets: snippetFiles }));
         return;
       }
       const written = writeRendered(rendered, out, snippetsDir);
@@ -75,7 +73,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
 
   nginx.command('check')
     .description('nginx -t on one site file inside a throwaway configuration; warnings fail too')
-    .argument('<file>', 'the site file (as included inside http {})')
+    .argument('<file>', 'the site file (as included inside http {}), or what nginx render printed (site and snippets)')
     .option('--nginx-bin <path>', 'the nginx executable', 'nginx')
     .action(async (file: string, flags: { nginxBin: string }, cmd: Command) => {
       const ctx = contextFor(cmd);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { GuardError } from '../core/errors.js';
+import { parseBundle } from './bundle.js';
 
 export const LEVELS = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'] as const;
 export type NginxLevel = (typeof LEVELS)[number];
@@ -118,11 +119,26 @@ export async function checkSite(file: string, opts: CheckOptions = {}): Promise<
   try {
     const copy = path.join(prefix, 'site.conf');
     const conf = path.join(prefix, 'nginx.conf');
-    fs.writeFileSync(copy, content);
+    // What `nginx render` printed (site and snippets in one stream): its snippets go beside the copy, and the
+    // includes point there, so the render is checked as it would be installed.
+    const bundle = parseBundle(content.toString('utf8'));
+    const moved: Array<[string, string]> = [];
+    if (bundle) {
+      let site = bundle.site;
+      for (const [i, [original, text]] of Object.entries(bundle.snippets).entries()) {
+        const here = path.join(prefix, 'snippets', `${i}-${path.basename(original)}`);
+        fs.mkdirSync(path.dirname(here), { recursive: true });
+        fs.writeFileSync(here, text);
+        site = site.split(original).join(here);
+        moved.push([here, `${source} (section ${original})`]);
+      }
+      fs.writeFileSync(copy, site);
+    } else fs.writeFileSync(copy, content);
     fs.writeFileSync(conf, wrapperConfig(prefix, copy));
     const copyRe = new RegExp(escapeRegExp(copy), 'g');
     const confRe = new RegExp(`${escapeRegExp(conf)}(:\\d+)?`, 'g');
-    const mapPath = (text: string) => text.replace(copyRe, source).replace(confRe, (_m, line: string | undefined) => `(the check's wrapper configuration${line ?? ''})`);
+    const mapPath = (text: string) => moved.reduce((t, [here, shown]) => t.split(here).join(shown), text.replace(copyRe, source))
+      .replace(confRe, (_m, line: string | undefined) => `(the check's wrapper configuration${line ?? ''})`);
     return await testConfig(conf, { ...opts, args: ['-p', `${prefix}/`], mapPath });
   } finally {
     fs.rmSync(prefix, { recursive: true, force: true });

@@ -74,3 +74,20 @@ test('issue 13.4: systemd render --state/--keys put the shared stores in guardct
   }
   assert.equal((await runCli(['--home', home, 'systemd', 'render', '--bin', BIN, '--keys', 'mysql://x'])).code, 2);
 });
+
+test('systemd render --bin under /home: ProtectHome=read-only (not yes, which would hide the executable), with a warning', async (t) => {
+  const inputs = { home: '/var/lib/guardctl', envFile: '/etc/guardctl/env', rwPaths: [], serveArgs: [], onCalendar: 'daily', randomizedDelaySec: '1h' };
+  const fromHome = renderUnits({ ...inputs, bin: '/home/ops/guardctl/bin/guardctl.js' });
+  for (const unit of ['guardctl-renew.service', 'guardctl.service'] as const) {
+    assert.match(fromHome[unit], /^ProtectHome=read-only$/m, `${unit}: systemd could not exec a binary hidden by ProtectHome=yes`);
+    assert.match(fromHome[unit], /^ExecStart=\/home\/ops\/guardctl\/bin\/guardctl\.js /m);
+  }
+  const system = renderUnits({ ...inputs, bin: '/usr/local/bin/guardctl' });
+  assert.match(system['guardctl.service'], /^ProtectHome=yes$/m, 'a binary outside /home keeps the stricter setting');
+  const home = tempDir(t);
+  const r = await runCli(['--home', home, 'systemd', 'render', '--bin', '/home/ops/guardctl/bin/guardctl.js']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: \/home\/ops\/guardctl\/bin\/guardctl\.js is under a home directory: the units say ProtectHome=read-only/);
+  const quiet = await runCli(['--home', home, 'systemd', 'render', '--bin', '/usr/local/bin/guardctl']);
+  assert.equal(quiet.stderr, '');
+});
