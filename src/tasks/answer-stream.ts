@@ -21,9 +21,10 @@ function withoutPartial(text: string, tag: string): string {
 }
 
 function formattedView(raw: string): string {
-  const body = raw.trimStart();
-  if (!body.startsWith(OPEN)) return OPEN.startsWith(body) ? '' : settled(withoutPartial(body, OPEN));
-  const inner = body.slice(OPEN.length);
+  // As unwrapFormatted reads the whole answer: inside the first <target>, or all of it when there is none.
+  const open = raw.indexOf(OPEN);
+  if (open === -1) return settled(withoutPartial(raw, OPEN));
+  const inner = raw.slice(open + OPEN.length);
   const end = inner.indexOf(CLOSE);
   return settled(end === -1 ? withoutPartial(inner, CLOSE) : inner.slice(0, end));
 }
