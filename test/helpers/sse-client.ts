@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { signRequest } from '../../src/gate/sign-request.js';
 
 export interface SseEvent {
@@ -32,10 +33,13 @@ export interface SseClient {
   destroy(): void;
 }
 
-export async function openSseClient(origin: string, url: string, body: unknown, key: { id: string; secret: string }): Promise<SseClient> {
+export async function openSseClient(
+  origin: string, url: string, body: unknown, key: { id: string; secret: string }, o: { tls?: RequestOptions; host?: string } = {},
+): Promise<SseClient> {
   const payload = JSON.stringify(body);
   const { headers } = signRequest({ method: 'POST', url, body: payload, keyId: key.id, secret: key.secret, version: 2 });
-  const req = httpRequest(`${origin}${url}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' } });
+  const options = { method: 'POST', agent: false, ...o.tls, headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream', ...(o.host ? { host: o.host } : {}) } };
+  const req = origin.startsWith('https:') ? httpsRequest(`${origin}${url}`, options) : httpRequest(`${origin}${url}`, options);
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
     req.once('response', resolve).once('error', reject);
     req.end(payload);
