@@ -5,6 +5,7 @@ import { TextStream } from '../../src/infer/text-stream.js';
 import { ChatTokenizer } from '../../src/infer/tokenizer.js';
 import { startEngine, mt, toChinese, toEnglish } from '../helpers/infer-engine.js';
 import { MT_DIR } from '../helpers/infer-engine.js';
+import { realFixtures } from '../helpers/real-fixture.js';
 
 const tok = new ChatTokenizer(loadModelDir(MT_DIR));
 const decode = (ids: readonly number[]) => tok.decode(ids);
@@ -22,6 +23,21 @@ test('streamed pieces never split a character, and join to the whole decode', ()
     assert.equal(pieces.join(''), text);
     assert.equal(pieces.join(''), decode(ids));
   }
+});
+
+test('the real Qwen3 tokenizer (151,936 tokens, byte-level BPE): rare characters and emoji stream whole', (t) => {
+  const fixtures = realFixtures(t);
+  if (!fixtures) return;
+  const qwen = new ChatTokenizer(loadModelDir(fixtures.mt));
+  const text = '貔貅🦊与龘𠀋 — naïve café 🧑‍🚀!';
+  const ids = qwen.encode(text);
+  const naive = ids.map((_, i) => qwen.decode(ids.slice(0, i + 1)));
+  assert.ok(naive.some((d) => d.endsWith('\uFFFD')), 'the text must split a character over tokens');
+  const stream = new TextStream((x) => qwen.decode(x));
+  const pieces = ids.map((id) => stream.push([id]));
+  pieces.push(stream.flush());
+  for (const p of pieces) assert.ok(!p.includes('\uFFFD'), `piece ${JSON.stringify(p)}`);
+  assert.equal(pieces.join(''), text);
 });
 
 test('a character still unfinished at the end is flushed as a whole decode gives it', () => {
