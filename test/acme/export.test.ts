@@ -38,7 +38,7 @@ test('cert export --format p12: OpenSSL 3 reads it with the password (no -legacy
   const res = await runCli(['--home', home, '--json', 'cert', 'export', 'site', '--out', out, '--password-env', 'P12_PASS'], { env: { P12_PASS: PASSWORD } });
   {
     assert.equal(res.code, 0, res.stderr + res.stdout);
-    assert.deepEqual({ ...res.json(), serial: undefined }, { lineage: 'site', file: out, format: 'p12', serial: undefined, certificates: 2, encrypted: true });
+    assert.deepEqual({ ...res.json<Record<string, unknown>>(), serial: undefined }, { lineage: 'site', file: out, format: 'p12', serial: undefined, certificates: 2, encrypted: true });
     assert.equal(fs.statSync(out).mode & 0o777, 0o600);
     assert.deepEqual(fs.readdirSync(path.dirname(out)), ['site.p12'], 'no temp file left beside it');
 
