@@ -117,7 +117,7 @@ export class CertStore {
       fs.rmSync(next, { recursive: true, force: true });
       this.writeSet(next, bundle, meta);
       // A placeholder is no version to roll back to: the first real certificate keeps no previous/.
-      if (!this.readMeta(name).placeholder) this.snapshotPrevious(dir);
+      if (!(this.exists(name) && this.readMeta(name).placeholder)) this.snapshotPrevious(dir);
       writeFileAtomic(path.join(next, COMPLETE), '', 0o600);
       this.promote(dir);
       fs.rmSync(next, { recursive: true, force: true });

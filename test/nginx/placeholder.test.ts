@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import tls, { type PeerCertificate } from 'node:tls';
 import { startBind } from '../helpers/bind.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { cleanupStack, freePort, startNginx } from '../helpers/nginx.js';
+import { cleanupStack, freePort, startNginxRoot } from '../helpers/nginx.js';
 import { startPebble } from '../helpers/pebble.js';
 import { haveProgram } from '../helpers/system.js';
 import { HANG_BOUND_MS } from '../helpers/wait.js';
@@ -38,21 +38,9 @@ test('nginx install --placeholder-cert: HTTPS before the CA answers; never renew
   const pebble = await startPebble(t, { dnsServer: `127.0.0.1:${bind.port}` });
   if (!pebble) return;
   const home = tempDir(sc);
-  const root = tempDir(sc, 'guardctl-nginx-root-');
-  fs.mkdirSync(path.join(root, 'sites-available'));
-  fs.mkdirSync(path.join(root, 'sites-enabled'));
-  const ngx = await startNginx(sc, path.join(root, 'sites-enabled', '*.conf'), { prefix: root });
+  const { root, nginx: ngx } = await startNginxRoot(sc);
   const httpsPort = await freePort();
-  const env = {
-    PATH: process.env.PATH,
-    GUARDCTL_ACME_CA_CERTIFICATES: pebble.caFile,
-    GUARDCTL_RENEW_JITTER: '0',
-    GUARDCTL_ACME_POLL_MS: '200',
-    RFC2136_NAMESERVER: `127.0.0.1:${bind.port}`,
-    RFC2136_TSIG_KEY: bind.tsig.name,
-    RFC2136_TSIG_SECRET: bind.tsig.secret,
-    RFC2136_TSIG_ALGORITHM: bind.tsig.algorithm,
-  };
+  const env = { ...pebble.cliEnv(), ...bind.rfc2136Env() };
   const cli = (args: string[]) => runCli(['--home', home, ...args], { env });
   const install = ['nginx', 'install', '--nginx-root', root, '--domain', NAME, '--upstream', '127.0.0.1:9', '--cert', 'site', '--placeholder-cert',
     '--listen-address', '127.0.0.1', '--http-port', String(await freePort()), '--https-port', String(httpsPort), '--reload-cmd', ngx.reloadCommand];
