@@ -14,7 +14,7 @@ import { CertStore } from '../../src/acme/store.js';
 import type { LineageMeta } from '../../src/acme/types.js';
 import { main } from '../../src/cli.js';
 import { colourLevel } from '../../src/core/colour.js';
-import { table, visible } from '../../src/core/output.js';
+import { createOutput, table, visible } from '../../src/core/output.js';
 import { formatProblems } from '../../src/nginx/check.js';
 import { colourDiff } from '../../src/nginx/diff.js';
 import { MemoryStream, tempDir } from '../helpers/cli.js';
@@ -59,6 +59,22 @@ test('colourLevel: --json and --no-color always off; FORCE_COLOR forces (0/false
   assert.equal(colourLevel(pipe, { env: { FORCE_COLOR: '1', NO_COLOR: '1' } }), 1, 'FORCE_COLOR wins, as in Node');
   assert.equal(colourLevel(tty, { env: { FORCE_COLOR: '3' }, json: true }), 0);
   assert.equal(colourLevel(tty, { env: { FORCE_COLOR: '3' }, noColor: true }), 0);
+});
+
+test('each stream decides for itself: a terminal stdout gets colour while a piped stderr does not, and the other way round', () => {
+  const ttyOut = new TtyStream();
+  const pipedErr = new MemoryStream();
+  const a = createOutput({ stdout: ttyOut, stderr: pipedErr }, false);
+  assert.equal(a.paint.level, 2);
+  a.warn('w');
+  assert.equal(pipedErr.text, 'warning: w\n');
+  const ttyErr = new TtyStream();
+  const b = createOutput({ stdout: new MemoryStream(), stderr: ttyErr }, false);
+  assert.equal(b.paint.level, 0);
+  b.warn('w');
+  assert.equal(ttyErr.text, `${YELLOW}warning:\u001b[39m w\n`);
+  const json = createOutput({ stdout: new TtyStream(), stderr: new TtyStream() }, true, { env: { FORCE_COLOR: '3' } });
+  assert.equal(json.paint.level, 0);
 });
 
 test('errors: "error:" red and the code dimmed on a TTY; plain off a TTY, with NO_COLOR and with --no-color', async (t) => {
