@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   GUARD_E_KEY_STATE: 'The key is in a state that does not allow the operation (for example already revoked).',
   GUARD_E_TOKEN: 'An API key id or secret is mistyped or truncated (its checksum does not match).',
   GUARD_E_TIER: 'The tier is unknown or its definition is invalid.',
-  GUARD_E_SECRET_SOURCE: 'The secret for signing could not be read from the given file or variable.',
+  GUARD_E_SECRET_SOURCE: "A secret (the signing secret, cert export's password) could not be read from the given file or variable.",
   GUARD_E_NETWORK: 'A request to a server failed.',
   GUARD_E_DNS_PROVIDER: 'A DNS provider is misconfigured (missing credentials, unknown zone) or its API refused or failed a request.',
   GUARD_E_ACME: 'The ACME CA refused a request, or a challenge or order failed.',

@@ -23,6 +23,7 @@ import type { GenerateDone, ScoreDone, WorkItem } from './protocol.js';
 import { bytesPerTokenBound } from './input-bound.js';
 import { resolveSampling } from './generation-config.js';
 import { sharedHeads } from './prefix-cache.js';
+import { TextStream } from './text-stream.js';
 import { TokenizePool } from './tokenize-pool.js';
 import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
@@ -118,8 +119,8 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     return w;
   };
 
-  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal) =>
-    worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now() }, signal);
+  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void) =>
+    worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now() }, signal, onTokens);
 
   // A prompt whose text beyond the template is this short costs at most about a millisecond to tokenize here, even
   // made of one unbroken CJK run (the worst case measured: 128 characters, 1-2 ms; 512, 7 ms; 1 MB, 5.8 s): cheaper
@@ -267,9 +268,26 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       const { ids, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
       const maxNewTokens = Math.min(req.maxNewTokens, e.info.maxContext - ids.length);
       const sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
-      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
-      const done = (await send(e, worker, item, req.signal)) as Done<GenerateDone>;
+      const item = {
+        kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}), ...(req.onText ? { stream: true } : {}),
+      };
+      const onText = req.onText;
+      const stream = onText && new TextStream((t) => e.tok!.decode(t));
+      let streamed = 0;
+      const emit = (delta: string) => {
+        if (delta !== '') onText!(delta);
+      };
+      const onTokens = stream && ((t: number[]) => {
+        streamed += t.length;
+        emit(stream.push(t));
+      });
+      const done = (await send(e, worker, item, req.signal, onTokens)) as Done<GenerateDone>;
       const tokens = done.result.tokens;
+      if (stream) {
+        // 'done' carries the last token(s), which were not streamed.
+        emit(stream.push(tokens.slice(streamed)));
+        emit(stream.flush());
+      }
       return { text: e.tok!.decode(tokens), promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };
     },
 

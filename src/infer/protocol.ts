@@ -24,6 +24,8 @@ export interface WorkItem {
    * greedily from there up to maxNewTokens: one prefill for a score and its answer.
    */
   continuations?: (number[] | null)[];
+  /** generate: report each accepted token as it is chosen ('tokens' messages), for streamed answers. */
+  stream?: boolean;
   /** Epoch ms. */
   deadline?: number;
   /** Epoch ms when the engine accepted it, for queueMs. */
@@ -83,6 +85,8 @@ export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
   | { type: 'admitted'; id: number; at: number }
+  /** A streamed generate's tokens accepted at this step (WorkItem.stream); 'done' still carries them all. */
+  | { type: 'tokens'; id: number; tokens: number[] }
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
   | { type: 'step'; event: StepEvent }

@@ -76,6 +76,11 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** Absolute epoch ms after which the request fails with 'timeout'. */
   deadline?: number;
+  /**
+   * Streams the answer: called with each piece of text as its tokens are decoded, before the promise resolves.
+   * Pieces never split a character (text-stream.ts); joined, they are GenerateResult.text.
+   */
+  onText?: (delta: string) => void;
 }
 
 export interface GenerateResult {

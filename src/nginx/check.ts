@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import type { ChalkInstance } from '../core/colour.js';
 import { GuardError } from '../core/errors.js';
 import { parseBundle } from './bundle.js';
 
@@ -146,6 +147,7 @@ export async function checkSite(file: string, opts: CheckOptions = {}): Promise<
 }
 
 /** One line per problem, for people. */
-export function formatProblems(problems: Problem[]): string {
-  return problems.map((p) => `[${p.level}] ${p.message}`).join('\n');
+export function formatProblems(problems: Problem[], paint?: ChalkInstance): string {
+  const level = (p: Problem) => (paint === undefined ? `[${p.level}]` : (p.level === 'warn' ? paint.yellow : paint.red)(`[${p.level}]`));
+  return problems.map((p) => `${level(p)} ${p.message}`).join('\n');
 }

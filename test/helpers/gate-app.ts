@@ -48,7 +48,7 @@ export interface GateFixture {
   state: MemoryGateState | SqliteGateState;
   clock: { now: number };
   /** Signs and injects a request; `at` overrides the signing time (Unix seconds). */
-  send(opts: SendOptions): Promise<import('light-my-request').Response>;
+  send(opts: SendOptions): Promise<import('fastify').LightMyRequestResponse>;
 }
 
 export interface SendOptions {

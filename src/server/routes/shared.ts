@@ -83,7 +83,8 @@ export function clientSignal(request: FastifyRequest, reply: FastifyReply): Abor
   const controller = new AbortController();
   const res = reply.raw;
   const onClose = () => {
-    if (res.writableFinished) return;
+    // Ended by us (a streamed answer's last bytes may still be in flight when 'close' comes): nothing to cancel.
+    if (res.writableEnded) return;
     request.failureCode = 'cancelled';
     controller.abort(new Error('the client closed the connection'));
   };
