@@ -69,7 +69,8 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
       const snippetsDir = flags.snippetsDir !== undefined
         ? checkNginxPath(path.resolve(flags.snippetsDir), '--snippets-dir')
         : out !== undefined ? path.join(path.dirname(out), 'guardctl-snippets', name) : path.join('/etc/nginx/snippets/guardctl', name);
-      const rendered = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir }));
+      // Rendering writes no certificate and may be for another host: the files need not exist here (yet).
+      const rendered = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir, certMayBeMissing: true }));
       const snippetFiles = Object.fromEntries(Object.entries(rendered.snippets).map(([f, c]) => [path.join(snippetsDir, f), c]));
       if (out === undefined) {
         ctx.out.result({ name, site: rendered.site, snippets: snippetFiles, snippets_dir: snippetsDir }, () => formatBundle({ name, site: rendered.site, snippets: snippetFiles }));
@@ -128,7 +129,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
           const made = await ensurePlaceholder(ctx.locations.home, placeholder.lineage, placeholder.names, ctx.now());
           if (made.created) ctx.out.warn(`certificate "${placeholder.lineage}" does not exist yet: nginx gets a self-signed placeholder (valid ${PLACEHOLDER_DAYS} days, browsers will warn) until guardctl cert issue --name ${placeholder.lineage} replaces it`);
         }
-        files = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir, lineageMayBeMissing: Boolean(placeholder && flags.dryRun) }));
+        files = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir, certMayBeMissing: Boolean(placeholder && flags.dryRun) }));
       }
       if (!flags.dryRun) ctx.out.note(`installing the nginx site "${name}" into ${root}`);
       const { colourDiff } = await import('../nginx/diff.js');

@@ -1,9 +1,10 @@
 /** From the flags of `nginx render` / `nginx install` to SiteOptions: certificate lookup and version detection. */
+import fs from 'node:fs';
 import { usageError } from '../core/errors.js';
 import { detectVersions } from './detect.js';
 import { defaultSiteName, type SiteOptions } from './render.js';
 import { filePaths, lineagePaths, type CertPaths, type TlsProfile } from './tls.js';
-import { checkBurst, checkDomain, checkPort, checkSiteName } from './validate.js';
+import { checkBurst, checkDomain, checkNginxPath, checkPort, checkSiteName } from './validate.js';
 
 /** The flags as commander hands them over (repeatable ones as arrays). */
 export interface SiteFlags {
@@ -49,20 +50,29 @@ export function siteNameFrom(flags: SiteFlags): string {
   return checkSiteName(defaultSiteName(domains));
 }
 
-function certFrom(flags: SiteFlags, home: string, lineageMayBeMissing = false): CertPaths | undefined {
+function certFrom(flags: SiteFlags, home: string, certMayBeMissing = false): CertPaths | undefined {
   if (flags.cert !== undefined && (flags.certFile !== undefined || flags.keyFile !== undefined)) {
     throw usageError('give --cert LINEAGE or --cert-file with --key-file, not both');
   }
-  if (flags.cert !== undefined) return lineagePaths(home, flags.cert, lineageMayBeMissing);
+  if (flags.cert !== undefined) return lineagePaths(home, flags.cert, certMayBeMissing);
   if ((flags.certFile === undefined) !== (flags.keyFile === undefined)) {
     throw usageError(flags.certFile === undefined ? '--key-file needs --cert-file' : '--cert-file needs --key-file');
   }
-  return flags.certFile !== undefined ? filePaths(flags.certFile, flags.keyFile!) : undefined;
+  if (flags.certFile === undefined) return undefined;
+  // Rendering for another host (or before the files exist): the paths only; install and check read the files.
+  if (certMayBeMissing && !(fs.existsSync(flags.certFile) && fs.existsSync(flags.keyFile!))) {
+    return { certFile: checkNginxPath(flags.certFile, '--cert-file'), keyFile: checkNginxPath(flags.keyFile!, '--key-file') };
+  }
+  return filePaths(flags.certFile, flags.keyFile!);
 }
 
-/** SiteOptions for rendering into `snippetsDir`; detects nginx and OpenSSL unless --nginx-version is given. */
-export async function siteOptionsFrom(flags: SiteFlags, env: { home: string; snippetsDir: string; lineageMayBeMissing?: boolean }): Promise<SiteOptions> {
-  const cert = certFrom(flags, env.home, env.lineageMayBeMissing);
+/**
+ * SiteOptions for rendering into `snippetsDir`; detects nginx and OpenSSL unless --nginx-version is given.
+ * `certMayBeMissing`: the certificate files need not exist yet (`nginx render`, `install --dry-run` with a
+ * placeholder to come); files that do exist are still checked.
+ */
+export async function siteOptionsFrom(flags: SiteFlags, env: { home: string; snippetsDir: string; certMayBeMissing?: boolean }): Promise<SiteOptions> {
+  const cert = certFrom(flags, env.home, env.certMayBeMissing);
   let nginxVersion = flags.nginxVersion;
   let opensslVersion = flags.opensslVersion;
   if (nginxVersion === undefined) {

@@ -102,3 +102,24 @@ test('parseProblems reads both nginx log formats and the http2 deprecation warni
     { level: 'emerg', message: 'cannot load certificate "/x.pem": BIO_new_file() failed' },
   ]);
 });
+
+test('nginx check takes what nginx render printed (site and snippets in one stream), and maps problems to its sections', async (t) => {
+  if (!ready(t)) return;
+  const dir = tempDir(t);
+  const certs = makeCerts(dir);
+  const printed = await runCli(['nginx', 'render', '-d', 'guard.example.com', '--upstream', '127.0.0.1:7860', '--cert-file', certs.cert, '--key-file', certs.key, '--hsts']);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.match(printed.stdout, /^# ---- site guard\.example\.com ----\n/);
+  assert.match(printed.stdout, /include \/etc\/nginx\/snippets\/guardctl\/guard\.example\.com\/tls\.conf;/, 'the snippets live elsewhere: check must bring them along');
+  const file = path.join(dir, 'printed.conf');
+  fs.writeFileSync(file, printed.stdout);
+  const checked = await runCli(['nginx', 'check', file]);
+  assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+  assert.match(checked.stdout, /nginx -t accepts it/);
+  // A fault inside a snippet is reported at the bundle file and its section, not at a temporary path.
+  fs.writeFileSync(file, printed.stdout.replace(/(# ---- \/etc\/nginx\/snippets\/guardctl\/guard\.example\.com\/security\.conf ----\n)/, '$1no_such_directive on;\n'));
+  const broken = await runCli(['nginx', 'check', file]);
+  assert.equal(broken.code, 1, broken.stdout);
+  assert.match(broken.stdout, new RegExp(`unknown directive "no_such_directive" in ${file.replace(/[.]/g, '\\.')} \\(section /etc/nginx/snippets/guardctl/guard\\.example\\.com/security\\.conf\\)`));
+  assert.doesNotMatch(broken.stdout, /guardctl-nginx-check-/);
+});

@@ -45,8 +45,20 @@ test('bad values are refused with a message naming the value', async () => {
 
 test('certificates: a missing lineage, an unreadable file, a mismatched key, no OCSP URL', async (t) => {
   const home = tempDir(t);
-  await fails([...base, '--cert', 'guard.example.com'], 1, /--cert "guard\.example\.com": no certificate of that name in .*\/certs\n.*guardctl cert list/, home);
-  await fails([...base, '--cert-file', path.join(home, 'missing.pem'), '--key-file', path.join(home, 'k.pem')], 2, /--cert-file ".*missing\.pem" cannot be read: ENOENT/);
+  // install reads the certificate files; render does not need them (a site for another host, or before issuance).
+  const root = tempDir(t);
+  fs.writeFileSync(path.join(root, 'nginx.conf'), 'events {}\nhttp {}\n');
+  fs.mkdirSync(path.join(root, 'conf.d'));
+  const install = ['nginx', 'install', '--dry-run', '--nginx-root', root, '-d', 'guard.example.com', '--upstream', '127.0.0.1:7860', '--nginx-version', '1.22.1'];
+  await fails([...install, '--cert', 'guard.example.com'], 1, /--cert "guard\.example\.com": no certificate of that name in .*\/certs\n.*guardctl cert list/, home);
+  await fails([...install, '--cert-file', path.join(home, 'missing.pem'), '--key-file', path.join(home, 'k.pem')], 2, /--cert-file ".*missing\.pem" cannot be read: ENOENT/);
+  const lineage = await runCli(['--json', '--home', home, ...base, '--cert', 'guard.example.com']);
+  assert.equal(lineage.code, 0, lineage.stdout + lineage.stderr);
+  assert.match(lineage.json().site, new RegExp(`ssl_certificate ${home}/certs/guard\\.example\\.com/fullchain\\.pem;`));
+  const files = await runCli(['--json', ...base, '--cert-file', '/etc/ssl/other-host/fullchain.pem', '--key-file', '/etc/ssl/other-host/privkey.pem']);
+  assert.equal(files.code, 0, files.stdout + files.stderr);
+  assert.match(files.json().site, /ssl_certificate \/etc\/ssl\/other-host\/fullchain\.pem;\n {4}ssl_certificate_key \/etc\/ssl\/other-host\/privkey\.pem;/);
+  await fails([...base, '--cert-file', 'relative.pem', '--key-file', '/etc/k.pem'], 2, /--cert-file/);
   await fails([...base, '--cert-file', '/etc/hostname'], 2, /--cert-file needs --key-file/);
   await fails([...base, '--cert', 'x', '--cert-file', '/a', '--key-file', '/b'], 2, /not both/);
   fs.writeFileSync(path.join(home, 'junk.pem'), 'not a certificate\n');
