@@ -6,10 +6,10 @@ import { section } from '../core/config.js';
 import type { Context } from '../core/context.js';
 import { parseDuration, parseExpiry, parsePositiveInt, parseRate } from '../core/duration.js';
 import { table } from '../core/output.js';
-import { describeKeyStore, type KeyBackend, keyStoreExists, type KeyStoreSpec, openKeyBackend, resolveKeyStore } from '../keys/backend.js';
-import { checkKeyId, KeyStore, keyStatus } from '../keys/store.js';
-import { dumpToLines, linesToDump } from '../keys/transfer.js';
-import { SCHEMA_VERSION } from '../keys/schema.js';
+import type { KeyBackend } from '../keys/backend.js';
+import { keyStatusAt as keyStatus } from '../keys/status.js';
+import { resolveKeyStore, type KeyStoreSpec } from '../keys/store-spec.js';
+import { checkKeyId } from '../keys/token.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
 import { effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
@@ -36,6 +36,8 @@ function storeSpec(ctx: Context, cmd: Command): KeyStoreSpec {
  * commands never create a master key or an empty database as a side effect. */
 async function withStore<T>(ctx: Context, cmd: Command, tiers: Record<string, Tier> | undefined, fn: (store: KeyBackend) => T | Promise<T>, ifMissing?: () => T): Promise<T> {
   const spec = storeSpec(ctx, cmd);
+  // The store's modules (SQLite, pg) load here, when a command opens one.
+  const { keyStoreExists, openKeyBackend } = await import('../keys/backend.js');
   if (ifMissing && !keyStoreExists(spec, ctx.locations.home)) return ifMissing();
   const store = await openKeyBackend(spec, { home: ctx.locations.home, env: ctx.env, now: () => ctx.now(), tiers });
   try {
@@ -223,6 +225,9 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
         r = await PgKeyStore.migrate({ url: spec.url, home: ctx.locations.home, env: ctx.env });
       } else {
         // SQLite migrates on every open (one host, one file): opening it is the migration.
+        const { describeKeyStore, keyStoreExists } = await import('../keys/backend.js');
+        const { KeyStore } = await import('../keys/store.js');
+        const { SCHEMA_VERSION } = await import('../keys/schema.js');
         const existed = keyStoreExists(spec, ctx.locations.home);
         KeyStore.open({ home: ctx.locations.home, env: ctx.env }).close();
         r = { from: existed ? SCHEMA_VERSION : 0, to: SCHEMA_VERSION, store: describeKeyStore(spec, ctx.locations.home) };
@@ -236,6 +241,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
     .action(async (opts: { out: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const dump = await withStore(ctx, cmd, undefined, (store) => store.dump());
+      const { dumpToLines } = await import('../keys/transfer.js');
       writeFileAtomic(path.resolve(opts.out), dumpToLines(dump), 0o600);
       ctx.out.result({ file: path.resolve(opts.out), keys: dump.keys.length, events: dump.events.length }, () => `Exported ${count(dump.keys.length, 'key')} and ${count(dump.events.length, 'event')} to ${path.resolve(opts.out)}`);
     });
@@ -252,6 +258,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       } catch (err) {
         throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export', exitCode: 2 });
       }
+      const { linesToDump } = await import('../keys/transfer.js');
       const dump = linesToDump(text, file);
       const r = await withStore(ctx, cmd, undefined, (store) => store.restore(dump, opts.merge));
       ctx.out.result({ keys: r.keys, events: r.events, skipped: r.skipped }, () => [

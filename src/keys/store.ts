@@ -9,7 +9,9 @@ import { createStore, type KeyRow, prepareSchema, tighten, toRecord } from './sc
 import { keyStatusAt } from './status.js';
 import { DEFAULT_TIERS } from './tiers.js';
 import { selectImport, verifyExportKey, type ImportResult, type StoreDump } from './transfer.js';
-import { describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX } from './token.js';
+import { checkKeyId, describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX } from './token.js';
+
+export { checkKeyId };
 import type { KeyCredentials, KeyRecord, Limits, Tier } from './types.js';
 
 export const KEYSTORE_FILE = 'keys.db';
@@ -239,7 +241,3 @@ export class KeyStore {
 }
 
 /** Rejects a mistyped or truncated id offline, by its checksum; the message never repeats the value. */
-export function checkKeyId(id: string): void {
-  const problem = describeTokenProblem(id, KEY_ID_PREFIX);
-  if (problem) throw new GuardError('GUARD_E_TOKEN', `that key id is not valid: ${problem}`, { hint: 'copy the id again from guardctl keys list' });
-}

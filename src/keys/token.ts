@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { GuardError } from '../core/errors.js';
 
 /**
  * Copy-friendly tokens in the style of GitHub's: a fixed prefix naming the kind, base62 random characters, and
@@ -65,4 +66,10 @@ export function describeTokenProblem(token: string, prefix: string): string | un
   if (!/^[0-9A-Za-z]+$/.test(token.slice(prefix.length))) return 'it holds characters outside A-Z a-z 0-9 after the prefix';
   if (!isWellFormedToken(token, prefix as typeof KEY_ID_PREFIX)) return 'its checksum does not match (a mistyped character?)';
   return undefined;
+}
+
+/** A key id as typed by a person: a clear GUARD_E_TOKEN naming what is wrong with it. */
+export function checkKeyId(id: string): void {
+  const problem = describeTokenProblem(id, KEY_ID_PREFIX);
+  if (problem) throw new GuardError('GUARD_E_TOKEN', `that key id is not valid: ${problem}`, { hint: 'copy the id again from guardctl keys list' });
 }
