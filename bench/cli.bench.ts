@@ -71,7 +71,8 @@ fs.rmSync(home, { recursive: true, force: true });
 const nodeMs = median(nodeTimes);
 say(`guardctl start-up, median of ${ROUNDS} runs each on ${os.cpus().length} cores, node ${process.version}; node -e 1: ${nodeMs.toFixed(0)} ms`);
 say('');
-const header = ['command', ...(baseline ? ['before ms', 'before / node'] : []), 'ms', 'ms / node -e 1', ...(baseline ? ['before / now'] : []), 'goal < 150 ms'];
+// The goal was set where `node -e 1` takes about 40 ms; on a slower or busier machine the ratio carries over.
+const header = ['command', ...(baseline ? ['before ms', 'before / node'] : []), 'ms', 'ms / node -e 1', ...(baseline ? ['before / now'] : []), 'goal < 150 ms', 'at node 40 ms'];
 const rows = COMMANDS.map((c) => {
   const t = times.get(c.label)!;
   const now = median(t.now);
@@ -83,6 +84,7 @@ const rows = COMMANDS.map((c) => {
     `${(now / nodeMs).toFixed(1)}x`,
     ...(baseline ? [`${(before / now).toFixed(1)}x`] : []),
     now < 150 ? 'met' : 'MISSED',
+    `~${Math.round((now / nodeMs) * 40)} ms`,
   ];
 });
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
