@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import acme from 'acme-client';
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import type { Context } from '../core/context.js';
@@ -7,9 +6,8 @@ import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
 import { table } from '../core/output.js';
 import { providerMetadata } from '../dns/registry.js';
-import { configureAcmeTrust } from '../acme/directory.js';
+import { lifecycleDeps } from '../acme/deps.js';
 import { issueCertificate } from '../acme/issue.js';
-import type { LifecycleDeps } from '../acme/obtain.js';
 import { issueOptionsFrom, type IssueFlags } from '../acme/options.js';
 import { createReporter, isInteractive, type Reporter } from '../acme/progress.js';
 import { renewMany } from '../acme/renew-all.js';
@@ -17,7 +15,6 @@ import type { RenewDeps, RenewOutcome } from '../acme/renew.js';
 import { jitterMs } from '../acme/renewal.js';
 import { checkReason, revokeLineage } from '../acme/revoke.js';
 import { rollbackLineage } from '../acme/rollback.js';
-import { solverFor } from '../acme/solver.js';
 import { CertStore } from '../acme/store.js';
 import { lineageRows } from '../acme/summary.js';
 
@@ -25,21 +22,6 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 function reporterFor(ctx: Context): Reporter {
   return createReporter({ out: ctx.out, logger: ctx.log, interactive: isInteractive(ctx.out.json, ctx.env) });
-}
-
-function depsFor(ctx: Context, reporter: Reporter): LifecycleDeps {
-  configureAcmeTrust(ctx.env);
-  acme.setLogger((message) => ctx.log.debug({ component: 'acme-client' }, message));
-  const poll = ctx.env.GUARDCTL_ACME_POLL_MS;
-  return {
-    home: ctx.locations.home,
-    env: ctx.env,
-    now: ctx.now,
-    log: reporter.log,
-    progress: reporter.progress,
-    solverFor: (dns) => solverFor(dns, ctx.env, reporter.log),
-    ...(poll ? { pollMinMs: parseDuration(`${poll}ms`, 'GUARDCTL_ACME_POLL_MS') } : {}),
-  };
 }
 
 /** The random delay before renewing off a TTY (a timer); GUARDCTL_RENEW_JITTER sets its bound, 0 turns it off. */
@@ -58,12 +40,13 @@ function jitterStep(ctx: Context, reporter: Reporter, force: boolean): () => Pro
 }
 
 export function registerCert(program: Command, contextFor: ContextFactory): void {
-  const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01)');
+  const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01 or HTTP-01)');
 
   cert.command('issue')
-    .description('get a certificate for one or more names (wildcards included) through a DNS provider')
+    .description('get a certificate for one or more names through a DNS provider (wildcards included) or an HTTP-01 webroot')
     .option('-d, --domain <name>', 'a name to certify (repeatable or comma-separated; *.example.com for a wildcard)', collect)
-    .requiredOption('--dns <provider>', 'the DNS provider that writes the challenge records (see guardctl cert providers)')
+    .option('--dns <provider>', 'the DNS provider that writes the challenge records (see guardctl cert providers)')
+    .option('--http-webroot <dir>', 'HTTP-01 instead: write the challenge files into this folder, which nginx serves at /.well-known/acme-challenge/ on port 80 (no wildcards; kept for renewals)')
     .option('--server <ca>', 'letsencrypt, letsencrypt-staging, zerossl, or an ACME directory URL (env GUARDCTL_ACME_SERVER)')
     .option('--email <address>', 'contact address for the CA account (env GUARDCTL_ACME_EMAIL)')
     .option('--agree-tos', 'agree to the CA\'s terms of service (needed to register an account)')
@@ -90,7 +73,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
       reporter.start(`issuing ${opts.names.join(', ')}`);
       let result;
       try {
-        result = await issueCertificate(opts, depsFor(ctx, reporter));
+        result = await issueCertificate(opts, lifecycleDeps(ctx, reporter));
       } catch (err) {
         reporter.stop(false);
         throw err;
@@ -122,7 +105,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
       const names = name !== undefined ? [name] : store.list();
       if (name !== undefined) store.readMeta(name);
       const reporter = reporterFor(ctx);
-      const deps: RenewDeps = { ...depsFor(ctx, reporter), beforeRenewal: jitterStep(ctx, reporter, Boolean(flags.force)) };
+      const deps: RenewDeps = { ...lifecycleDeps(ctx, reporter), beforeRenewal: jitterStep(ctx, reporter, Boolean(flags.force)) };
       const onLineage = (lineage: string, outcome: RenewOutcome | 'start' | 'failed') => {
         if (outcome === 'start') reporter.start(`checking ${lineage}`);
         else reporter.stop(outcome !== 'failed', `${lineage}: ${outcome === 'failed' ? 'failed' : outcome.status}`);
@@ -161,7 +144,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
       const ctx = contextFor(cmd);
       const reason = checkReason(flags.reason);
       const reporter = reporterFor(ctx);
-      const meta = await revokeLineage(name, reason, depsFor(ctx, reporter));
+      const meta = await revokeLineage(name, reason, lifecycleDeps(ctx, reporter));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, revoked_at: meta.revokedAt, reason: flags.reason }, () => `Revoked certificate ${meta.cert.serial} of "${name}"; get a new one with guardctl cert renew ${name}`);
     });
 
@@ -170,7 +153,7 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .argument('<name>', 'the certificate (see guardctl cert list)')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const { meta, from, deployed } = await rollbackLineage(name, depsFor(ctx, reporterFor(ctx)));
+      const { meta, from, deployed } = await rollbackLineage(name, lifecycleDeps(ctx, reporterFor(ctx)));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, replaced: from, not_after: meta.cert.notAfter, deployed }, () => `Certificate "${name}" is back to ${meta.cert.serial} (valid until ${meta.cert.notAfter}); ${from} was put aside`);
     });
 
