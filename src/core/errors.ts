@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   GUARD_E_CERT_NOT_FOUND: 'No certificate has that name in the store.',
   GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
   GUARD_E_DEPLOY: 'A certificate or nginx site could not be put in place, or its reload or hook command failed.',
+  GUARD_E_DAEMON: 'The daemon could not be started, did not become ready, or could not be stopped.',
+  GUARD_E_UP: 'A step of guardctl up failed; what that run had changed was undone (a certificate already obtained is kept).',
   GUARD_E_NGINX_BUSY: 'Another guardctl process is installing a site into that nginx root.',
 } as const;
 
