@@ -52,7 +52,8 @@ interface Prepared {
   state?: UpState;
 }
 
-function unitInputs(o: UpOptions, home: string): SystemdInputs {
+/** The units' inputs for this deployment: the daemon with up's serve arguments, renewal twice a day. */
+export function unitInputs(o: UpOptions, home: string): SystemdInputs {
   return { bin: o.bin, home, envFile: o.envFile, rwPaths: [o.webroot], serveArgs: o.serveArgs, onCalendar: '*-*-* 00,12:00:00', randomizedDelaySec: '12h' };
 }
 
