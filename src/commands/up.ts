@@ -84,9 +84,8 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
           ...result.keys.map((k) => `  key ${k.name} (tier ${k.tier}): id ${k.id}\n    secret ${k.secret}   <- shown once: store it now`),
           '',
           'Call it:',
-          key
-            ? `  guardctl request --url ${result.url}/api/v1/moderate --key-id ${key.id} --secret-env GUARDCTL_SECRET --data '{"text":"hello"}'`
-            : `  guardctl request --url ${result.url}/api/v1/moderate --key-id KEY_ID --secret-env GUARDCTL_SECRET --data '{"text":"hello"}'`,
+          `  export GUARDCTL_SECRET=...   # the secret above`,
+          `  guardctl request POST ${new URL(result.url).pathname.replace(/\/$/, '')}/api/v1/moderate --url ${new URL(result.url).origin} --key ${key ? key.id : 'KEY_ID'} --data '{"text": "hello"}'`,
           'Check it: guardctl status',
         ].join('\n');
       });
