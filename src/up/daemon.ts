@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensurePrivateDir, writeFileAtomic } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
-import { isAlive } from '../core/lock.js';
+import { isAlive, readPidFile } from '../core/lock.js';
+import { textExchange } from './http-text.js';
 
 const BIN = fileURLToPath(new URL('../../bin/guardctl.js', import.meta.url));
 /** Loading models from a cold disk on a busy machine: an upper bound for a hang, not an expected time. */
@@ -21,15 +22,6 @@ const STOP_BOUND_MS = 60_000;
 export function runFiles(home: string): { dir: string; pidFile: string; logFile: string } {
   const dir = path.join(home, 'run');
   return { dir, pidFile: path.join(dir, 'guardctl-serve.pid'), logFile: path.join(dir, 'guardctl-serve.log') };
-}
-
-function readPid(pidFile: string): number | undefined {
-  try {
-    const pid = Number.parseInt(fs.readFileSync(pidFile, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Whether pid runs `guardctl ... --home <home> serve` (Linux /proc; elsewhere: whether it runs at all). */
@@ -45,22 +37,12 @@ function isOurDaemon(pid: number, home: string): boolean {
 
 /** The running daemon of this home and the arguments it was started with, or undefined. */
 export function runningDaemon(home: string): { pid: number } | undefined {
-  const pid = readPid(runFiles(home).pidFile);
-  return pid !== undefined && isOurDaemon(pid, home) ? { pid } : undefined;
+  const pid = readPidFile(runFiles(home).pidFile);
+  return pid !== null && isOurDaemon(pid, home) ? { pid } : undefined;
 }
 
 export function httpGet(url: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)));
-    req.on('error', reject);
-  });
+  return textExchange((onResponse) => http.get(url, { timeout: timeoutMs }, onResponse), timeoutMs);
 }
 
 function tail(file: string, lines = 5): string[] {
@@ -148,8 +130,8 @@ async function stopPid(pid: number, home: string): Promise<void> {
 /** Stops this home's daemon (SIGTERM drains requests in flight) and removes its pid file. */
 export async function stopDaemonProcess(home: string): Promise<number | undefined> {
   const files = runFiles(home);
-  const pid = readPid(files.pidFile);
-  if (pid !== undefined) await stopPid(pid, home);
+  const pid = readPidFile(files.pidFile);
+  if (pid !== null) await stopPid(pid, home);
   fs.rmSync(files.pidFile, { force: true });
-  return pid;
+  return pid ?? undefined;
 }

@@ -10,6 +10,7 @@ import type { LookupFunction } from 'node:net';
 import net from 'node:net';
 import { GuardError } from '../core/errors.js';
 import { signRequest } from '../gate/sign-request.js';
+import { textExchange } from './http-text.js';
 
 export interface VerifyTarget {
   /** https://domain[:port][/base] */
@@ -38,7 +39,7 @@ export function request(t: VerifyTarget, call: VerifyCall, timeoutMs = 60_000): 
   const headers: Record<string, string> = { accept: 'application/json' };
   if (call.body !== undefined) headers['content-type'] = 'application/json';
   if (call.key) Object.assign(headers, signRequest({ method: call.method, url: url.pathname + url.search, body: call.body, keyId: call.key.id, secret: call.key.secret, version: 2 }).headers);
-  return new Promise((resolve, reject) => {
+  return textExchange((onResponse) => {
     const req = https.request(url, {
       method: call.method,
       headers,
@@ -47,17 +48,10 @@ export function request(t: VerifyTarget, call: VerifyCall, timeoutMs = 60_000): 
       ...(t.caFile ? { ca: fs.readFileSync(t.caFile, 'utf8') } : {}),
       ...(t.address ? { lookup: lookupTo(t.address) } : {}),
       agent: false,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)));
-    req.on('error', reject);
+    }, onResponse);
     req.end(call.body);
-  });
+    return req;
+  }, timeoutMs);
 }
 
 /**

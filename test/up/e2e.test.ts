@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
+import { isAlive } from '../../src/core/lock.js';
 import { request } from '../../src/up/verify.js';
 import { startBind } from '../helpers/bind.js';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -47,15 +48,6 @@ function killDaemonOf(home: string): void {
     process.kill(Number(fs.readFileSync(path.join(home, 'run', 'guardctl-serve.pid'), 'utf8')), 'SIGKILL');
   } catch {
     // not running
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -250,10 +242,10 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     const refused = await runCli(['--home', home, 'down'], { env });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /add --yes/);
-    assert.ok(alive(pid));
+    assert.ok(isAlive(pid));
     const r = await runCli(['--home', home, '--json', 'down', '--yes'], { env });
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.equal(alive(pid), false);
+    assert.equal(isAlive(pid), false);
     assert.equal(fs.existsSync(path.join(root, 'conf.d', 'guard.example.test.conf')), false);
     assert.equal(fs.existsSync(path.join(root, 'snippets', 'guardctl', 'guard.example.test')), false);
     assert.ok(fs.existsSync(path.join(home, 'certs', 'guard.example.test', 'fullchain.pem')));
