@@ -207,6 +207,15 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     const meta = JSON.parse(fs.readFileSync(path.join(home2, 'certs', 'web.example.test', 'meta.json'), 'utf8')) as { dns: { provider: string; options: { webroot: string } } };
     assert.deepEqual(meta.dns, { provider: 'http-01', options: { webroot: path.join(home2, 'acme-webroot') } }, 'renewals use HTTP-01 through the same webroot');
     assert.deepEqual(fs.readdirSync(path.join(home2, 'acme-webroot', '.well-known', 'acme-challenge')), [], 'the challenge file was removed');
+    // A renewal takes the same HTTP-01 path from meta.json, and its hook reloads nginx.
+    const serial = (JSON.parse(fs.readFileSync(path.join(home2, 'certs', 'web.example.test', 'meta.json'), 'utf8')) as { cert: { serial: string } }).cert.serial;
+    const renewed = await runCli(['--home', home2, '--json', 'cert', 'renew', 'web.example.test', '--force'], { env: { ...env, GUARDCTL_RENEW_JITTER: '0' } });
+    assert.equal(renewed.code, 0, renewed.stderr + renewed.stdout);
+    const after = renewed.json<{ results: Array<{ status: string; serial: string }> }>().results[0]!;
+    assert.equal(after.status, 'renewed');
+    assert.notEqual(after.serial, serial);
+    const served = await request({ baseUrl: out.url, caFile, address: '127.0.0.1' }, { method: 'GET', path: '/readyz' });
+    assert.equal(served.status, 200);
   });
 
   await t.test('status reports each part, and exits 1 when something needs attention', async () => {
@@ -239,6 +248,14 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
 
   await t.test('down: asks first, removes the site and the daemon, keeps the certificate and the keys', async () => {
     const pid = Number(fs.readFileSync(path.join(home, 'run', 'guardctl-serve.pid'), 'utf8'));
+    // The running daemon may write its own state files meanwhile: what down would remove is compared.
+    const installed = () => tree([root, path.join(home, 'up'), path.join(home, 'certs'), path.join(home, 'run')], ['logs', 'guardctl-serve.log']);
+    const before = installed();
+    const dry = await runCli(['--home', home, 'down', '--dry-run'], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /remove the nginx site "guard\.example\.test"/);
+    assert.match(dry.stdout, /\(keeps\) the certificate "guard\.example\.test" stays in the store/);
+    assert.deepEqual(installed(), before);
     const refused = await runCli(['--home', home, 'down'], { env });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /add --yes/);
