@@ -124,20 +124,12 @@ export interface ScoreResult {
   continued?: { text: string; promptTokens: number; outputTokens: number; finish: 'eos' | 'length' };
 }
 
-/** Engine errors map onto HTTP answers in the server: see ENGINE_ERROR_STATUS. */
+/**
+ * What went wrong, by name only: the server chooses the HTTP answer for each (src/server/errors.ts and its
+ * catalogue). 'cancelled': the request's signal aborted, or close() cancelled it.
+ */
 export type EngineErrorCode =
   | 'model_not_found' | 'not_ready' | 'queue_full' | 'input_too_long' | 'timeout' | 'cancelled' | 'ambiguous_candidates' | 'engine_failed';
-
-export const ENGINE_ERROR_STATUS: Record<EngineErrorCode, number> = {
-  model_not_found: 404,
-  not_ready: 503,
-  queue_full: 503,
-  input_too_long: 422,
-  timeout: 504,
-  cancelled: 499,
-  ambiguous_candidates: 500,
-  engine_failed: 500,
-};
 
 export class EngineError extends Error {
   constructor(readonly code: EngineErrorCode, message: string, readonly details: Record<string, unknown> = {}) {

@@ -48,8 +48,8 @@ export function moderateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }, async (request, reply) => {
     const start = performance.now();
     const body = request.body;
-    if (body.text !== undefined && body.messages !== undefined) throw new ApiError(422, 'invalid_request', 'send either text or messages, not both', { field: 'messages' });
-    if (body.text === undefined && body.messages === undefined) throw new ApiError(422, 'invalid_request', 'text is required (or messages)', { field: 'text' });
+    if (body.text !== undefined && body.messages !== undefined) throw new ApiError('invalid_request', 'send either text or messages, not both', { field: 'messages' });
+    if (body.text === undefined && body.messages === undefined) throw new ApiError('invalid_request', 'text is required (or messages)', { field: 'text' });
     const inputs = Array.isArray(body.text)
       ? body.text.map((text, i) => chatFor({ text }, `text.${i}`))
       : [chatFor({ text: body.text, messages: body.messages }, body.messages ? 'messages' : 'text')];
@@ -68,7 +68,7 @@ function chatFor(input: { text?: string; messages?: ChatMessage[] }, field: stri
   try {
     return guardMessages(input);
   } catch (err) {
-    throw new ApiError(422, 'invalid_request', `${field}: ${(err as Error).message}`, { field });
+    throw new ApiError('invalid_request', `${field}: ${(err as Error).message}`, { field });
   }
 }
 
