@@ -25,7 +25,7 @@ import { webRoutes } from './routes/web.js';
 export interface BuildServerOptions {
   config: ServeConfig;
   engine: Engine;
-  /** Required when config.auth is true: the gate in front of the model routes and its audit sink. */
+  /** Required unless config.insecureNoAuth: the gate in front of the model routes and its audit sink. */
   gate?: { gate: Gate; audit: AuditSink };
   /** A pino logger (the request serializers are applied to it); false for none; default: info to stdout. */
   logger?: FastifyBaseLogger | false;
@@ -52,7 +52,7 @@ export interface GuardServer extends FastifyInstance {
  */
 export async function buildServer(opts: BuildServerOptions): Promise<GuardServer> {
   const { config, engine } = opts;
-  if (config.auth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
+  if (!config.insecureNoAuth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
   if (opts.stateHealth) metrics.attachState(opts.stateHealth);
@@ -63,11 +63,11 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     bodyLimit: config.maxBodyBytes,
     connectionTimeout: config.connectionTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
+    requestTimeout: config.receiveTimeoutMs,
     // Node enforces the request and header deadlines at this interval (30 s by default, too coarse for them).
     http: {
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.receiveTimeoutMs / 4))),
+      headersTimeout: Math.min(60_000, config.receiveTimeoutMs),
     },
     genReqId: () => randomUUID(),
     requestIdHeader: false,
@@ -80,7 +80,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   }) as unknown as GateApp;
 
   answerHalfClosedClients(app.server, opts.trustedProxies);
-  if (config.auth) bindGate(app, opts.gate!, sendDenial);
+  if (!config.insecureNoAuth) bindGate(app, opts.gate!, sendDenial);
   else keepRawBodies(app);
 
   const state = { draining: false, closing: false };

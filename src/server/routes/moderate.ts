@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../infer/types.js';
 import { guardMessages, moderate, type Moderation } from '../../tasks/moderate.js';
 import { ApiError } from '../errors.js';
+import { MODERATION_MAX_NEW_TOKENS } from '../config.js';
 import { boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface ModerateBody {
@@ -88,7 +89,7 @@ export async function moderateAll(
   const start = performance.now();
   try {
     return await Promise.all(inputs.map((messages) => moderate(ctx.engine, messages, {
-      model, categories: opts.categories, fastPath: opts.fastPath, maxNewTokens: ctx.config.maxNewTokens.moderate,
+      model, categories: opts.categories, fastPath: opts.fastPath, maxNewTokens: Math.min(MODERATION_MAX_NEW_TOKENS, ctx.config.maxNewTokens),
       signal: controller.signal, deadline,
     })));
   } catch (err) {

@@ -54,7 +54,7 @@ export function resolveModel(models: ModelInfo[], task: Task, name: string | und
 
 /** The route config for a model route: behind the gate (when auth is on) with the model the request will use. */
 export function gatedConfig(ctx: RouteContext, task: Task | null): { gate?: { model?: (request: FastifyRequest) => ModelRef | undefined } } {
-  if (!ctx.config.auth) return {};
+  if (ctx.config.insecureNoAuth) return {};
   if (task === null) return { gate: {} };
   return {
     gate: {

@@ -83,7 +83,7 @@ export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
     }
     if (body.text.trim() === '') throw new ApiError('invalid_request', 'text must not be empty', { field: 'text' });
     const model = modelFor(ctx, 'translate', request);
-    const cap = ctx.config.maxNewTokens.translate;
+    const cap = ctx.config.maxNewTokens;
     const { sampling, maxTokens } = samplingFromBody(body, { maxTokens: cap, vocabSize: model.vocabSize });
     const controller = clientSignal(request, reply);
     const inferStart = performance.now();
