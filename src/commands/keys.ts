@@ -249,7 +249,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       try {
         text = fs.readFileSync(file, 'utf8');
       } catch (err) {
-        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export', exitCode: 2 });
+        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export' });
       }
       const dump = linesToDump(text, file);
       const r = await withStore(ctx, cmd, undefined, (store) => store.restore(dump, opts.merge));
