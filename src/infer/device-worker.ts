@@ -25,6 +25,8 @@ interface Pending {
   reject(err: Error): void;
   admitted: boolean;
   cleanup(): void;
+  /** A streamed generate's tokens as the worker accepts them (WorkItem.stream). */
+  onTokens?: (tokens: number[]) => void;
 }
 
 interface Loading {
@@ -85,7 +87,7 @@ export class DeviceWorker {
     this.post({ type: 'unload', model });
   }
 
-  submit(item: WorkItem, signal?: AbortSignal): Promise<Done<GenerateDone | ScoreDone>> {
+  submit(item: WorkItem, signal?: AbortSignal, onTokens?: (tokens: number[]) => void): Promise<Done<GenerateDone | ScoreDone>> {
     if (this.dead) return Promise.reject(new EngineError('engine_failed', `the ${this.device} worker is gone: ${this.dead.message}`));
     return new Promise((resolve, reject) => {
       const onAbort = () => this.abandon(item.id, 'cancelled', 'the request was cancelled');
@@ -97,7 +99,7 @@ export class DeviceWorker {
         signal?.removeEventListener('abort', onAbort);
         if (timer !== undefined) clearTimeout(timer);
       };
-      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup });
+      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup, ...(onTokens ? { onTokens } : {}) });
       this.queued++;
       this.post({ type: 'submit', item });
     });
@@ -140,6 +142,14 @@ export class DeviceWorker {
         }
         break;
       }
+      case 'tokens':
+        try {
+          this.requests.get(msg.id)?.onTokens?.(msg.tokens);
+        } catch (err) {
+          // A consumer that cannot take more text (its client is gone) stops the request, not the message loop.
+          this.abandon(msg.id, 'cancelled', `the stream's consumer failed: ${(err as Error).message}`);
+        }
+        break;
       case 'done':
         this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
         break;

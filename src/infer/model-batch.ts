@@ -251,7 +251,9 @@ export class ModelBatch {
       row.sampler?.record(token);
       row.tokens.push(token);
       row.next = token;
-      if (row.tokens.length >= row.item.maxNewTokens) this.finish(row, 'length');
+      if (row.tokens.length >= row.item.maxNewTokens) return this.finish(row, 'length');
+      // The last token travels with 'done'; the others are reported as they come when the caller streams.
+      if (row.item.stream) this.send({ type: 'tokens', id: row.item.id, tokens: [token] });
     });
   }
 

@@ -46,7 +46,7 @@ export function planDown(state: UpState, home: string, o: DownOptions): DownPlan
 
 export function requireState(home: string): UpState {
   const state = readState(home);
-  if (!state) throw new GuardError('GUARD_E_USAGE', `nothing was deployed with guardctl up from ${home} (no ${stateFile(home)})`, { hint: 'check --home / GUARDCTL_HOME', exitCode: 1 });
+  if (!state) throw new GuardError('GUARD_E_USAGE', `nothing was deployed with guardctl up from ${home} (no ${stateFile(home)})`, { hint: 'check --home / GUARDCTL_HOME' });
   return state;
 }
 

@@ -80,7 +80,7 @@ async function gather(o: UpOptions, deps: UpDeps): Promise<Prepared> {
   const state = readState(deps.home);
   if (state && state.domain !== o.domain) {
     throw new GuardError('GUARD_E_USAGE', `${deps.home} already runs ${state.domain} (${stateFile(deps.home)})`, {
-      hint: `run guardctl down for ${state.domain} first, or give this domain its own data directory (--home / GUARDCTL_HOME)`, exitCode: 2,
+      hint: `run guardctl down for ${state.domain} first, or give this domain its own data directory (--home / GUARDCTL_HOME)`,
     });
   }
   const store = new CertStore(deps.home);

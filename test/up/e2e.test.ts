@@ -19,7 +19,7 @@ import { isAlive } from '../../src/core/lock.js';
 import { request } from '../../src/up/verify.js';
 import { startBind } from '../helpers/bind.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { cleanupStack, freePort, startNginx } from '../helpers/nginx.js';
+import { cleanupStack, freePort, startNginxRoot } from '../helpers/nginx.js';
 import { startPebble } from '../helpers/pebble.js';
 import { haveProgram } from '../helpers/system.js';
 
@@ -61,9 +61,7 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
   const pebble = await startPebble(ctx, { dnsServer: `127.0.0.1:${bind.port}`, httpPort, blockedDomains: ['blocked.example.test'] });
   if (!pebble) return;
   const work = tempDir(stack, 'guardctl-up-');
-  const root = path.join(work, 'nginx');
-  fs.mkdirSync(path.join(root, 'conf.d'), { recursive: true });
-  const nginx = await startNginx(stack, path.join(root, 'conf.d', '*.conf'), { prefix: root });
+  const { root, nginx } = await startNginxRoot(stack);
   const caFile = path.join(work, 'pebble-root.pem');
   fs.writeFileSync(caFile, await pebble.root());
   const home = path.join(work, 'home');
@@ -73,17 +71,7 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     killDaemonOf(home2);
   });
 
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    GUARDCTL_FROM_SRC: '1',
-    GUARDCTL_ACME_CA_CERTIFICATES: pebble.caFile,
-    GUARDCTL_ACME_POLL_MS: '200',
-    RFC2136_NAMESERVER: `127.0.0.1:${bind.port}`,
-    RFC2136_TSIG_KEY: bind.tsig.name,
-    RFC2136_TSIG_SECRET: bind.tsig.secret,
-    RFC2136_TSIG_ALGORITHM: bind.tsig.algorithm,
-  };
+  const env = { ...pebble.cliEnv(), ...bind.rfc2136Env(), HOME: process.env.HOME, GUARDCTL_FROM_SRC: '1' };
   const common = ['--server', pebble.directory, '--agree-tos', '--email', 'ops@example.test', '--nginx-root', root, '--reload-cmd', nginx.reloadCommand,
     '--http-port', String(httpPort), '--https-port', String(httpsPort), '--listen-address', '127.0.0.1', '--ca-file', caFile, '--verify-address', '127.0.0.1'];
   const dns = ['--dns', 'rfc2136', '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2', '--dns-timeout', '120'];
@@ -212,7 +200,7 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     assert.deepEqual(fs.readdirSync(path.join(home2, 'acme-webroot', '.well-known', 'acme-challenge')), [], 'the challenge file was removed');
     // A renewal takes the same HTTP-01 path from meta.json, and its hook reloads nginx.
     const serial = (JSON.parse(fs.readFileSync(path.join(home2, 'certs', 'web.example.test', 'meta.json'), 'utf8')) as { cert: { serial: string } }).cert.serial;
-    const renewed = await runCli(['--home', home2, '--json', 'cert', 'renew', 'web.example.test', '--force'], { env: { ...env, GUARDCTL_RENEW_JITTER: '0' } });
+    const renewed = await runCli(['--home', home2, '--json', 'cert', 'renew', 'web.example.test', '--force'], { env });
     assert.equal(renewed.code, 0, renewed.stderr + renewed.stdout);
     const after = renewed.json<{ results: Array<{ status: string; serial: string }> }>().results[0]!;
     assert.equal(after.status, 'renewed');
@@ -240,7 +228,7 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     const human = await runCli(['--home', home, 'status'], { env });
     assert.match(human.stdout, /certificate {2}ok/);
     // A hand edit of the site is noticed.
-    const site = path.join(root, 'conf.d', 'guard.example.test.conf');
+    const site = path.join(root, 'sites-available', 'guard.example.test.conf');
     const text = fs.readFileSync(site, 'utf8');
     fs.writeFileSync(site, `${text}# edited\n`);
     const edited = await runCli(['--home', home, '--json', 'status'], { env });
@@ -266,7 +254,8 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     const r = await runCli(['--home', home, '--json', 'down', '--yes'], { env });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(isAlive(pid), false);
-    assert.equal(fs.existsSync(path.join(root, 'conf.d', 'guard.example.test.conf')), false);
+    assert.equal(fs.existsSync(path.join(root, 'sites-available', 'guard.example.test.conf')), false);
+    assert.equal(fs.lstatSync(path.join(root, 'sites-enabled', 'guard.example.test.conf'), { throwIfNoEntry: false }), undefined);
     assert.equal(fs.existsSync(path.join(root, 'snippets', 'guardctl', 'guard.example.test')), false);
     assert.ok(fs.existsSync(path.join(home, 'certs', 'guard.example.test', 'fullchain.pem')));
     const { keys } = (await runCli(['--home', home, '--json', 'keys', 'list'], { env })).json<{ keys: Array<{ id: string; status: string }> }>();
@@ -278,6 +267,6 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     assert.equal(still.status, 200);
     const two = await runCli(['--home', home2, '--json', 'down', '--yes', '--revoke-keys'], { env });
     assert.equal(two.code, 0, two.stderr + two.stdout);
-    assert.deepEqual(Object.keys(nginxFiles()).filter((p) => p.includes('conf.d/') || p.includes('snippets/guardctl/')), []);
+    assert.deepEqual(Object.keys(nginxFiles()).filter((p) => /sites-(available|enabled)\/|snippets\/guardctl\//.test(p)), []);
   });
 });

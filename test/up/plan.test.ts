@@ -117,6 +117,6 @@ test('status and down without a deployment say so', async (t) => {
   assert.equal(status.code, 1);
   assert.match(status.json<{ attention: string[] }>().attention[0]!, /nothing is deployed/);
   const down = await runCli(['--home', home, 'down', '--yes']);
-  assert.equal(down.code, 1);
+  assert.equal(down.code, 2);
   assert.match(down.stderr, /nothing was deployed with guardctl up/);
 });
