@@ -16,6 +16,10 @@ export const REASONS = {
   duplicate_param: { status: 400, message: 'a parameter appears in both the query and the body' },
   content_sha256_mismatch: { status: 401, message: 'X-Content-SHA256 does not match the body' },
   bad_signature: { status: 401, message: 'signature does not match' },
+  // Bearer credentials (docs/signing.md "Bearer credentials").
+  bearer_insecure_transport: { status: 403, message: 'bearer credentials are accepted only over TLS, from this machine, or through a trusted proxy that forwards X-Forwarded-Proto: https; sign the request instead (docs/signing.md)' },
+  bearer_not_allowed: { status: 401, message: 'this API key does not accept bearer credentials; sign the request (docs/signing.md), or create a key with keys create --allow-bearer' },
+  bad_bearer: { status: 401, message: 'the bearer credential does not match the key\'s secret (was it rotated? use the bearer printed by keys rotate)' },
   v1_unsigned_member: { status: 401, message: 'version 1 signatures do not cover this body; sign it with version 2 (X-Signature-Version: 2)' },
   v1_ambiguous_param: { status: 401, message: 'version 1 cannot sign this value unambiguously; sign it with version 2 (X-Signature-Version: 2)' },
   replayed_nonce: { status: 401, message: 'this nonce was already used; send a fresh X-Nonce with every request' },

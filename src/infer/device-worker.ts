@@ -25,6 +25,8 @@ interface Pending {
   reject(err: Error): void;
   admitted: boolean;
   cleanup(): void;
+  /** A streamed generate's tokens as they are decoded (WorkItem.stream). */
+  onTokens?: (tokens: number[]) => void;
 }
 
 interface Loading {
@@ -85,7 +87,7 @@ export class DeviceWorker {
     this.post({ type: 'unload', model });
   }
 
-  submit(item: WorkItem, signal?: AbortSignal): Promise<Done<GenerateDone | ScoreDone>> {
+  submit(item: WorkItem, signal?: AbortSignal, onTokens?: (tokens: number[]) => void): Promise<Done<GenerateDone | ScoreDone>> {
     if (this.dead) return Promise.reject(new EngineError('engine_failed', `the ${this.device} worker is gone: ${this.dead.message}`));
     return new Promise((resolve, reject) => {
       const onAbort = () => this.abandon(item.id, 'cancelled', 'the request was cancelled');
@@ -97,7 +99,7 @@ export class DeviceWorker {
         signal?.removeEventListener('abort', onAbort);
         if (timer !== undefined) clearTimeout(timer);
       };
-      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup });
+      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup, onTokens });
       this.queued++;
       this.post({ type: 'submit', item });
     });
@@ -137,6 +139,16 @@ export class DeviceWorker {
           entry.admitted = true;
           this.queued--;
           this.active++;
+        }
+        break;
+      }
+      case 'tokens': {
+        const entry = this.requests.get(msg.id);
+        try {
+          entry?.onTokens?.(msg.tokens);
+        } catch (err) {
+          // A listener's fault ends its own request, never the worker's other requests.
+          this.abandon(msg.id, 'cancelled', `the answer's listener failed: ${(err as Error).message}`);
         }
         break;
       }

@@ -26,6 +26,7 @@ import { sharedHeads } from './prefix-cache.js';
 import { TokenizePool } from './tokenize-pool.js';
 import type { Encoded } from './tokenize-pool.js';
 import { ChatTokenizer } from './tokenizer.js';
+import { TextStream } from './text-stream.js';
 import { EngineError } from './types.js';
 import type { Device, Engine, EngineOptions, GenerateRequest, GenerateResult, ModelInfo, ModelSpec, ScoreRequest, ScoreResult } from './types.js';
 
@@ -117,8 +118,8 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
     return w;
   };
 
-  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal) =>
-    worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now() }, signal);
+  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void) =>
+    worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now() }, signal, onTokens);
 
   // A prompt whose text beyond the template is this short costs at most about a millisecond to tokenize here, even
   // made of one unbroken CJK run (the worst case measured: 128 characters, 1-2 ms; 512, 7 ms; 1 MB, 5.8 s): cheaper
@@ -257,10 +258,23 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions & Engine
       const { ids, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
       const maxNewTokens = Math.min(req.maxNewTokens, e.info.maxContext - ids.length);
       const sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
-      const item = { kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
-      const done = (await send(e, worker, item, req.signal)) as Done<GenerateDone>;
+      const item = {
+        kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}),
+        ...(req.onText ? { stream: true } : {}),
+      };
+      const stream = req.onText ? new TextStream((t) => e.tok!.decode(t), req.onText) : undefined;
+      let done: Done<GenerateDone>;
+      try {
+        done = (await send(e, worker, item, req.signal, stream && ((t) => stream.push(t)))) as Done<GenerateDone>;
+      } catch (err) {
+        // A caller that stopped the answer itself (a stop sequence) still reports the prompt's length.
+        if (err instanceof EngineError) Object.assign(err.details, { promptTokens: ids.length });
+        throw err;
+      }
       const tokens = done.result.tokens;
-      return { text: e.tok!.decode(tokens), promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };
+      const text = e.tok!.decode(tokens);
+      stream?.end(text);
+      return { text, promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };
     },
 
     async score(req: ScoreRequest): Promise<ScoreResult> {

@@ -250,6 +250,7 @@ export class ModelBatch {
       if (this.eos.has(token)) return this.finish(row, 'eos');
       row.sampler?.record(token);
       row.tokens.push(token);
+      if (row.item.stream) this.send({ type: 'tokens', id: row.item.id, tokens: [token] });
       row.next = token;
       if (row.tokens.length >= row.item.maxNewTokens) this.finish(row, 'length');
     });

@@ -26,6 +26,8 @@ export interface WorkItem {
   continuations?: (number[] | null)[];
   /** Epoch ms. */
   deadline?: number;
+  /** generate: report each token as it is decoded ('tokens' messages), for answers streamed to the client. */
+  stream?: boolean;
   /** Epoch ms when the engine accepted it, for queueMs. */
   submittedAt: number;
 }
@@ -83,6 +85,8 @@ export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
   | { type: 'admitted'; id: number; at: number }
+  /** A streamed generate's newest token (WorkItem.stream), sent before the 'done' that ends it. */
+  | { type: 'tokens'; id: number; tokens: number[] }
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
   | { type: 'step'; event: StepEvent }

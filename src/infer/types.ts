@@ -76,6 +76,11 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** Absolute epoch ms after which the request fails with 'timeout'. */
   deadline?: number;
+  /**
+   * Called with each new piece of the answer as it is decoded (never half a character); the pieces joined are
+   * GenerateResult.text. `tokens`: the answer's tokens so far. For answers streamed to the client.
+   */
+  onText?: (delta: string, tokens: number) => void;
 }
 
 export interface GenerateResult {
