@@ -3,6 +3,7 @@ import type {
   onResponseHookHandler, onSendHookHandler, preValidationAsyncHookHandler, RawServerDefault,
 } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isOpenaiRoute, openaiErrorFields } from '../core/openai-error.js';
 import type { ModelRef } from '../keys/types.js';
 import { auditRecord, type AuditSink } from './audit.js';
 import type { Gate, GateDenial, GateHeaderPass, GatePass } from './gate.js';
@@ -205,6 +206,7 @@ function isJson(request: FastifyRequest): boolean {
 
 export function sendDenial(reply: FastifyReply, request: FastifyRequest, denial: GateDenial): FastifyReply {
   const error: Record<string, unknown> = { code: denial.code, message: denial.message, request_id: request.id };
+  if (isOpenaiRoute(request.routeOptions.url)) Object.assign(error, openaiErrorFields(denial.status, undefined));
   if (denial.stringToSign !== undefined) error.string_to_sign = denial.stringToSign;
   return reply.code(denial.status).headers(denial.headers).send({ error });
 }

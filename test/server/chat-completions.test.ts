@@ -81,6 +81,9 @@ test('requests the server cannot honour are refused by name; errors before the s
     assert.equal(r.statusCode, status, `${JSON.stringify(extra)}: ${r.body}`);
     assert.match(r.headers['content-type'] as string, /application\/json/);
     assert.equal(r.json().error.field, field, JSON.stringify(extra));
+    // OpenAI's error object: message, type, param, code.
+    assert.equal(r.json().error.param, field);
+    assert.equal(r.json().error.type, status === 404 ? 'not_found_error' : 'invalid_request_error');
     assert.ok(r.json().error.message.includes(message), r.json().error.message);
   }
 });
@@ -91,6 +94,7 @@ test('a bearer credential from another machine over plain HTTP is refused before
   const r = await f.send({ url: '/v1/models', headers: { authorization: `Bearer ${bearerToken(newKeyId(), newSecret())}` } });
   assert.equal(r.statusCode, 403, r.body);
   assert.equal(r.json().error.code, 'bearer_insecure_transport');
+  assert.equal(r.json().error.type, 'permission_error');
   const bad = await f.send({ url: '/v1/models', headers: { authorization: 'Bearer not-a-credential' } });
   assert.equal(bad.statusCode, 401);
   assert.equal(bad.json().error.code, 'malformed_auth');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { openaiErrorFields } from '../../core/openai-error.js';
 import { modelAllowed } from '../../keys/tiers.js';
 import type { ModelRef } from '../../keys/types.js';
 import type { ModelInfo } from '../../infer/types.js';
@@ -8,7 +9,7 @@ import { ChatInputError, chatMessages, StopMatcher, stopSequences } from '../../
 import { ApiError, toApiError } from '../errors.js';
 import { SAMPLING_FIELDS, samplingFromBody } from '../sampling-params.js';
 import { SseStream } from '../sse.js';
-import { clientSignal, requireJson, type RouteContext } from './shared.js';
+import { clientSignal, gatedConfig, requireJson, type RouteContext } from './shared.js';
 
 interface ChatBody {
   model?: unknown;
@@ -33,7 +34,7 @@ interface ChatBody {
 export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const created = Math.floor(Date.now() / 1000);
 
-  app.get(ctx.path('/v1/models'), { config: ctx.config.auth ? { gate: {} } : {} }, async (request) => {
+  app.get(ctx.path('/v1/models'), { config: gatedConfig(ctx, null) }, async (request) => {
     const limits = request.gatePass?.limits;
     // With a key: the models its tier may use, as OpenAI lists the models a key can reach.
     const models = ctx.engine.models().filter((m) => !limits || modelAllowed(limits.models, { name: m.name, size: m.size }));
@@ -139,7 +140,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
         // The stream has begun: the error can only be an event now (when the client is still there to read it).
         const api = toApiError(err);
         request.failureCode = client.signal.aborted ? 'cancelled' : api.code;
-        sse.data({ error: { message: api.message, type: api.status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: api.code } });
+        sse.data({ error: { message: api.message, ...openaiErrorFields(api.status, api.extra.field), code: api.code } });
         sse.end();
         return reply;
       }
