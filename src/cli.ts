@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { loadConfigFile, pick } from './core/config.js';
 import type { Context } from './core/context.js';
 import { GuardError, isGuardError } from './core/errors.js';
+import { colourFor } from './core/colour.js';
 import { createLogger, LOG_LEVELS } from './core/log.js';
 import { createOutput } from './core/output.js';
 import { resolveLocations } from './core/paths.js';
@@ -34,6 +35,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     .version(pkg.version, '-V, --version')
     .option('--json', 'machine-readable output on stdout', false)
     .option('-v, --verbose', 'debug logs, and stack traces for internal errors', false)
+    .option('--no-color', 'no colour in human output (also NO_COLOR; FORCE_COLOR forces it)')
     .option('--config <file>', 'config file (env GUARDCTL_CONFIG)')
     .option('--home <dir>', 'data directory (env GUARDCTL_HOME)')
     .showHelpAfterError('(add --help for usage)')
@@ -41,7 +43,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     .exitOverride();
 
   const contextFor: ContextFactory = (command) => {
-    const opts = command.optsWithGlobals<{ json: boolean; verbose: boolean; config?: string; home?: string }>();
+    const opts = command.optsWithGlobals<{ json: boolean; verbose: boolean; color: boolean; config?: string; home?: string }>();
     const locations = resolveLocations({ homeFlag: opts.home, configFlag: opts.config, env: io.env });
     const config = loadConfigFile(locations.configFile, { required: Boolean(opts.config ?? io.env.GUARDCTL_CONFIG) });
     const level = pick<string>(opts.verbose ? 'debug' : undefined, io.env.GUARDCTL_LOG, config.log, 'warn')!;
@@ -49,7 +51,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
       throw new GuardError('GUARD_E_CONFIG', `unknown log level "${level}"`, { hint: `use one of ${LOG_LEVELS.join(', ')} (GUARDCTL_LOG or "log:" in the config file)` });
     }
     return {
-      out: createOutput(io, opts.json),
+      out: createOutput(io, opts.json, { env: io.env, noColor: !opts.color }),
       log: createLogger(level),
       locations,
       config,
@@ -102,14 +104,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       if (wantsJson) {
         io.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message, hint: err.hint, ...err.details } }, null, 2)}\n`);
       } else {
-        io.stderr.write(`error: ${err.message}\n`);
+        const paint = colourFor(io.stderr, { env: io.env, noColor: argv.includes('--no-color') });
+        io.stderr.write(`${paint.red('error:')} ${err.message} ${paint.dim(`(${err.code})`)}\n`);
         if (err.hint) io.stderr.write(`  hint: ${err.hint}\n`);
       }
       if (verbose && err.cause instanceof Error) io.stderr.write(`  cause: ${err.cause.stack ?? err.cause.message}\n`);
       return err.exitCode;
     }
     const bug = err instanceof Error ? err : new Error(String(err));
-    io.stderr.write(`internal error: ${bug.message}\n`);
+    io.stderr.write(`${colourFor(io.stderr, { env: io.env, json: wantsJson, noColor: argv.includes('--no-color') }).red('internal error:')} ${bug.message}\n`);
     io.stderr.write(verbose ? `${bug.stack}\n` : '  run again with --verbose for the stack trace, and report it as a bug\n');
     return 70;
   }

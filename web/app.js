@@ -49,8 +49,12 @@ function credentials() {
   return keyId && secret ? { keyId, secret } : undefined;
 }
 
-/** Sends a request under BASE; signs it unless `open`. Resolves to { data, ms } or throws a PageError. */
-async function api(method, route, { query = '', json, open = false } = {}) {
+/**
+ * Sends a request under BASE; signs it unless `open`. Resolves to { data, ms } or throws a PageError. An answer
+ * of server-sent events is read as it arrives: each `delta` event's data goes to onDelta, and `data` is the
+ * `done` event's (an `error` event throws, as an error answer does).
+ */
+async function api(method, route, { query = '', json, open = false, onDelta } = {}) {
   const path = BASE + route;
   const body = json === undefined ? undefined : JSON.stringify(json);
   const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
@@ -70,6 +74,10 @@ async function api(method, route, { query = '', json, open = false } = {}) {
   const res = await fetch(query ? `${path}?${query}` : path, { method, headers, body, cache: 'no-store' }).catch((err) => {
     throw new PageError('network_error', `The server could not be reached (${err.message}).`);
   });
+  if (res.ok && /^text\/event-stream/.test(res.headers.get('Content-Type') ?? '')) {
+    const data = await readEvents(res, onDelta ?? (() => {}));
+    return { data, ms: performance.now() - started };
+  }
   const ms = performance.now() - started;
   const data = await res.json().catch(() => undefined);
   if (res.ok) return { data, ms };
@@ -77,6 +85,37 @@ async function api(method, route, { query = '', json, open = false } = {}) {
   throw new PageError(e.code ?? `http_${res.status}`, e.message ?? `${res.status} ${res.statusText}`, {
     status: res.status, requestId: e.request_id, retryAfter: res.headers.get('Retry-After'), stringToSign: e.string_to_sign,
   });
+}
+
+/** Reads an event stream to its end: deltas to onDelta; resolves with the `done` event's data. */
+async function readEvents(res, onDelta) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let done;
+  for (;;) {
+    const { value, done: ended } = await reader.read().catch((err) => {
+      throw new PageError('network_error', `The stream broke off (${err.message}).`);
+    });
+    if (ended) break;
+    buffer += value;
+    let at;
+    while ((at = buffer.indexOf('\n\n')) !== -1) {
+      const block = buffer.slice(0, at);
+      buffer = buffer.slice(at + 2);
+      let name = 'message';
+      const lines = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) name = line.slice(7);
+        else if (line.startsWith('data: ')) lines.push(line.slice(6));
+      }
+      const data = JSON.parse(lines.join('\n'));
+      if (name === 'delta') onDelta(data.text);
+      else if (name === 'done') done = data;
+      else if (name === 'error') throw new PageError(data.error?.code ?? 'stream_error', data.error?.message ?? 'the stream failed', { requestId: data.error?.request_id });
+    }
+  }
+  if (done === undefined) throw new PageError('network_error', 'The stream ended before the translation was complete.');
+  return done;
 }
 
 const HINTS = {
@@ -216,11 +255,19 @@ $('mod').addEventListener('submit', (event) => {
 $('tr').addEventListener('submit', (event) => {
   event.preventDefault();
   run(event.target, $('tr-error'), $('tr-result'), async () => {
-    const query = new URLSearchParams({ source_lang: $('tr-source').value, target_lang: $('tr-target').value }).toString();
+    const query = new URLSearchParams({ source_lang: $('tr-source').value, target_lang: $('tr-target').value, stream: 'true' }).toString();
     const json = { text: $('tr-text').value };
     if ($('tr-model').value) json.model = $('tr-model').value;
-    const { data, ms } = await api('POST', 'api/v1/translate', { query, json });
-    $('tr-output').textContent = data?.result ?? '';
+    const output = $('tr-output');
+    output.textContent = '';
+    $('tr-latency').textContent = '';
+    // The translation shows as the model writes it; the final event's result replaces it when it is done.
+    const onDelta = (text) => {
+      output.append(text);
+      $('tr-result').hidden = false;
+    };
+    const { data, ms } = await api('POST', 'api/v1/translate', { query, json, onDelta });
+    output.textContent = data?.result ?? '';
     $('tr-latency').textContent = latency(ms, data);
   });
 });

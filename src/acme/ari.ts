@@ -3,7 +3,7 @@
  * certificate's ARI identifier, fetches the CA's suggested renewal window and picks a time inside it.
  */
 import { X509Certificate } from 'node:crypto';
-import { certIdParts } from './der.js';
+import forge from 'node-forge';
 import { getJson } from './http.js';
 
 /** ARI state kept in meta.json. Times are epoch milliseconds. */
@@ -16,6 +16,38 @@ export interface AriState {
   /** Not before this time may the CA be asked again (Retry-After). */
   nextCheckAt: number;
   explanationUrl?: string;
+}
+
+export interface CertIdParts {
+  /** The keyIdentifier of the Authority Key Identifier extension, or null when absent. */
+  authorityKeyId: Buffer | null;
+  /** The serial number's DER INTEGER content bytes, leading zero included (node:crypto gives only the hex value). */
+  serial: Buffer;
+}
+
+const { asn1 } = forge;
+const AKI_OID = '2.5.29.35';
+const bytes = (value: unknown): Buffer => Buffer.from(value as string, 'binary');
+const isContext = (node: forge.asn1.Asn1 | undefined, tag: number) => node?.tagClass === asn1.Class.CONTEXT_SPECIFIC && node.type === tag;
+
+/** Reads the serial and the AKI keyIdentifier from a DER certificate with forge's ASN.1 reader. */
+export function certIdParts(der: Buffer): CertIdParts {
+  const cert = asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
+  const tbs = (cert.value as forge.asn1.Asn1[])[0];
+  if (!tbs || !Array.isArray(tbs.value)) throw new Error('DER: no tbsCertificate');
+  const fields = tbs.value;
+  const serialNode = fields[isContext(fields[0], 0) ? 1 : 0]; // after the optional [0] version
+  if (serialNode?.type !== asn1.Type.INTEGER || serialNode.tagClass !== asn1.Class.UNIVERSAL) throw new Error('DER: no serial number');
+  let authorityKeyId: Buffer | null = null;
+  const extensions = (fields.find((f) => isContext(f, 3))?.value as forge.asn1.Asn1[] | undefined)?.[0]?.value;
+  for (const ext of Array.isArray(extensions) ? extensions : []) {
+    const parts = ext.value as forge.asn1.Asn1[];
+    if (parts[0]?.type !== asn1.Type.OID || asn1.derToOid(parts[0].value as string) !== AKI_OID) continue;
+    const aki = asn1.fromDer(parts[parts.length - 1]!.value as string); // extnValue, after the optional critical flag
+    const keyId = (aki.value as forge.asn1.Asn1[]).find((c) => isContext(c, 0)); // [0] IMPLICIT keyIdentifier
+    if (keyId) authorityKeyId = bytes(keyId.value);
+  }
+  return { authorityKeyId, serial: bytes(serialNode.value) };
 }
 
 /** RFC 9773 section 4.1: base64url(AKI keyIdentifier) "." base64url(serial DER content bytes). */

@@ -8,6 +8,7 @@ import { fetchDirectory, type AcmeDirectory } from './directory.js';
 import { checkDeployWritable, hasDeployFiles } from './deploy.js';
 import { errorLine } from './errors.js';
 import { deployAndReload, metaFor, obtain, type LifecycleDeps } from './obtain.js';
+import { isPlaceholder } from './placeholder.js';
 import { decideRenewal, nextRenewalAt } from './renewal.js';
 import { CertStore } from './store.js';
 import type { LineageMeta } from './types.js';
@@ -22,7 +23,8 @@ export interface RenewDeps extends LifecycleDeps {
   beforeRenewal?: () => Promise<void>;
 }
 
-export type RenewStatus = 'renewed' | 'not-due' | 'would-renew' | 'redeployed';
+/** needs-issuance: a placeholder (src/acme/placeholder.ts), which only `cert issue` replaces. */
+export type RenewStatus = 'renewed' | 'not-due' | 'would-renew' | 'redeployed' | 'needs-issuance';
 
 export interface RenewOutcome {
   lineage: string;
@@ -68,6 +70,12 @@ export async function renewLineage(name: string, opts: RenewOptions, deps: Renew
   if (!opts.dryRun) store.readMeta(name); // a clear "not found" before any lock file is made
   const run = async (): Promise<RenewOutcome> => {
     const meta = store.readMeta(name);
+    if (isPlaceholder(meta)) {
+      // It has no CA or DNS provider to renew with, and must never be deployed as if it were real.
+      const reason = `a self-signed placeholder: get its first certificate with guardctl cert issue --name ${name} -d ${meta.names.join(' -d ')} --dns PROVIDER`;
+      deps.log('warn', `${name}: ${reason}`);
+      return { lineage: name, status: 'needs-issuance', reason, serial: meta.cert.serial, nextRenewalAt: meta.nextRenewalAt };
+    }
     const directory = await directoryOf(meta, deps);
     const ariChanged = await refreshAri(meta, directory, deps);
     if (ariChanged && !opts.dryRun) store.writeMeta(name, meta);

@@ -2,6 +2,7 @@
 import { usageError } from '../core/errors.js';
 import { openAccount } from './account.js';
 import { acmeError } from './errors.js';
+import { isPlaceholder } from './placeholder.js';
 import type { LifecycleDeps } from './obtain.js';
 import { CertStore } from './store.js';
 import type { LineageMeta } from './types.js';
@@ -26,6 +27,7 @@ export async function revokeLineage(name: string, reason: number, deps: Pick<Lif
   store.readMeta(name);
   return store.locked(name, async () => {
     const meta = store.readMeta(name);
+    if (isPlaceholder(meta)) throw usageError(`"${name}" holds a self-signed placeholder, which no CA issued`, 'there is nothing to revoke; cert issue replaces the placeholder');
     if (meta.revokedAt) throw usageError(`certificate "${name}" (serial ${meta.cert.serial}) was already revoked at ${meta.revokedAt}`, `get a new one with guardctl cert renew ${name}`);
     const client = await openAccount({ home: deps.home, directoryUrl: meta.server, log: deps.log });
     const { cert } = store.readBundle(name);

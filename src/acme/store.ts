@@ -116,7 +116,8 @@ export class CertStore {
       const next = path.join(dir, '.next');
       fs.rmSync(next, { recursive: true, force: true });
       this.writeSet(next, bundle, meta);
-      this.snapshotPrevious(dir);
+      // A placeholder is no version to roll back to: the first real certificate keeps no previous/.
+      if (!(this.exists(name) && this.readMeta(name).placeholder)) this.snapshotPrevious(dir);
       writeFileAtomic(path.join(next, COMPLETE), '', 0o600);
       this.promote(dir);
       fs.rmSync(next, { recursive: true, force: true });

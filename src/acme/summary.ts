@@ -1,5 +1,6 @@
 /** What `cert list` shows of each lineage (the --json shape). */
 import path from 'node:path';
+import { isPlaceholder } from './placeholder.js';
 import type { CertStore } from './store.js';
 
 export interface LineageRow {
@@ -18,6 +19,8 @@ export interface LineageRow {
   last_attempt_at: string | null;
   last_error: { at: string; message: string } | null;
   dir: string;
+  /** A self-signed placeholder awaiting its first issuance (src/acme/placeholder.ts). */
+  placeholder: boolean;
 }
 
 const iso = (t: number) => new Date(t).toISOString();
@@ -42,6 +45,7 @@ export function lineageRows(store: CertStore, now: number): LineageRow[] {
       last_attempt_at: m.lastAttemptAt ?? null,
       last_error: m.lastError ?? null,
       dir: path.join(store.dir, name),
+      placeholder: isPlaceholder(m),
     };
   });
 }

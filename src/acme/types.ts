@@ -53,4 +53,6 @@ export interface LineageMeta {
   revokedAt?: string;
   lastAttemptAt?: string;
   lastError?: { at: string; message: string } | null;
+  /** A self-signed stand-in made before the first issuance (src/acme/placeholder.ts): never renewed or deployed. */
+  placeholder?: true;
 }

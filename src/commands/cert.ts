@@ -19,7 +19,10 @@ import { checkReason, revokeLineage } from '../acme/revoke.js';
 import { rollbackLineage } from '../acme/rollback.js';
 import { solverFor } from '../acme/solver.js';
 import { CertStore } from '../acme/store.js';
-import { lineageRows } from '../acme/summary.js';
+import { lineageRows, type LineageRow } from '../acme/summary.js';
+import { checkExportFormat, exportLineage } from '../acme/export.js';
+import { readSecretSource } from './secret-source.js';
+import type { ChalkInstance } from '../core/colour.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
@@ -55,6 +58,31 @@ function jitterStep(ctx: Context, reporter: Reporter, force: boolean): () => Pro
     reporter.log('info', `waiting ${Math.round(wait / 1000)}s before renewing (random delay for timer runs; GUARDCTL_RENEW_JITTER=0 turns it off)`);
     await sleep(wait);
   };
+}
+
+/** The export password: exactly one of --password-env, --password-file, --no-password. */
+function exportPassword(flags: { passwordEnv?: string; passwordFile?: string; password: boolean }, env: NodeJS.ProcessEnv): string | null {
+  const given = readSecretSource({
+    file: flags.passwordFile,
+    envVar: flags.passwordEnv,
+    what: 'the export password',
+    fileFlag: '--password-file',
+    envFlag: '--password-env',
+    fillHint: (where) => `put the password in ${where}, or give --no-password to export the key unencrypted`,
+  }, env);
+  if (!flags.password) {
+    if (given !== undefined) throw usageError('give a password (--password-env or --password-file) or --no-password, not both');
+    return null;
+  }
+  if (given === undefined) throw usageError('cert export needs a password to protect the private key', 'give --password-env VAR or --password-file FILE, or --no-password to write the key unencrypted on purpose');
+  return given;
+}
+
+/** Days left, red under a week and yellow under three (a renewal should have happened by then). */
+function daysLeft(r: LineageRow, paint: ChalkInstance): string {
+  if (r.revoked_at) return paint.red('revoked');
+  const text = String(r.days_left);
+  return r.days_left < 7 ? paint.red(text) : r.days_left < 21 ? paint.yellow(text) : text;
 }
 
 export function registerCert(program: Command, contextFor: ContextFactory): void {
@@ -149,7 +177,8 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
       ctx.out.result({ certificates: rows }, () => rows.length === 0
         ? 'No certificates yet: get one with guardctl cert issue -d NAME --dns PROVIDER'
         : table(['NAME', 'DOMAINS', 'ISSUER', 'NOT AFTER', 'DAYS LEFT', 'NEXT RENEWAL', 'LAST ERROR'], rows.map((r) => [
-          r.name, r.names.join(','), r.issuer, r.not_after, r.revoked_at ? 'revoked' : String(r.days_left), r.next_renewal_at, r.last_error?.message ?? '-',
+          r.name, r.names.join(','), r.issuer, r.not_after, daysLeft(r, ctx.out.paint),
+          r.placeholder ? ctx.out.paint.yellow('placeholder: needs cert issue') : r.next_renewal_at, r.last_error?.message ?? '-',
         ])));
     });
 
@@ -172,6 +201,23 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
       const ctx = contextFor(cmd);
       const { meta, from, deployed } = await rollbackLineage(name, depsFor(ctx, reporterFor(ctx)));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, replaced: from, not_after: meta.cert.notAfter, deployed }, () => `Certificate "${name}" is back to ${meta.cert.serial} (valid until ${meta.cert.notAfter}); ${from} was put aside`);
+    });
+
+  cert.command('export')
+    .description('write the key, certificate and chain into one file: PKCS#12 (.p12/.pfx) or a PEM bundle')
+    .argument('<name>', 'the certificate (see guardctl cert list)')
+    .requiredOption('--out <file>', 'where to write it (mode 0600, replaced atomically)')
+    .option('--format <format>', 'p12 (Java, IIS, appliances) or pem-bundle (key, certificate and chain in one PEM)', 'p12')
+    .option('--password-env <var>', 'the password that protects the key, from this environment variable')
+    .option('--password-file <file>', 'the password, from this file')
+    .option('--no-password', 'leave the key unencrypted (and the .p12 without a MAC), on purpose')
+    .action((name: string, flags: { out: string; format: string; passwordEnv?: string; passwordFile?: string; password: boolean }, cmd: Command) => {
+      const ctx = contextFor(cmd);
+      const format = checkExportFormat(flags.format);
+      const password = exportPassword(flags, ctx.env);
+      const r = exportLineage(ctx.locations.home, name, format, flags.out, password);
+      if (password === null) ctx.out.warn(`${r.file} holds the private key unencrypted (--no-password): keep it as safe as privkey.pem`);
+      ctx.out.result({ lineage: name, ...r }, () => `wrote ${r.file} (${format === 'p12' ? 'PKCS#12' : 'PEM bundle'}, certificate ${r.serial} with ${r.certificates - 1} chain certificate${r.certificates === 2 ? '' : 's'}, key ${r.encrypted ? 'encrypted with AES-256' : 'unencrypted'})`);
     });
 
   cert.command('providers')

@@ -37,8 +37,10 @@ export function registerDoctor(program: Command, contextFor: ContextFactory): vo
       const stateSetting = ctx.env.GUARDCTL_STATE || (typeof fromFile === 'string' ? fromFile : undefined);
       checks.push({ name: 'gate state', ...(await checkGateState(stateSetting, ctx.env.GUARDCTL_STATE ? 'GUARDCTL_STATE' : `gate.state in ${ctx.locations.configFile}`)) });
       const healthy = checks.every((c) => c.ok || c.optional);
+      const p = ctx.out.paint;
+      const mark = (c: Check) => (c.ok ? p.green('ok  ') : c.optional ? p.yellow('warn') : p.red.bold('FAIL'));
       ctx.out.result({ ok: healthy, checks }, () =>
-        [...checks.map((c) => `${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'}  ${c.name.padEnd(18)} ${c.detail}`), '', healthy ? 'all required checks passed' : 'some required checks failed'].join('\n'));
+        [...checks.map((c) => `${mark(c)}  ${c.name.padEnd(18)} ${c.detail}`), '', healthy ? p.green('all required checks passed') : p.red('some required checks failed')].join('\n'));
       if (!healthy) ctx.setExitCode(1);
     });
 }

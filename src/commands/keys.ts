@@ -150,9 +150,12 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       const now = ctx.now();
       ctx.out.result({ keys: records.map((r) => recordJson(r, now)) }, () => records.length === 0
         ? 'No keys yet: create one with guardctl keys create --name NAME --tier TIER'
-        : table(['ID', 'NAME', 'TIER', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'], records.map((r) => [
-          r.id, r.name, r.tier, keyStatus(r, now), show(r.createdAt), show(r.lastUsedAt), show(r.expiresAt, 'never'),
-        ])));
+        : table(['ID', 'NAME', 'TIER', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'], records.map((r) => {
+          const status = keyStatus(r, now);
+          const cells = [r.id, r.name, r.tier, status, show(r.createdAt), show(r.lastUsedAt), show(r.expiresAt, 'never')];
+          // Keys that no longer open anything recede, so the working ones stand out.
+          return status === 'active' ? cells : cells.map((c) => ctx.out.paint.dim(c));
+        })));
     });
 
   keys.command('show')
@@ -258,7 +261,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       try {
         text = fs.readFileSync(file, 'utf8');
       } catch (err) {
-        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export', exitCode: 2 });
+        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export' });
       }
       const dump = linesToDump(text, file);
       const r = await withStore(ctx, cmd, undefined, (store) => store.restore(dump, opts.merge));

@@ -3,11 +3,15 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
+import { ensurePlaceholder, PLACEHOLDER_DAYS } from '../acme/placeholder.js';
+import { CertStore } from '../acme/store.js';
 import { checkSite, formatProblems } from '../nginx/check.js';
+import { colourDiff } from '../nginx/diff.js';
 import { siteNameFrom, siteOptionsFrom, type SiteFlags } from '../nginx/flags.js';
 import { installSite, installTargets, siteFromFile } from '../nginx/install.js';
 import { renderSite, writeRendered } from '../nginx/render.js';
-import { checkNginxPath } from '../nginx/validate.js';
+import { lineagePaths } from '../nginx/tls.js';
+import { checkDomain, checkNginxPath } from '../nginx/validate.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 const repeat = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -42,6 +46,14 @@ function siteFlags(cmd: Command): Command {
     .option('--https-port <port>', 'the HTTPS port (default 443)')
     .option('--listen-address <addr>', 'listen on this address only (default: every IPv4 and IPv6 address)')
     .option('--nginx-bin <path>', 'the nginx executable', 'nginx');
+}
+
+/** The lineage and names a --placeholder-cert would stand in for; undefined when the lineage exists already. */
+function placeholderFor(flags: SiteFlags, home: string): { lineage: string; names: string[] } | undefined {
+  if (flags.cert === undefined) throw usageError('--placeholder-cert needs --cert LINEAGE', 'name the certificate the placeholder stands in for, e.g. --cert guard.example.com');
+  lineagePaths(home, flags.cert, true); // refuses a name that is no lineage name before anything is written
+  if (new CertStore(home).exists(flags.cert)) return undefined;
+  return { lineage: flags.cert, names: (flags.domain ?? []).map(checkDomain) };
 }
 
 export function registerNginx(program: Command, contextFor: ContextFactory): void {
@@ -84,7 +96,7 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
       if (!r.ok) ctx.setExitCode(1);
       ctx.out.result({ ok: r.ok, file: path.resolve(file), problems: r.problems }, () => (r.ok
         ? `${file}: nginx -t accepts it`
-        : `${file}: nginx -t does not accept it\n${formatProblems(r.problems)}`));
+        : `${file}: nginx -t does not accept it\n${formatProblems(r.problems, ctx.out.paint)}`));
     });
 
   siteFlags(nginx.command('install'))
@@ -94,7 +106,8 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
     .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default: nginx -s reload)')
     .option('--reload-timeout <duration>', 'how long to wait for the nginx master to start workers with the new configuration', '10s')
     .option('--dry-run', 'print the unified diff of what would change; change nothing')
-    .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; reloadTimeout: string; dryRun?: boolean }, cmd: Command) => {
+    .option('--placeholder-cert', `with --cert LINEAGE that does not exist yet: put a self-signed placeholder (valid ${PLACEHOLDER_DAYS} days) in its place, so nginx starts with HTTPS before the CA answers; cert issue --name LINEAGE replaces it`)
+    .action(async (flags: SiteFlags & { file?: string; nginxRoot: string; reloadCmd?: string; reloadTimeout: string; dryRun?: boolean; placeholderCert?: boolean }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const root = path.resolve(flags.nginxRoot);
       const verifyTimeoutMs = parseDuration(flags.reloadTimeout, '--reload-timeout');
@@ -102,19 +115,25 @@ export function registerNginx(program: Command, contextFor: ContextFactory): voi
       let files;
       if (flags.file !== undefined) {
         if (flags.domain !== undefined || flags.upstream !== undefined) throw usageError('give --file, or the site flags (--domain, --upstream...), not both');
+        if (flags.placeholderCert) throw usageError('--placeholder-cert works with the site flags, not --file', 'render and install from --domain ... --cert LINEAGE --placeholder-cert');
         const parsed = siteFromFile(flags.file);
         name = flags.name !== undefined ? siteNameFrom(flags) : parsed.name ?? siteNameFrom({ name: path.basename(flags.file).replace(/\.conf$/, '') });
         files = siteFromFile(flags.file, installTargets(root, name).snippetsDir);
       } else {
         name = siteNameFrom(flags);
         const snippetsDir = installTargets(root, name).snippetsDir;
-        files = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir }));
+        const placeholder = flags.placeholderCert ? placeholderFor(flags, ctx.locations.home) : undefined;
+        if (placeholder && !flags.dryRun) {
+          const made = await ensurePlaceholder(ctx.locations.home, placeholder.lineage, placeholder.names, ctx.now());
+          if (made.created) ctx.out.warn(`certificate "${placeholder.lineage}" does not exist yet: nginx gets a self-signed placeholder (valid ${PLACEHOLDER_DAYS} days, browsers will warn) until guardctl cert issue --name ${placeholder.lineage} replaces it`);
+        }
+        files = renderSite(await siteOptionsFrom(flags, { home: ctx.locations.home, snippetsDir, lineageMayBeMissing: Boolean(placeholder && flags.dryRun) }));
       }
       if (!flags.dryRun) ctx.out.note(`installing the nginx site "${name}" into ${root}`);
       const r = await installSite(root, name, files, { nginxBin: flags.nginxBin, reloadCmd: flags.reloadCmd, verifyTimeoutMs, dryRun: flags.dryRun });
       for (const note of r.notes) ctx.out.warn(note);
       ctx.out.result({ name, layout: r.layout, site_file: r.siteFile, enabled_link: r.enabledLink, snippets_dir: r.snippetsDir, changed: r.changed, dry_run: r.dryRun, reloaded: r.reloaded, reload_verified: r.reloadVerified, diff: r.diff, warnings: r.warnings }, () => {
-        if (r.dryRun) return r.diff === '' ? `nothing would change for the site "${name}"` : r.diff;
+        if (r.dryRun) return r.diff === '' ? `nothing would change for the site "${name}"` : colourDiff(r.diff, ctx.out.paint);
         if (!r.changed) return `the site "${name}" is already installed as rendered (nothing changed, no reload)`;
         return [`installed ${r.siteFile}${r.enabledLink ? ` (enabled: ${r.enabledLink})` : ''}`, `snippets: ${r.snippetsDir}/`, `nginx -t passed; nginx reloaded${r.reloadVerified ? ' (its new workers run the site)' : ''}`].join('\n');
       });

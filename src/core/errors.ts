@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   GUARD_E_KEY_STATE: 'The key is in a state that does not allow the operation (for example already revoked).',
   GUARD_E_TOKEN: 'An API key id or secret is mistyped or truncated (its checksum does not match).',
   GUARD_E_TIER: 'The tier is unknown or its definition is invalid.',
-  GUARD_E_SECRET_SOURCE: 'The secret for signing could not be read from the given file or variable.',
+  GUARD_E_SECRET_SOURCE: "A secret (the signing secret, cert export's password) could not be read from the given file or variable.",
   GUARD_E_NETWORK: 'A request to a server failed.',
   GUARD_E_DNS_PROVIDER: 'A DNS provider is misconfigured (missing credentials, unknown zone) or its API refused or failed a request.',
   GUARD_E_ACME: 'The ACME CA refused a request, or a challenge or order failed.',
@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
   GUARD_E_DEPLOY: 'A certificate or nginx site could not be put in place, or its reload or hook command failed.',
   GUARD_E_NGINX_BUSY: 'Another guardctl process is installing a site into that nginx root.',
+  GUARD_E_NGINX: 'nginx cannot be run or its version read, the nginx root lacks what a site needs, or a site file cannot be read.',
+  GUARD_E_NGINX_CONFIG: 'nginx -t refused the configuration with the new site; nothing was changed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -30,8 +32,6 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface GuardErrorOptions {
   hint?: string;
   cause?: unknown;
-  /** 1 for a user error, 2 for a usage error (bad flags). */
-  exitCode?: 1 | 2;
   /** Extra machine-readable fields for --json output; never secrets. */
   details?: Record<string, unknown>;
 }
@@ -47,13 +47,14 @@ export class GuardError extends Error {
     this.name = 'GuardError';
     this.code = code;
     this.hint = options.hint;
-    this.exitCode = options.exitCode ?? (code === 'GUARD_E_USAGE' ? 2 : 1);
+    // Exit 2 means the command line itself was wrong (a bad or missing flag), so it follows from the code alone.
+    this.exitCode = code === 'GUARD_E_USAGE' ? 2 : 1;
     this.details = options.details;
   }
 }
 
 export function usageError(message: string, hint?: string): GuardError {
-  return new GuardError('GUARD_E_USAGE', message, { hint, exitCode: 2 });
+  return new GuardError('GUARD_E_USAGE', message, { hint });
 }
 
 export function isGuardError(err: unknown): err is GuardError {

@@ -3,7 +3,6 @@ import type {
   onResponseHookHandler, onSendHookHandler, preValidationAsyncHookHandler, RawServerDefault,
 } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isOpenaiRoute, openaiErrorFields } from '../core/openai-error.js';
 import type { ModelRef } from '../keys/types.js';
 import { auditRecord, type AuditSink } from './audit.js';
 import type { Gate, GateDenial, GateHeaderPass, GatePass } from './gate.js';
@@ -31,6 +30,9 @@ export interface GateBinding {
   gate: Gate;
   audit: AuditSink;
 }
+
+/** Answers a refusal: the server maps the reason code to its status and message (src/server/error-catalogue.ts). */
+export type DenialSender = (reply: FastifyReply, request: FastifyRequest, denial: GateDenial) => FastifyReply;
 
 /** Any fastify app on a plain HTTP(S) server, whatever logger it was built with. */
 export type GateApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>;
@@ -67,7 +69,7 @@ export function keepRawBodies(app: GateApp): void {
  * counts bodies refused before their signature was checked as failed authentications, frees the concurrency
  * slot however the exchange ends (client disconnects included) and writes one audit record per gated request.
  */
-export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
+export function bindGate(app: GateApp, { gate, audit }: GateBinding, sendDenial: DenialSender): void {
   keepRawBodies(app);
 
   // Hooks are attached to gated routes only, when they are declared: open routes pay nothing, and the hooks
@@ -202,11 +204,4 @@ function isTls(request: FastifyRequest): boolean {
 
 function isJson(request: FastifyRequest): boolean {
   return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-}
-
-export function sendDenial(reply: FastifyReply, request: FastifyRequest, denial: GateDenial): FastifyReply {
-  const error: Record<string, unknown> = { code: denial.code, message: denial.message, request_id: request.id };
-  if (isOpenaiRoute(request.routeOptions.url)) Object.assign(error, openaiErrorFields(denial.status, undefined));
-  if (denial.stringToSign !== undefined) error.string_to_sign = denial.stringToSign;
-  return reply.code(denial.status).headers(denial.headers).send({ error });
 }

@@ -9,7 +9,7 @@ import {
 } from './canonical.js';
 import { clientIp, isLoopback, normalizeIp, parseCidrList } from './ip.js';
 import type { GateOptions } from './options.js';
-import { isAuthFailure, REASONS, type ReasonCode } from './reasons.js';
+import { isAuthFailure, type ReasonCode } from './reasons.js';
 import { bucketSize, nonceShare } from './nonce-share.js';
 import type { GateState, LimitOutcome } from './state.js';
 import { v1Problem } from './v1-coverage.js';
@@ -54,11 +54,12 @@ export interface GateHeaderPass {
   creds: KeyCredentials;
 }
 
+/** A refusal, by reason code; the server turns it into an HTTP answer (status and message from its catalogue). */
 export interface GateDenial {
   ok: false;
-  status: number;
   code: ReasonCode;
-  message: string;
+  /** What exactly was wrong (a header's name, the model asked for), appended to the reason's message. */
+  detail?: string;
   headers: Record<string, string>;
   clientIp: string;
   keyId?: string;
@@ -417,12 +418,10 @@ export class Gate {
   }
 
   private deny(code: ReasonCode, ip: string, headers: Record<string, string>, extra: DenialExtra = {}): GateDenial {
-    const base = REASONS[code];
     return {
       ok: false,
-      status: base.status,
       code,
-      message: extra.detail ? `${base.message}: ${extra.detail}` : base.message,
+      ...(extra.detail ? { detail: extra.detail } : {}),
       headers,
       clientIp: ip,
       keyId: extra.keyId,

@@ -25,7 +25,7 @@ interface Pending {
   reject(err: Error): void;
   admitted: boolean;
   cleanup(): void;
-  /** A streamed generate's tokens as they are decoded (WorkItem.stream). */
+  /** A streamed generate's tokens as the worker accepts them (WorkItem.stream). */
   onTokens?: (tokens: number[]) => void;
 }
 
@@ -99,7 +99,7 @@ export class DeviceWorker {
         signal?.removeEventListener('abort', onAbort);
         if (timer !== undefined) clearTimeout(timer);
       };
-      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup, onTokens });
+      this.requests.set(item.id, { resolve, reject, admitted: false, cleanup, ...(onTokens ? { onTokens } : {}) });
       this.queued++;
       this.post({ type: 'submit', item });
     });
@@ -142,16 +142,14 @@ export class DeviceWorker {
         }
         break;
       }
-      case 'tokens': {
-        const entry = this.requests.get(msg.id);
+      case 'tokens':
         try {
-          entry?.onTokens?.(msg.tokens);
+          this.requests.get(msg.id)?.onTokens?.(msg.tokens);
         } catch (err) {
-          // A listener's fault ends its own request, never the worker's other requests.
-          this.abandon(msg.id, 'cancelled', `the answer's listener failed: ${(err as Error).message}`);
+          // A consumer that cannot take more text (its client is gone) stops the request, not the message loop.
+          this.abandon(msg.id, 'cancelled', `the stream's consumer failed: ${(err as Error).message}`);
         }
         break;
-      }
       case 'done':
         this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
         break;

@@ -250,9 +250,10 @@ export class ModelBatch {
       if (this.eos.has(token)) return this.finish(row, 'eos');
       row.sampler?.record(token);
       row.tokens.push(token);
-      if (row.item.stream) this.send({ type: 'tokens', id: row.item.id, tokens: [token] });
       row.next = token;
-      if (row.tokens.length >= row.item.maxNewTokens) this.finish(row, 'length');
+      if (row.tokens.length >= row.item.maxNewTokens) return this.finish(row, 'length');
+      // The last token travels with 'done'; the others are reported as they come when the caller streams.
+      if (row.item.stream) this.send({ type: 'tokens', id: row.item.id, tokens: [token] });
     });
   }
 

@@ -2,7 +2,7 @@
  * Messages between the engine (main thread) and a device worker. Only token ids and numbers cross: text stays
  * on the main thread, tensors stay in the worker.
  */
-import type { Device, EngineErrorCode, StepEvent } from './types.js';
+import type { Device, EngineErrorCode, EngineOptions, StepEvent } from './types.js';
 import type { ModelConfig } from './model-dir.js';
 import type { FloatType } from './graph.js';
 import type { SamplingParams } from './sampling.js';
@@ -24,32 +24,21 @@ export interface WorkItem {
    * greedily from there up to maxNewTokens: one prefill for a score and its answer.
    */
   continuations?: (number[] | null)[];
+  /** generate: report each accepted token as it is chosen ('tokens' messages), for streamed answers. */
+  stream?: boolean;
   /** Epoch ms. */
   deadline?: number;
-  /** generate: report each token as it is decoded ('tokens' messages), for answers streamed to the client. */
-  stream?: boolean;
   /** Epoch ms when the engine accepted it, for queueMs. */
   submittedAt: number;
 }
 
-export interface WorkerTuning {
-  maxBatch: number;
-  maxWaitMs: number;
-  /** Padded tokens (rows x longest prompt) one prefill may process; default DEFAULT_MAX_BATCH_TOKENS. */
-  maxBatchTokens?: number;
-  /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
-  continuousAdmission: boolean;
-  /** Tests only: an idle device waits for a full batch or maxWaitMs too (batch-plan.ts). */
-  idleWait?: boolean;
-  /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
-  gpuStyleBatching?: boolean;
-  logitsBudget?: number;
-  /** Keep the exported graph's logits for every position (no last-logits.ts rewrite). */
-  fullLogits?: boolean;
-  /** Fetch whole presents every run (no present-delta.ts outputs): benchmarks' baseline. */
-  fullPresents?: boolean;
-  intraOpThreads?: number;
-}
+/** What a device worker is told of the engine's options: the same fields, under the same names (types.ts). */
+export type WorkerTuning = Pick<EngineOptions, 'maxBatch' | 'maxWaitMs'>
+  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'fullLogits' | 'fullPresents'>>
+  & {
+    /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
+    continuousAdmission: boolean;
+  };
 
 export interface WorkerInit {
   device: Device;
@@ -85,7 +74,7 @@ export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
   | { type: 'admitted'; id: number; at: number }
-  /** A streamed generate's newest token (WorkItem.stream), sent before the 'done' that ends it. */
+  /** A streamed generate's tokens accepted at this step (WorkItem.stream); 'done' still carries them all. */
   | { type: 'tokens'; id: number; tokens: number[] }
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }

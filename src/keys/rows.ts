@@ -35,7 +35,7 @@ export function planCreate(input: CreateKeyInput, now: number, tiers: Record<str
 }
 
 export function checkGrace(graceMs: number): void {
-  if (!Number.isFinite(graceMs) || graceMs < 0) throw new GuardError('GUARD_E_USAGE', `invalid grace period ${graceMs}`, { hint: 'use 0 or a positive duration such as 24h', exitCode: 2 });
+  if (!Number.isFinite(graceMs) || graceMs < 0) throw new GuardError('GUARD_E_USAGE', `invalid grace period ${graceMs}`, { hint: 'use 0 or a positive duration such as 24h' });
 }
 
 export interface RotatePlan {

@@ -43,7 +43,7 @@ export function dumpToLines(dump: StoreDump): string {
 /** Parses an export, checking its shape line by line; errors name the line, never a secret. */
 export function linesToDump(text: string, source: string): StoreDump {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const bad = (n: number, why: string) => new GuardError('GUARD_E_USAGE', `${source} line ${n}: ${why}`, { hint: 'give a file written by guardctl keys export', exitCode: 2 });
+  const bad = (n: number, why: string) => new GuardError('GUARD_E_USAGE', `${source} line ${n}: ${why}`, { hint: 'give a file written by guardctl keys export' });
   const parse = (line: string, n: number): Record<string, unknown> => {
     try {
       const v = JSON.parse(line) as unknown;
@@ -55,7 +55,7 @@ export function linesToDump(text: string, source: string): StoreDump {
   const head = parse(lines[0]!, 1);
   if (head.format !== TRANSFER_FORMAT) throw bad(1, `not a guardctl key export (format ${JSON.stringify(head.format)})`);
   if (head.version !== TRANSFER_VERSION) {
-    throw new GuardError('GUARD_E_USAGE', `${source} is export version ${String(head.version)}; this guardctl reads version ${TRANSFER_VERSION}`, { hint: 'import it with the guardctl that wrote it, or a newer one', exitCode: 2 });
+    throw new GuardError('GUARD_E_USAGE', `${source} is export version ${String(head.version)}; this guardctl reads version ${TRANSFER_VERSION}`, { hint: 'import it with the guardctl that wrote it, or a newer one' });
   }
   if (typeof head.check !== 'string') throw bad(1, 'the header has no check value');
   const dump: StoreDump = { check: head.check, keys: [], events: [] };

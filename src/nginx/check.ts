@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import type { ChalkInstance } from '../core/colour.js';
 import { GuardError } from '../core/errors.js';
 
 export const LEVELS = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'] as const;
@@ -61,8 +62,8 @@ export async function testConfig(conf: string, opts: CheckOptions & { args?: str
   // nginx before 1.19.5 has no -e.
   if (/invalid option: "?-?e/.test(r.all ?? '')) r = await run(false);
   if (r.failed && (r.all ?? '') === '') {
-    throw new GuardError('GUARD_E_USAGE', `cannot run ${bin} -t: ${r.code === 'ENOENT' ? 'not found' : r.shortMessage}`, {
-      hint: 'install nginx, or point --nginx-bin at it', exitCode: 1,
+    throw new GuardError('GUARD_E_NGINX', `cannot run ${bin} -t: ${r.code === 'ENOENT' ? 'not found' : r.shortMessage}`, {
+      hint: 'install nginx, or point --nginx-bin at it',
     });
   }
   const output = (opts.mapPath ?? ((t: string) => t))(r.all ?? '');
@@ -112,7 +113,7 @@ export async function checkSite(file: string, opts: CheckOptions = {}): Promise<
   try {
     content = fs.readFileSync(source);
   } catch (err) {
-    throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: 1 });
+    throw new GuardError('GUARD_E_NGINX', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,);
   }
   const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-nginx-check-'));
   try {
@@ -130,6 +131,7 @@ export async function checkSite(file: string, opts: CheckOptions = {}): Promise<
 }
 
 /** One line per problem, for people. */
-export function formatProblems(problems: Problem[]): string {
-  return problems.map((p) => `[${p.level}] ${p.message}`).join('\n');
+export function formatProblems(problems: Problem[], paint?: ChalkInstance): string {
+  const level = (p: Problem) => (paint === undefined ? `[${p.level}]` : (p.level === 'warn' ? paint.yellow : paint.red)(`[${p.level}]`));
+  return problems.map((p) => `${level(p)} ${p.message}`).join('\n');
 }

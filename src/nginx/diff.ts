@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import type { ChalkInstance } from '../core/colour.js';
 
 /** A unified diff of two texts ('' when equal); undefined `before` means the file does not exist yet. */
 export async function unifiedDiff(file: string, before: string | undefined, after: string | undefined): Promise<string> {
@@ -20,6 +21,16 @@ export async function unifiedDiff(file: string, before: string | undefined, afte
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return smallDiff(file, before, after);
+}
+
+/** Colours a unified diff for a terminal: additions green, removals red, hunk headers cyan. */
+export function colourDiff(diff: string, paint: ChalkInstance): string {
+  return diff.split('\n').map((line) => {
+    if (line.startsWith('+++') || line.startsWith('---')) return paint.bold(line);
+    if (line.startsWith('+')) return paint.green(line);
+    if (line.startsWith('-')) return paint.red(line);
+    return line.startsWith('@@') ? paint.cyan(line) : line;
+  }).join('\n');
 }
 
 function lines(text: string | undefined): string[] {

@@ -49,11 +49,11 @@ export function siteNameFrom(flags: SiteFlags): string {
   return checkSiteName(defaultSiteName(domains));
 }
 
-function certFrom(flags: SiteFlags, home: string): CertPaths | undefined {
+function certFrom(flags: SiteFlags, home: string, lineageMayBeMissing = false): CertPaths | undefined {
   if (flags.cert !== undefined && (flags.certFile !== undefined || flags.keyFile !== undefined)) {
     throw usageError('give --cert LINEAGE or --cert-file with --key-file, not both');
   }
-  if (flags.cert !== undefined) return lineagePaths(home, flags.cert);
+  if (flags.cert !== undefined) return lineagePaths(home, flags.cert, lineageMayBeMissing);
   if ((flags.certFile === undefined) !== (flags.keyFile === undefined)) {
     throw usageError(flags.certFile === undefined ? '--key-file needs --cert-file' : '--cert-file needs --key-file');
   }
@@ -61,8 +61,8 @@ function certFrom(flags: SiteFlags, home: string): CertPaths | undefined {
 }
 
 /** SiteOptions for rendering into `snippetsDir`; detects nginx and OpenSSL unless --nginx-version is given. */
-export async function siteOptionsFrom(flags: SiteFlags, env: { home: string; snippetsDir: string }): Promise<SiteOptions> {
-  const cert = certFrom(flags, env.home);
+export async function siteOptionsFrom(flags: SiteFlags, env: { home: string; snippetsDir: string; lineageMayBeMissing?: boolean }): Promise<SiteOptions> {
+  const cert = certFrom(flags, env.home, env.lineageMayBeMissing);
   let nginxVersion = flags.nginxVersion;
   let opensslVersion = flags.opensslVersion;
   if (nginxVersion === undefined) {

@@ -51,17 +51,22 @@ export interface CertPaths {
   chainFile?: string;
 }
 
-/** `--cert LINEAGE`: the store's fullchain.pem and privkey.pem (nginx reads them as root at start and reload). */
-export function lineagePaths(home: string, lineage: string): CertPaths {
+/**
+ * `--cert LINEAGE`: the store's fullchain.pem and privkey.pem (nginx reads them as root at start and reload).
+ * `mayBeMissing`: the paths of a lineage that a placeholder will fill (install --dry-run --placeholder-cert).
+ */
+export function lineagePaths(home: string, lineage: string, mayBeMissing = false): CertPaths {
   const store = new CertStore(home);
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(lineage) || lineage.includes('..') || !store.exists(lineage)) {
+  const valid = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(lineage) && !lineage.includes('..');
+  const exists = valid && store.exists(lineage);
+  if (!valid || (!exists && !mayBeMissing)) {
     throw new GuardError('GUARD_E_CERT_NOT_FOUND', `--cert "${lineage}": no certificate of that name in ${store.dir}`, {
-      hint: 'list them with guardctl cert list; issue one with guardctl cert issue, or render the HTTP-only bootstrap site without --cert',
+      hint: 'list them with guardctl cert list; issue one with guardctl cert issue, or render the HTTP-only bootstrap site without --cert (nginx install --placeholder-cert starts with a self-signed one)',
     });
   }
   const dir = store.lineageDir(lineage);
   const certFile = checkNginxPath(`${dir}/fullchain.pem`, '--cert');
-  readCertificate(certFile, `--cert "${lineage}":`);
+  if (exists) readCertificate(certFile, `--cert "${lineage}":`);
   return { certFile, keyFile: checkNginxPath(`${dir}/privkey.pem`, '--cert'), chainFile: `${dir}/chain.pem` };
 }
 

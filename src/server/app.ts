@@ -9,7 +9,8 @@ import type { CidrList } from '../gate/ip.js';
 import type { StateHealth } from '../gate/state.js';
 import type { Engine } from '../infer/types.js';
 import type { ServeConfig } from './config.js';
-import { ApiError, clientErrorHandler, sendError, toApiError } from './errors.js';
+import { HTTP_ERRORS } from './error-catalogue.js';
+import { ApiError, clientErrorHandler, sendDenial, sendError, shuttingDown, toApiError } from './errors.js';
 import { answerHalfClosedClients } from './half-close.js';
 import { requestSerializers } from './logging.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
@@ -25,7 +26,7 @@ import { webRoutes } from './routes/web.js';
 export interface BuildServerOptions {
   config: ServeConfig;
   engine: Engine;
-  /** Required when config.auth is true: the gate in front of the model routes and its audit sink. */
+  /** Required unless config.insecureNoAuth: the gate in front of the model routes and its audit sink. */
   gate?: { gate: Gate; audit: AuditSink };
   /** A pino logger (the request serializers are applied to it); false for none; default: info to stdout. */
   logger?: FastifyBaseLogger | false;
@@ -52,7 +53,7 @@ export interface GuardServer extends FastifyInstance {
  */
 export async function buildServer(opts: BuildServerOptions): Promise<GuardServer> {
   const { config, engine } = opts;
-  if (config.auth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
+  if (!config.insecureNoAuth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
   if (opts.stateHealth) metrics.attachState(opts.stateHealth);
@@ -63,11 +64,11 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     bodyLimit: config.maxBodyBytes,
     connectionTimeout: config.connectionTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
+    requestTimeout: config.receiveTimeoutMs,
     // Node enforces the request and header deadlines at this interval (30 s by default, too coarse for them).
     http: {
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.receiveTimeoutMs / 4))),
+      headersTimeout: Math.min(60_000, config.receiveTimeoutMs),
     },
     genReqId: () => randomUUID(),
     requestIdHeader: false,
@@ -80,7 +81,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   }) as unknown as GateApp;
 
   answerHalfClosedClients(app.server, opts.trustedProxies);
-  if (config.auth) bindGate(app, opts.gate!);
+  if (!config.insecureNoAuth) bindGate(app, opts.gate!, sendDenial);
   else keepRawBodies(app);
 
   const state = { draining: false, closing: false };
@@ -94,7 +95,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
       // it is not an error in the log (the engine's 'cancelled' would otherwise read as shutting_down).
       request.failureCode = 'cancelled';
       request.log.info({ code: 'cancelled' }, 'client went away before the answer');
-      reply.code(499);
+      reply.code(HTTP_ERRORS.cancelled.status);
       reply.raw.emit('error', new Error('the client closed the connection'));
       return;
     }
@@ -107,7 +108,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     }
     return sendError(reply, request, api);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, request, new ApiError(404, 'not_found', 'no route or file matches this method and path')));
+  app.setNotFoundHandler((request, reply) => sendError(reply, request, new ApiError('not_found')));
 
   app.addHook('preClose', async () => {
     state.draining = true;
@@ -116,7 +117,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   app.addHook('onRequest', async (request, reply) => {
     if (!state.closing) return;
     reply.header('Connection', 'close');
-    return sendError(reply, request, new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', {}, { 'Retry-After': '5' }));
+    return sendError(reply, request, shuttingDown());
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-Request-Id', request.id);

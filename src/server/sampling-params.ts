@@ -27,7 +27,7 @@ export interface SamplingLimits {
 }
 
 function refuse(field: string, message: string, min: number, max: number): never {
-  throw new ApiError(422, 'invalid_request', message, { field, min, max });
+  throw new ApiError('invalid_request', message, { field, min, max });
 }
 
 function number(body: SamplingBody, field: keyof SamplingBody, ok: (v: number) => boolean, message: string, min: number, max: number): number | undefined {

@@ -1,39 +1,54 @@
+/**
+ * Server-sent events (text/event-stream) for any route that streams: the headers that keep proxies from buffering
+ * or caching the stream, the event framing, and a writer that tolerates a client gone away. Routes decide what the
+ * events mean; the translate route and OpenAI-style chunks both write through this.
+ */
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 
+/** nginx honours X-Accel-Buffering per response, so the stream is not held back even where proxy_buffering is on. */
+export const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache',
+  'X-Accel-Buffering': 'no',
+} as const;
+
 /**
- * A server-sent event stream as a fastify payload, so that the reply's hooks (the gate's commit wait, headers,
- * audit on finish) run as for any answer. Nothing is sent until start(): a route that fails before its first
- * event still answers with a JSON error and its status.
+ * One event: an optional `event:` name and the data (a string as it is, anything else as JSON) on `data:` lines.
+ * JSON never holds a raw line break; a string that does is split over several `data:` lines, which the client
+ * joins with '\n' again.
  */
-export class SseStream {
-  private readonly body = new PassThrough();
-  private started = false;
+export function sseEvent(data: unknown, event?: string): string {
+  const text = typeof data === 'string' ? data : JSON.stringify(data);
+  const lines = text.split(/\r\n|\r|\n/).map((l) => `data: ${l}\n`).join('');
+  return `${event === undefined ? '' : `event: ${event}\n`}${lines}\n`;
+}
 
-  constructor(private readonly reply: FastifyReply) {}
+export interface SseWriter {
+  /** Writes one event; false (and nothing written) once the stream is closed or the client is gone. */
+  send(data: unknown, event?: string): boolean;
+  /** Ends the stream (idempotent). */
+  end(): void;
+  /** Whether the stream can still take events. */
+  readonly open: boolean;
+}
 
-  get open(): boolean {
-    return !this.body.writableEnded && !this.reply.raw.destroyed;
-  }
-
-  /** Sends the headers; events written before this are queued behind them. */
-  start(): FastifyReply {
-    this.started = true;
-    // X-Accel-Buffering: nginx passes each event on at once instead of filling its proxy buffer first.
-    return this.reply.code(200).headers({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' }).send(this.body);
-  }
-
-  get isStarted(): boolean {
-    return this.started;
-  }
-
-  /** One `data:` event; a string is sent as it is (`[DONE]`), anything else as JSON. */
-  data(value: unknown): void {
-    if (!this.open) return;
-    this.body.write(`data: ${typeof value === 'string' ? value : JSON.stringify(value)}\n\n`);
-  }
-
-  end(): void {
-    if (!this.body.writableEnded) this.body.end();
-  }
+/** Starts the reply as an event stream: status 200 and SSE_HEADERS, sent through fastify (its hooks still run). */
+export function openSse(reply: FastifyReply): SseWriter {
+  const body = new PassThrough();
+  reply.code(200).headers(SSE_HEADERS).send(body);
+  const open = () => !body.destroyed && !body.writableEnded && !reply.raw.destroyed;
+  return {
+    send(data, event) {
+      if (!open()) return false;
+      body.write(sseEvent(data, event));
+      return true;
+    },
+    end() {
+      if (!body.writableEnded && !body.destroyed) body.end();
+    },
+    get open() {
+      return open();
+    },
+  };
 }

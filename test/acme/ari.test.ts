@@ -3,8 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { certIdFrom, certIdOf, DEFAULT_ARI_RETRY_MS, parseRenewalInfo, parseRetryAfter, updateAriState } from '../../src/acme/ari.js';
-import { certIdParts } from '../../src/acme/der.js';
+import { certIdFrom, certIdOf, certIdParts, DEFAULT_ARI_RETRY_MS, parseRenewalInfo, parseRetryAfter, updateAriState } from '../../src/acme/ari.js';
 import { tempDir } from '../helpers/cli.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/:/g, ''), 'hex');

@@ -23,16 +23,7 @@ test('issue, verify, renew, revoke and a CNAME-delegated name with BIND + rfc213
   const home = tempDir(t);
   const deployDir = path.join(tempDir(t), 'nginx-ssl');
   const reloadLog = path.join(home, 'reloads.log');
-  const env = {
-    PATH: process.env.PATH,
-    GUARDCTL_ACME_CA_CERTIFICATES: pebble.caFile,
-    GUARDCTL_RENEW_JITTER: '0',
-    GUARDCTL_ACME_POLL_MS: '200',
-    RFC2136_NAMESERVER: `127.0.0.1:${bind.port}`,
-    RFC2136_TSIG_KEY: bind.tsig.name,
-    RFC2136_TSIG_SECRET: bind.tsig.secret,
-    RFC2136_TSIG_ALGORITHM: bind.tsig.algorithm,
-  };
+  const env = { ...pebble.cliEnv(), ...bind.rfc2136Env() };
   const cli = (args: string[]) => runCli(['--home', home, '--json', 'cert', ...args], { env });
   const dns = ['--dns', 'rfc2136', '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2', '--dns-timeout', '120'];
 

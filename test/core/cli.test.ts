@@ -30,7 +30,7 @@ test('usage errors exit 2; user errors exit 1 with one line and a hint; --json p
   fs.writeFileSync(cfg, 'log: chatty\n');
   const bad = await runCli(['--home', home, 'keys', 'list']);
   assert.equal(bad.code, 1);
-  assert.equal(bad.stderr, 'error: unknown log level "chatty"\n  hint: use one of fatal, error, warn, info, debug, trace, silent (GUARDCTL_LOG or "log:" in the config file)\n');
+  assert.equal(bad.stderr, 'error: unknown log level "chatty" (GUARD_E_CONFIG)\n  hint: use one of fatal, error, warn, info, debug, trace, silent (GUARDCTL_LOG or "log:" in the config file)\n');
   const asJson = await runCli(['--home', home, '--json', 'keys', 'list']);
   assert.equal(asJson.code, 1);
   assert.equal(asJson.json().error.code, 'GUARD_E_CONFIG');

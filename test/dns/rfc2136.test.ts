@@ -17,13 +17,7 @@ const logs: string[] = [];
 const log = (level: string, message: string) => void logs.push(`${level} ${message}`);
 
 function envFor(bind: BindServer, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    RFC2136_NAMESERVER: `${bind.address}:${bind.port}`,
-    RFC2136_TSIG_KEY: bind.tsig.name,
-    RFC2136_TSIG_SECRET: bind.tsig.secret,
-    RFC2136_TSIG_ALGORITHM: bind.tsig.algorithm,
-    ...extra,
-  };
+  return { ...bind.rfc2136Env(), ...extra };
 }
 
 /** A temporary directory removed after the test (not helpers/cli.ts's: that one loads the whole CLI). */

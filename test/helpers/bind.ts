@@ -52,6 +52,8 @@ export interface BindServer {
   dig(name: string, type: string): Promise<string[]>;
   /** Runs nsupdate against this server with its key; throws with nsupdate's output on failure. */
   nsupdate(commands: string[]): void;
+  /** The rfc2136 provider's environment (RFC2136_NAMESERVER, _TSIG_KEY, _SECRET, _ALGORITHM) for this server. */
+  rfc2136Env(): NodeJS.ProcessEnv;
   /** named's output so far. */
   output(): string;
   stop(): Promise<void>;
@@ -215,6 +217,7 @@ async function launch(t: TestContext, dir: string, address: string, port: number
       const r = spawnSync('nsupdate', ['-y', `${tsig.algorithm}:${tsig.name}:${tsig.secret}`], { input: script, encoding: 'utf8', timeout: HANG_BOUND_MS });
       if (r.status !== 0) throw new Error(`nsupdate failed (${r.status}): ${r.stderr}${r.stdout}`);
     },
+    rfc2136Env: () => ({ RFC2136_NAMESERVER: `${address}:${port}`, RFC2136_TSIG_KEY: tsig.name, RFC2136_TSIG_SECRET: tsig.secret, RFC2136_TSIG_ALGORITHM: tsig.algorithm }),
     output: () => out,
     stop: stopAndClean,
   };

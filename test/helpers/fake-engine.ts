@@ -11,7 +11,10 @@ import {
  *   "[[engine_failed]]" -> that EngineError; "[[crash]]" -> a plain Error (a bug); "[[hang]]" -> waits until the
  *   request's signal aborts (then 'cancelled'), recording it in `aborted`; "[[held]]" -> answers once the test
  *   calls release() (so a test can act while a request is in flight, whatever the machine's speed).
- * Translation answers from a small table.
+ * Translation answers from a small table. A streamed generate (onText) sends its answer in three pieces, split
+ * between characters; with "[[trickle]]" it sends the first piece, then waits until the test calls
+ * continueStream() (a test can see that piece arrive while the answer is provably unfinished); with
+ * "[[fail_mid_stream]]" it fails with 'timeout' after the first piece.
  */
 export interface FakeEngine extends Engine {
   infos: ModelInfo[];
@@ -24,6 +27,10 @@ export interface FakeEngine extends Engine {
   held: Promise<void>;
   /** Lets '[[held]]' requests (those waiting and those to come) answer. */
   release(): void;
+  /** Resolves when a '[[trickle]]' request has sent its first piece. */
+  trickling: Promise<void>;
+  /** Lets '[[trickle]]' requests send the rest of their answer. */
+  continueStream(): void;
   setState(name: string, state: ModelInfo['state']): void;
 }
 
@@ -43,6 +50,9 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
   let arrived = () => {};
   let release = () => {};
   const released = new Promise<void>((r) => (release = r));
+  let trickled = () => {};
+  let resume = () => {};
+  const resumed = new Promise<void>((r) => (resume = r));
   const engine: FakeEngine = {
     infos,
     calls: [],
@@ -50,6 +60,8 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
     hanging: new Promise<void>((r) => (hung = r)),
     held: new Promise<void>((r) => (arrived = r)),
     release: () => release(),
+    trickling: new Promise<void>((r) => (trickled = r)),
+    continueStream: () => resume(),
     setState(name, state) {
       const m = infos.find((i) => i.name === name);
       if (!m) throw new Error(`no fake model ${name}`);
@@ -63,6 +75,7 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
       engine.calls.push({ kind: 'generate', model: req.model, messages: req.messages, prefix: req.prefix, maxNewTokens: req.maxNewTokens });
       const info = await admit(req.model, req.messages, req.signal);
       const text = info.task === 'translate' ? translation(req.messages) : guardAnswer(req.messages, req.prefix);
+      if (req.onText) await stream(text, req.messages, req.onText, req.signal);
       step(info, 'decode', 1, 3);
       return { text, promptTokens: promptTokens(req.messages), outputTokens: 3, finish: 'eos', queueMs: 0, engineMs: 1 };
     },
@@ -78,6 +91,27 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
     load: () => [{ device: 'cpu', queued: 0, active: 0 }],
     async close() {},
   };
+
+  async function stream(text: string, messages: ChatMessage[], onText: (delta: string, tokens: number) => void, signal?: AbortSignal): Promise<void> {
+    const prompt = messages.map((m) => m.content).join('\n');
+    const chars = Array.from(text);
+    const third = Math.max(1, Math.ceil(chars.length / 3));
+    const pieces = [0, 1, 2].map((i) => chars.slice(i * third, (i + 1) * third).join('')).filter((p) => p !== '');
+    for (const [i, piece] of pieces.entries()) {
+      if (signal?.aborted) {
+        engine.aborted++;
+        throw new EngineError('cancelled', 'cancelled');
+      }
+      onText(piece, i + 1);
+      if (i > 0) continue;
+      if (prompt.includes('[[fail_mid_stream]]')) throw new EngineError('timeout', 'deadline passed');
+      if (prompt.includes('[[trickle]]')) {
+        trickled();
+        await Promise.race([resumed, new Promise<void>((r) => signal?.addEventListener('abort', () => r(), { once: true }))]);
+      }
+      await new Promise(setImmediate);
+    }
+  }
 
   function step(info: ModelInfo, kind: 'decode' | 'score', batchSize: number, tokens: number): void {
     options.onStep?.({ model: info.name, device: 'cpu', kind, batchSize, tokens, ms: 1.5 });

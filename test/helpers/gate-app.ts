@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditRecord, type AuditSink } from '../../src/gate/audit.js';
 import { bindGate } from '../../src/gate/fastify.js';
+import { sendDenial } from '../../src/server/errors.js';
 import { Gate } from '../../src/gate/gate.js';
 import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS, type GateOptions } from '../../src/gate/options.js';
@@ -48,7 +49,7 @@ export interface GateFixture {
   state: MemoryGateState | SqliteGateState;
   clock: { now: number };
   /** Signs and injects a request; `at` overrides the signing time (Unix seconds). */
-  send(opts: SendOptions): Promise<import('light-my-request').Response>;
+  send(opts: SendOptions): Promise<import('fastify').LightMyRequestResponse>;
 }
 
 export interface SendOptions {
@@ -80,7 +81,7 @@ export async function gateFixture(options: Partial<GateOptions> = {}, tiersSecti
   const state = stateFile ? SqliteGateState.open({ file: stateFile, ...stateOptions }) : new MemoryGateState(stateOptions);
   const gate = new Gate({ keys, state, tiers: loadTiers(tiersSection), options: opts, now: () => clock.now });
   const app = Fastify({ logger: false });
-  bindGate(app, { gate, audit });
+  bindGate(app, { gate, audit }, sendDenial);
   const model = (req: { body?: unknown }): ModelRef => {
     const name = (req.body as { model?: string } | undefined)?.model ?? 'guard-small';
     return { name, size: name.includes('large') ? 'large' : 'small' };

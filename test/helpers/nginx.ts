@@ -247,6 +247,15 @@ export async function startNginx(t: { after(fn: () => unknown): void }, siteFile
   };
 }
 
+/** An nginx root with sites-available/ and sites-enabled/, served by a real nginx that includes sites-enabled/*.conf. */
+export async function startNginxRoot(t: { after(fn: () => unknown): void }): Promise<{ root: string; nginx: RunningNginx }> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-nginx-root-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(root, 'sites-available'));
+  fs.mkdirSync(path.join(root, 'sites-enabled'));
+  return { root, nginx: await startNginx(t, path.join(root, 'sites-enabled', '*.conf'), { prefix: root }) };
+}
+
 /**
  * A stand-in for `t` whose after-hooks run last-registered first (node:test runs t.after hooks in the order
  * they were registered), so that a temporary directory made before a process is removed after that process

@@ -45,6 +45,8 @@ export interface Pebble {
   root(): Promise<string>;
   intermediate(): Promise<string>;
   certStatus(serialHex: string): Promise<{ Status: string; Reason?: number }>;
+  /** The CLI's environment for this CA: PATH, its root trusted for ACME, no renewal jitter, fast polling. */
+  cliEnv(): NodeJS.ProcessEnv;
   output(): string;
   stop(): Promise<void>;
 }
@@ -149,6 +151,7 @@ export async function startPebble(t: TestContext, opts: PebbleOptions): Promise<
     root: () => get('/roots/0'),
     intermediate: () => get('/intermediates/0'),
     certStatus: async (serial) => JSON.parse(await get(`/cert-status-by-serial/${serial.replace(/^0+/, '')}`)) as { Status: string; Reason?: number },
+    cliEnv: () => ({ PATH: process.env.PATH, GUARDCTL_ACME_CA_CERTIFICATES: tls.cert, GUARDCTL_RENEW_JITTER: '0', GUARDCTL_ACME_POLL_MS: '200' }),
     output: proc.output,
     stop: proc.stop,
   };

@@ -1,5 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
-import type { Response } from 'light-my-request';
+import type { FastifyBaseLogger, LightMyRequestResponse as Response } from 'fastify';
 import { Gate } from '../../src/gate/gate.js';
 import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS, type GateOptions } from '../../src/gate/options.js';

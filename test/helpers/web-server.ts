@@ -19,14 +19,15 @@ export interface WebServer {
 
 /**
  * The daemon as `guardctl serve` builds it, for the web page's browser test: the real server (web/ served under
- * `basePath`), the real gate (keys in memory) and the real engine on the demo models (CPU), on 127.0.0.1:0.
+ * `basePath`), the real gate (keys in memory) and the real engine on the demo models (CPU), on 127.0.0.1:0; or a
+ * test engine given (closed with the server).
  */
-export async function startWebServer(basePath: string): Promise<WebServer> {
+export async function startWebServer(basePath: string, testEngine?: Engine): Promise<WebServer> {
   const keys = new MemoryKeys();
   const options = DEFAULT_GATE_OPTIONS;
   const state = new MemoryGateState({ nonceCapacity: options.nonceCapacity, authFailures: options.authFailures });
   const gate = new Gate({ keys, state, tiers: loadTiers(undefined), options });
-  const engine = await demoEngine();
+  const engine = testEngine ?? (await demoEngine());
   try {
     const app = await buildServer({ config: serveConfig({ basePath }), engine, gate: { gate, audit: new MemoryAudit() }, logger: false });
     const origin = await listenLoopback(app);

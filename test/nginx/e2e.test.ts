@@ -19,7 +19,7 @@ import { checkSite } from '../../src/nginx/check.js';
 import { detectVersions, type NginxVersions } from '../../src/nginx/detect.js';
 import { renderSite, writeRendered, type SiteOptions } from '../../src/nginx/render.js';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { cleanupStack, freePort, startNginx, type RunningNginx } from '../helpers/nginx.js';
+import { cleanupStack, freePort, startNginx, startNginxRoot, type RunningNginx } from '../helpers/nginx.js';
 import { haveProgram } from '../helpers/system.js';
 import { makeTestCa, type TestCa } from '../helpers/test-ca.js';
 import { HANG_BOUND_MS, waitFor } from '../helpers/wait.js';
@@ -421,10 +421,7 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
 
   await t.test('guardctl nginx install into a root served by a real nginx: reloads; an install that breaks nginx -t is rolled back', async (st) => {
     const sc = cleanupStack(st);
-    const root = tempDir(sc, 'guardctl-nginx-root-');
-    fs.mkdirSync(path.join(root, 'sites-available'));
-    fs.mkdirSync(path.join(root, 'sites-enabled'));
-    const ngx = await startNginx(sc, path.join(root, 'sites-enabled', '*.conf'), { prefix: root });
+    const { root, nginx: ngx } = await startNginxRoot(sc);
     const httpPort = await freePort();
     const httpsPort = await freePort();
     const install = (args: string[]) => runCli(['--home', home, '--json', 'nginx', 'install', '--nginx-root', root, '--name', 'e2e', '--reload-cmd', ngx.reloadCommand, ...args]);
@@ -479,7 +476,7 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     const third = await install(['--file', broken]);
     assert.notEqual(third.code, 0, third.stdout);
     const error = third.json<{ error: { code: string; message: string } }>().error;
-    assert.equal(error.code, 'GUARD_E_CONFIG');
+    assert.equal(error.code, 'GUARD_E_NGINX_CONFIG');
     assert.match(error.message, /nginx -t rejected .*previous files are back in place and nginx was not reloaded/s);
     assert.match(error.message, /unknown directive "proxy_pas"/);
     assert.deepEqual(snapshot(), before);

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import OpenAI from 'openai';
 import { EngineError, type GenerateRequest } from '../../src/infer/types.js';
-import { TextStream } from '../../src/infer/text-stream.js';
 import { bearerToken, newKeyId, newSecret } from '../../src/keys/token.js';
 import { StopMatcher } from '../../src/tasks/chat.js';
 import { fakeEngine } from '../helpers/fake-engine.js';
@@ -23,7 +22,7 @@ test('a client that disconnects mid-stream cancels the generation', async (t) =>
       reject(new EngineError('cancelled', 'cancelled'));
     }, { once: true });
   });
-  const f = await serverFixture(t, { engine, config: { auth: false } });
+  const f = await serverFixture(t, { engine, config: { insecureNoAuth: true } });
   await f.app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = f.app.server.address() as AddressInfo;
   const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'none', maxRetries: 0 });
@@ -45,7 +44,7 @@ test('stop sequences end the answer before them, also when they arrive split acr
     for (const [i, piece] of ['Hello wo', 'rld. EN', 'D more'].entries()) req.onText?.(piece, i + 1);
     resolve({ text: 'Hello world. END more', promptTokens: 7, outputTokens: 3, finish: 'eos', queueMs: 0, engineMs: 0 });
   });
-  const f = await serverFixture(t, { engine, config: { auth: false } });
+  const f = await serverFixture(t, { engine, config: { insecureNoAuth: true } });
   const body = { model: 'mt-demo', messages: [{ role: 'user', content: 'hi' }], stop: ['END', 'xyz'] };
   const r = await f.send({ url: '/v1/chat/completions', body });
   assert.equal(r.statusCode, 200, r.body);
@@ -63,7 +62,7 @@ test('stop sequences end the answer before them, also when they arrive split acr
 });
 
 test('requests the server cannot honour are refused by name; errors before the stream are JSON', async (t) => {
-  const f = await serverFixture(t, { config: { auth: false } });
+  const f = await serverFixture(t, { config: { insecureNoAuth: true } });
   const base = { model: 'mt-demo', messages: [{ role: 'user', content: 'hi' }] };
   const cases: Array<[Record<string, unknown>, number, string, string]> = [
     [{ n: 2 }, 422, 'n', 'n must be 1'],
@@ -98,19 +97,6 @@ test('a bearer credential from another machine over plain HTTP is refused before
   const bad = await f.send({ url: '/v1/models', headers: { authorization: 'Bearer not-a-credential' } });
   assert.equal(bad.statusCode, 401);
   assert.equal(bad.json().error.code, 'malformed_auth');
-});
-
-test('TextStream never splits a character, and its pieces join to the full decode', () => {
-  // A byte-level decoder: tokens are bytes of UTF-8.
-  const bytes = [...Buffer.from('猫 cat é', 'utf8')];
-  const decode = (ids: readonly number[]) => Buffer.from(ids as number[]).toString('utf8');
-  const pieces: string[] = [];
-  const s = new TextStream(decode, (d) => pieces.push(d));
-  for (const b of bytes) s.push([b]);
-  s.end(decode(bytes));
-  assert.ok(pieces.every((p) => !p.includes('\uFFFD')), JSON.stringify(pieces));
-  assert.equal(pieces.join(''), '猫 cat é');
-  assert.ok(pieces.length > 3, 'streamed in pieces');
 });
 
 test('StopMatcher holds back only what may still become a stop sequence', () => {

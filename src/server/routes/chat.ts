@@ -8,7 +8,7 @@ import { EngineError } from '../../infer/types.js';
 import { ChatInputError, chatMessages, StopMatcher, stopSequences } from '../../tasks/chat.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SAMPLING_FIELDS, samplingFromBody } from '../sampling-params.js';
-import { SseStream } from '../sse.js';
+import { openSse, type SseWriter } from '../sse.js';
 import { clientSignal, gatedConfig, requireJson, type RouteContext } from './shared.js';
 
 interface ChatBody {
@@ -66,7 +66,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       },
     },
   };
-  const gate = ctx.config.auth ? { gate: { model: (request: FastifyRequest): ModelRef | undefined => {
+  const gate = !ctx.config.insecureNoAuth ? { gate: { model: (request: FastifyRequest): ModelRef | undefined => {
     const name = (request.body as ChatBody | undefined)?.model;
     const m = typeof name === 'string' ? ctx.engine.models().find((x) => x.name === name) : undefined;
     // An unknown model passes the tier check here and is answered 404 by the handler.
@@ -81,24 +81,30 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       messages = chatMessages(body.messages);
       stops = stopSequences(body.stop);
     } catch (err) {
-      if (err instanceof ChatInputError) throw new ApiError(422, 'invalid_request', err.message, { field: err.field });
+      if (err instanceof ChatInputError) throw new ApiError('invalid_request', err.message, { field: err.field });
       throw err;
     }
     refuseUnsupported(body);
     const model = chatModel(ctx.engine.models(), body.model as string);
-    const cap = ctx.config.maxNewTokens[model.task];
+    const cap = ctx.config.maxNewTokens;
     const maxTokens = answerLength(body);
     const { sampling, maxTokens: requested } = samplingFromBody({ ...body, max_tokens: maxTokens.value }, { maxTokens: cap, vocabSize: model.vocabSize }, maxTokens.field);
     const stream = body.stream === true;
     const includeUsage = stream && body.stream_options?.include_usage === true;
-    if (body.stream_options != null && !stream) throw new ApiError(422, 'invalid_request', 'stream_options is only allowed with stream: true', { field: 'stream_options' });
+    if (body.stream_options != null && !stream) throw new ApiError('invalid_request', 'stream_options is only allowed with stream: true', { field: 'stream_options' });
 
     const client = clientSignal(request, reply);
     const stopped = new AbortController();
     const matcher = new StopMatcher(stops);
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const head = { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: model.name };
-    const sse = stream ? new SseStream(reply) : undefined;
+    // Opened at the answer's first piece: errors before it stay JSON errors with their status.
+    let sse: SseWriter | undefined;
+    const startStream = () => {
+      sse = openSse(reply);
+      sse.send(chunk({ role: 'assistant', content: '' }, null));
+      return sse;
+    };
     let text = '';
     let tokens = 0;
     const chunk = (delta: Record<string, unknown>, finish: string | null) =>
@@ -109,13 +115,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (matcher.stopped) stopped.abort(new Error('a stop sequence was generated'));
       if (out === '') return;
       text += out;
-      if (!sse) return;
-      if (!sse.isStarted) {
-        // The first piece: only now is the answer certain to start, so errors before it stay JSON errors.
-        sse.start();
-        sse.data(chunk({ role: 'assistant', content: '' }, null));
-      }
-      sse.data(chunk({ content: out }, null));
+      if (stream) (sse ?? startStream()).send(chunk({ content: out }, null));
     };
 
     let finish: 'stop' | 'length';
@@ -127,20 +127,20 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
         sampling,
         signal: AbortSignal.any([client.signal, stopped.signal]),
         deadline: Date.now() + ctx.config.inferenceTimeoutMs,
-        ...(stops.length > 0 || sse ? { onText } : {}),
+        ...(stops.length > 0 || stream ? { onText } : {}),
       });
       promptTokens = result.promptTokens;
       tokens = result.outputTokens;
-      if (stops.length === 0 && !sse) text = result.text;
+      if (stops.length === 0 && !stream) text = result.text;
       else onText(matcher.flush(), tokens);
       finish = result.finish === 'length' && !matcher.stopped ? 'length' : 'stop';
     } catch (err) {
       if (!(stopped.signal.aborted && !client.signal.aborted && err instanceof EngineError && err.code === 'cancelled')) {
-        if (!sse?.isStarted) throw err;
+        if (!sse) throw err;
         // The stream has begun: the error can only be an event now (when the client is still there to read it).
         const api = toApiError(err);
         request.failureCode = client.signal.aborted ? 'cancelled' : api.code;
-        sse.data({ error: { message: api.message, ...openaiErrorFields(api.status, api.extra.field), code: api.code } });
+        sse.send({ error: { message: api.message, ...openaiErrorFields(api.status, api.extra.field), code: api.code } });
         sse.end();
         return reply;
       }
@@ -149,21 +149,18 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       promptTokens = typeof err.details.promptTokens === 'number' ? err.details.promptTokens : 0;
     }
     const usage = { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens };
-    if (!sse) {
+    if (!stream) {
       return {
         id, object: 'chat.completion', created: head.created, model: model.name,
         choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish }],
         usage,
       };
     }
-    if (!sse.isStarted) {
-      sse.start();
-      sse.data(chunk({ role: 'assistant', content: '' }, null));
-    }
-    sse.data(chunk({}, finish));
-    if (includeUsage) sse.data({ ...head, choices: [], usage });
-    sse.data('[DONE]');
-    sse.end();
+    const events = sse ?? startStream();
+    events.send(chunk({}, finish));
+    if (includeUsage) events.send({ ...head, choices: [], usage });
+    events.send('[DONE]');
+    events.end();
     return reply;
   });
 }
@@ -171,9 +168,9 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
 /** The model a chat request names: any served model, of either task. */
 function chatModel(models: ModelInfo[], name: string): ModelInfo {
   const model = models.find((m) => m.name === name);
-  if (!model) throw new ApiError(404, 'model_not_found', `no model is named "${name.length > 64 ? `${name.slice(0, 64)}...` : name}"; see GET /v1/models`, { field: 'model' });
-  if (model.state === 'failed') throw new ApiError(503, 'not_ready', `model "${model.name}" failed to load`);
-  if (model.state !== 'ready') throw new ApiError(503, 'not_ready', `model "${model.name}" is still ${model.state}`, {}, { 'Retry-After': '5' });
+  if (!model) throw new ApiError('model_not_found', `no model is named "${name.length > 64 ? `${name.slice(0, 64)}...` : name}"; see GET /v1/models`, { field: 'model' });
+  if (model.state === 'failed') throw new ApiError('not_ready', `model "${model.name}" failed to load`);
+  if (model.state !== 'ready') throw new ApiError('not_ready', `model "${model.name}" is still ${model.state}`, {}, { 'Retry-After': '5' });
   return model;
 }
 
@@ -182,7 +179,7 @@ function answerLength(body: ChatBody): { value: unknown; field: string } {
   const a = body.max_tokens ?? undefined;
   const b = body.max_completion_tokens ?? undefined;
   if (a !== undefined && b !== undefined && a !== b) {
-    throw new ApiError(422, 'invalid_request', 'max_tokens and max_completion_tokens differ; send one of them', { field: 'max_completion_tokens' });
+    throw new ApiError('invalid_request', 'max_tokens and max_completion_tokens differ; send one of them', { field: 'max_completion_tokens' });
   }
   return b !== undefined ? { value: b, field: 'max_completion_tokens' } : { value: a, field: 'max_tokens' };
 }
@@ -190,16 +187,16 @@ function answerLength(body: ChatBody): { value: unknown; field: string } {
 /** Parameters OpenAI defines that this server cannot honour: refused by name rather than ignored. */
 function refuseUnsupported(body: ChatBody): void {
   if (body.n !== undefined && body.n !== null && body.n !== 1) {
-    throw new ApiError(422, 'invalid_request', 'n must be 1: this server generates one choice per request (send several requests for more)', { field: 'n' });
+    throw new ApiError('invalid_request', 'n must be 1: this server generates one choice per request (send several requests for more)', { field: 'n' });
   }
   for (const field of ['frequency_penalty', 'presence_penalty'] as const) {
     const v = body[field];
     if (v !== undefined && v !== null && v !== 0) {
-      throw new ApiError(422, 'invalid_request', `${field} is not supported by this server (only 0); use repetition_penalty instead`, { field });
+      throw new ApiError('invalid_request', `${field} is not supported by this server (only 0); use repetition_penalty instead`, { field });
     }
   }
   if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false) {
-    throw new ApiError(422, 'invalid_request', 'logprobs is not supported by this server', { field: 'logprobs' });
+    throw new ApiError('invalid_request', 'logprobs is not supported by this server', { field: 'logprobs' });
   }
 }
 
