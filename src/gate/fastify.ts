@@ -80,7 +80,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding, sendDenial:
     const routeUrl = route.url;
     const accepts = acceptedNames(route.schema);
     const onRequest: onRequestAsyncHookHandler = async (request, reply) => {
-      const result = await gate.checkHeaders({ headers: request.headers, peerIp: request.socket.remoteAddress ?? '' });
+      const result = await gate.checkHeaders({ headers: request.headers, peerIp: request.socket.remoteAddress ?? '', tls: isTls(request) });
       if (!result.ok) {
         request.gateDenial = result;
         // The body was never read: closing the connection spares reading (and discarding) it, and keeps a
@@ -101,6 +101,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding, sendDenial:
         body: request.rawBody,
         json: request.rawBody && isJson(request) ? request.body : undefined,
         peerIp: request.socket.remoteAddress ?? '',
+        tls: isTls(request),
         model: modelOf(request, config.model),
         accepts,
       }, request.gateHeaders);
@@ -194,6 +195,11 @@ function acceptedNames(schema: unknown): ReadonlySet<string> | undefined {
 function hasBody(request: FastifyRequest): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** A TLS socket has `encrypted` set (node:tls); light-my-request's fake socket has none. */
+function isTls(request: FastifyRequest): boolean {
+  return (request.socket as { encrypted?: boolean }).encrypted === true;
 }
 
 function isJson(request: FastifyRequest): boolean {

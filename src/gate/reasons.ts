@@ -18,6 +18,11 @@ export const REASONS = {
   duplicate_param: { authFailure: false },
   content_sha256_mismatch: { authFailure: true },
   bad_signature: { authFailure: true },
+  // Bearer credentials (docs/signing.md "Bearer credentials"). Plain HTTP from elsewhere is refused before the key
+  // is looked up and says nothing about the sender's key: not a failed authentication.
+  bearer_insecure_transport: { authFailure: false },
+  bearer_not_allowed: { authFailure: true },
+  bad_bearer: { authFailure: true },
   v1_unsigned_member: { authFailure: true },
   v1_ambiguous_param: { authFailure: true },
   replayed_nonce: { authFailure: true },

@@ -238,17 +238,26 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
       const stream = onText && new TextStream((t) => e.tok!.decode(t));
       let streamed = 0;
       const emit = (delta: string) => {
-        if (delta !== '') onText!(delta);
+        if (delta !== '') onText!(delta, streamed);
       };
       const onTokens = stream && ((t: number[]) => {
         streamed += t.length;
         emit(stream.push(t));
       });
-      const done = (await send(e, worker, item, req.signal, onTokens)) as Done<GenerateDone>;
+      let done: Done<GenerateDone>;
+      try {
+        done = (await send(e, worker, item, req.signal, onTokens)) as Done<GenerateDone>;
+      } catch (err) {
+        // A caller that stopped the answer itself (a stop sequence) still reports the prompt's length.
+        if (err instanceof EngineError) Object.assign(err.details, { promptTokens: ids.length });
+        throw err;
+      }
       const tokens = done.result.tokens;
       if (stream) {
         // 'done' carries the last token(s), which were not streamed.
-        emit(stream.push(tokens.slice(streamed)));
+        const rest = tokens.slice(streamed);
+        streamed = tokens.length;
+        emit(stream.push(rest));
         emit(stream.flush());
       }
       return { text: e.tok!.decode(tokens), promptTokens: ids.length, outputTokens: tokens.length, finish: done.result.finish, queueMs: done.queueMs, engineMs: done.engineMs };

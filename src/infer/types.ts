@@ -78,9 +78,10 @@ export interface GenerateRequest {
   deadline?: number;
   /**
    * Streams the answer: called with each piece of text as its tokens are decoded, before the promise resolves.
-   * Pieces never split a character (text-stream.ts); joined, they are GenerateResult.text.
+   * Pieces never split a character (text-stream.ts); joined, they are GenerateResult.text. `tokens`: the answer's
+   * tokens so far (a caller that stops the answer early, at a stop sequence, counts its usage with it).
    */
-  onText?: (delta: string) => void;
+  onText?: (delta: string, tokens: number) => void;
 }
 
 export interface GenerateResult {

@@ -29,9 +29,9 @@ export function planCreate(input: CreateKeyInput, now: number, tiers: Record<str
   const row: KeyRow = {
     id, name, tier: input.tier, created_at: now, expires_at: expiresAt, revoked_at: null, last_used_at: null,
     allow_ips: JSON.stringify(allowIps), overrides: JSON.stringify(overrides), secret: seal(masterKey, secret, id),
-    previous_secret: null, previous_valid_until: null,
+    previous_secret: null, previous_valid_until: null, allow_bearer: input.allowBearer ? 1 : 0,
   };
-  return { row, secret, detail: { name, tier: input.tier, expiresAt, allowIps, overrides } };
+  return { row, secret, detail: { name, tier: input.tier, expiresAt, allowIps, overrides, ...(input.allowBearer ? { allowBearer: true } : {}) } };
 }
 
 export function checkGrace(graceMs: number): void {

@@ -66,3 +66,21 @@ export function describeTokenProblem(token: string, prefix: string): string | un
   if (!isWellFormedToken(token, prefix as typeof KEY_ID_PREFIX)) return 'its checksum does not match (a mistyped character?)';
   return undefined;
 }
+
+/**
+ * The bearer credential of a key that allows one (docs/signing.md): its id and its secret, joined by a dot. Both
+ * halves keep their checksums, so a mangled bearer is refused offline like a mangled id.
+ */
+export function bearerToken(keyId: string, secret: string): string {
+  return `${keyId}.${secret}`;
+}
+
+/** The id and secret of a bearer credential, or undefined when it is not one (wrong shape or checksum). */
+export function parseBearer(token: string): { keyId: string; secret: string } | undefined {
+  const dot = token.indexOf('.');
+  if (dot < 0) return undefined;
+  const keyId = token.slice(0, dot);
+  const secret = token.slice(dot + 1);
+  if (!isWellFormedToken(keyId, KEY_ID_PREFIX) || !isWellFormedToken(secret, SECRET_PREFIX)) return undefined;
+  return { keyId, secret };
+}

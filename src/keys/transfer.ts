@@ -31,7 +31,7 @@ export interface ImportResult {
   skipped: string[];
 }
 
-const KEY_FIELDS = ['id', 'name', 'tier', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'allow_ips', 'overrides', 'secret', 'previous_secret', 'previous_valid_until'] as const;
+const KEY_FIELDS = ['id', 'name', 'tier', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'allow_ips', 'overrides', 'secret', 'previous_secret', 'previous_valid_until', 'allow_bearer'] as const;
 
 export function dumpToLines(dump: StoreDump): string {
   const lines = [JSON.stringify({ format: TRANSFER_FORMAT, version: TRANSFER_VERSION, check: dump.check, keys: dump.keys.length, events: dump.events.length })];
@@ -68,6 +68,9 @@ export function linesToDump(text: string, source: string): StoreDump {
       for (const f of ['created_at'] as const) if (typeof o[f] !== 'number') throw bad(n, `key field ${f} must be a number`);
       for (const f of ['expires_at', 'revoked_at', 'last_used_at', 'previous_valid_until'] as const) if (!int(o[f])) throw bad(n, `key field ${f} must be a number or null`);
       if (o.previous_secret !== null && typeof o.previous_secret !== 'string') throw bad(n, 'key field previous_secret must be a string or null');
+      // Absent in exports written before bearer credentials existed: such keys never had them.
+      if (o.allow_bearer === undefined) o.allow_bearer = 0;
+      if (o.allow_bearer !== 0 && o.allow_bearer !== 1) throw bad(n, 'key field allow_bearer must be 0 or 1');
       dump.keys.push(Object.fromEntries(KEY_FIELDS.map((f) => [f, o[f]])) as unknown as KeyRow);
     } else if (o.type === 'event') {
       if (typeof o.at !== 'number' || typeof o.key_id !== 'string' || typeof o.action !== 'string' || (o.detail !== null && typeof o.detail !== 'string')) throw bad(n, 'malformed event');

@@ -16,6 +16,7 @@ import { requestSerializers } from './logging.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { moderateRoutes } from './routes/moderate.js';
 import { modelRoutes } from './routes/models.js';
+import { chatRoutes } from './routes/chat.js';
 import { openaiRoutes } from './routes/openai.js';
 import { opsRoutes } from './routes/ops.js';
 import type { RouteContext } from './routes/shared.js';
@@ -131,6 +132,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   modelRoutes(app, ctx);
   moderateRoutes(app, ctx);
   openaiRoutes(app, ctx);
+  chatRoutes(app, ctx);
   translateRoutes(app, ctx);
   webRoutes(app, ctx);
   await app.ready();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { isOpenaiRoute, openaiErrorFields } from '../core/openai-error.js';
 import type { DenialSender } from '../gate/fastify.js';
 import type { GateDenial } from '../gate/gate.js';
 import { StateUnavailableError } from '../gate/state.js';
@@ -47,7 +48,11 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, err: Api
     .headers(err.headers)
     .header('X-Request-Id', request.id)
     .type('application/json; charset=utf-8')
-    .send({ error: { code: err.code, message: err.message, request_id: request.id, ...err.extra } });
+    .send({ error: { code: err.code, message: err.message, request_id: request.id, ...err.extra, ...openaiFields(request, err.status, err.extra.field) } });
+}
+
+function openaiFields(request: FastifyRequest, status: number, field: unknown): Record<string, unknown> {
+  return !request.is404 && isOpenaiRoute(request.routeOptions.url) ? openaiErrorFields(status, field) : {};
 }
 
 /** What any thrown value becomes for the client. */

@@ -19,7 +19,7 @@ export class MemoryKeys implements KeyLookup {
   add(secret: string, record: Partial<KeyRecord> = {}): KeyRecord {
     const full: KeyRecord = {
       id: newKeyId(), name: 'test', tier: 'enterprise', status: 'active', createdAt: 0, expiresAt: null, revokedAt: null,
-      lastUsedAt: null, allowIps: [], overrides: {}, previousValidUntil: null, ...record,
+      lastUsedAt: null, allowIps: [], overrides: {}, previousValidUntil: null, allowBearer: false, ...record,
     };
     this.keys.set(full.id, { record: full, secrets: [{ value: Buffer.from(secret), notAfter: null }] });
     return full;
