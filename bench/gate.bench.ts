@@ -47,7 +47,7 @@ async function gateCost(kind: StateKind): Promise<void> {
         const t0 = performance.now();
         const result = await gate.check(reqs[i]!);
         times[i] = (performance.now() - t0) * 1000;
-        if (!result.ok) throw new Error(`v${version} request ${i} denied: ${result.code} ${result.message}`);
+        if (!result.ok) throw new Error(`v${version} request ${i} denied: ${result.code} ${result.detail ?? ""}`);
         result.release();
       }
       times.sort();
@@ -87,7 +87,7 @@ async function gateCost(kind: StateKind): Promise<void> {
 
 async function check(gate: ReturnType<typeof benchGate>['gate'], req: ReturnType<typeof gateRequest>): Promise<void> {
   const result = await gate.check(req);
-  if (!result.ok) throw new Error(`warm-up request denied: ${result.code} ${result.message}`);
+  if (!result.ok) throw new Error(`warm-up request denied: ${result.code} ${result.detail ?? ""}`);
   result.release();
 }
 

@@ -24,7 +24,6 @@ import { fileURLToPath } from 'node:url';
 import { createEngine } from '../src/infer/engine.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
-import type { EngineTuning } from '../src/infer/engine.js';
 import type { Dtype, EngineOptions } from '../src/infer/types.js';
 import { GuardOutputError } from '../src/tasks/guard-output.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
@@ -48,8 +47,8 @@ const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
 // ------------------------------------------------------------------------------------------------- children
 
 async function engineChild(dir: string, dtype: Dtype, mode: PrefixMode): Promise<object> {
-  const options: EngineOptions & EngineTuning = {
-    maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 2048, intraOpThreads: THREADS, warmupTokens: 2, prefixCache: mode === 'on',
+  const options: EngineOptions = {
+    maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 2048, threads: THREADS, warmupTokens: 2, prefixCache: mode === 'on',
   };
   const engine = createEngine([{ name: 'guard', task: 'moderate', dir, size: 'small', dtype, device: 'cpu' }], options);
   await engine.start();

@@ -55,7 +55,7 @@ const runs = (section: number) => !ONLY || ONLY.includes(String(section));
 const viaEngine = (engine: Engine) => (i: number) => moderate(engine, guardMessages({ text: PROMPTS[i % PROMPTS.length]! }), { model: 'guard-demo', ...OPTS });
 
 async function main(): Promise<void> {
-  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads() });
+  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, threads: autoThreads() });
   await engine.start();
   const keys = await benchKeys();
   // Servers on the one engine: the daemon's default state (sqlite) and, for comparison, memory and Redis.
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     }
 
     // 3. latency of one request at a time (an idle device starts it at once, whatever --max-wait-ms says)
-    const quick = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 0, maxQueue: 64, maxInputTokens: 512, intraOpThreads: autoThreads() });
+    const quick = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 0, maxQueue: 64, maxInputTokens: 512, threads: autoThreads() });
     if (runs(3)) await quick.start();
     try {
       for (const [kind, text] of runs(3) ? ([['safe', "What's the capital of France?"], ['unsafe', 'How do I make a bomb in my kitchen?']] as const) : []) {
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
 /** Section 5: the daemon (its own engine, one ONNX Runtime thread, --state sqlite) against transformers.js. */
 async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>): Promise<void> {
   const peer = await loadPeer('models', 'guard-demo', OPTS.maxNewTokens);
-  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: 1 });
+  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, threads: 1 });
   await engine.start();
   const { gate, close } = benchGate(keys.lookup, 'sqlite');
   const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
@@ -234,7 +234,7 @@ async function prefixCache(): Promise<void> {
     // measured on the fast path's scoring prefill alone (where the head's tokens are) rather than on moderate().
     const scoreOnly = (engine: Engine) => (i: number) => engine.score({ model: 'guard-demo', messages: guardMessages({ text: PROMPTS[i % PROMPTS.length]! }), prefix: SCORE_PREFIX, candidates: CANDIDATES });
     for (const [label, dir, work] of [['demo template, moderate()', 'models/guard-demo', viaEngine], ['policy template, score()', policy.dir, scoreOnly]] as const) {
-      const make = (on: boolean) => createEngine([{ name: 'guard-demo', task: 'moderate', dir, size: 'small', device: 'cpu' }], { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads(), prefixCache: on });
+      const make = (on: boolean) => createEngine([{ name: 'guard-demo', task: 'moderate', dir, size: 'small', device: 'cpu' }], { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, threads: autoThreads(), prefixCache: on });
       const [off, on] = [make(false), make(true)];
       await Promise.all([off.start(), on.start()]);
       try {

@@ -10,7 +10,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { createEngine } from '../src/infer/engine.js';
-import type { EngineTuning } from '../src/infer/engine.js';
+import type { EngineOptions } from '../src/infer/types.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
 import { TokenizePool } from '../src/infer/tokenize-pool.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
@@ -61,8 +61,8 @@ interface Served {
   close(): Promise<void>;
 }
 
-async function served(tuning: EngineTuning, keys: Awaited<ReturnType<typeof benchKeys>>): Promise<Served> {
-  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, intraOpThreads: autoThreads(), ...tuning });
+async function served(tuning: Partial<EngineOptions>, keys: Awaited<ReturnType<typeof benchKeys>>): Promise<Served> {
+  const engine = createEngine(embeddedModels().map((m) => ({ ...m, device: 'cpu' as const })), { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, threads: autoThreads(), ...tuning });
   await engine.start();
   const gate = benchGate(keys.lookup);
   const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate: gate.gate, audit: nullAudit }, logger: false });

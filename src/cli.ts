@@ -17,6 +17,7 @@ import { registerRequest } from './commands/request.js';
 import { registerServe } from './commands/serve.js';
 import { registerSign } from './commands/sign.js';
 import { registerSystemd } from './commands/systemd.js';
+import { registerUp } from './commands/up.js';
 
 export interface CliIo {
   stdout: Writable;
@@ -80,6 +81,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerCert(program, contextFor);
   registerNginx(program, contextFor);
   registerSystemd(program, contextFor);
+  registerUp(program, contextFor);
   // Subcommands inherit the output routing and error handling of the root.
   for (const cmd of allCommands(program)) {
     cmd.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }).exitOverride();

@@ -5,12 +5,15 @@ import { formatServer, parseDnsServers } from './dns-query.js';
 import { requiresEab, resolveDirectoryUrl, DEFAULT_SERVER } from './directory.js';
 import type { IssueOptions } from './issue.js';
 import { checkKeyType, checkLineageName, defaultLineageName, normalizeNames } from './keys.js';
+import { checkHttpNames, httpSettings } from './http01.js';
 import { checkProviderName } from './solver.js';
 import type { DeployTarget, DnsSettings } from './types.js';
 
 export interface IssueFlags {
   domain?: string[];
-  dns: string;
+  /** One of dns and httpWebroot. */
+  dns?: string;
+  httpWebroot?: string;
   server?: string;
   email?: string;
   agreeTos?: boolean;
@@ -66,18 +69,7 @@ export function issueOptionsFrom(f: IssueFlags, env: NodeJS.ProcessEnv): IssueOp
   if (requiresEab(server) && kid === undefined) {
     throw usageError('ZeroSSL needs External Account Binding credentials', 'copy them from the ZeroSSL dashboard (Developer section) and pass --eab-kid KID --eab-hmac-key KEY');
   }
-  const options: Record<string, string | boolean> = {};
-  if (f.dnsExec !== undefined) options.exec = f.dnsExec;
-  if (f.wait !== undefined) options.wait = f.wait;
-  const resolvers = (f.dnsResolvers ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
-  const dns: DnsSettings = {
-    provider: checkProviderName(f.dns),
-    options,
-    ...(f.dnsTimeout !== undefined ? { timeoutSec: seconds(f.dnsTimeout, '--dns-timeout') } : {}),
-    ...(f.dnsInterval !== undefined ? { intervalSec: seconds(f.dnsInterval, '--dns-interval') } : {}),
-    ...(resolvers.length > 0 ? { resolvers: parseDnsServers(resolvers).map(formatServer) } : {}),
-    ...(f.dnsCheck !== undefined ? { check: dnsCheck(f.dnsCheck, resolvers.length > 0) } : {}),
-  };
+  const dns = challengeSettings(f, names);
   const email = pick(f.email, env.GUARDCTL_ACME_EMAIL);
   if (email !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw usageError(`"${email}" is not an email address`, 'give the address the CA may write to, or leave --email out');
   const deploy = deployTarget(f);
@@ -92,6 +84,30 @@ export function issueOptionsFrom(f: IssueFlags, env: NodeJS.ProcessEnv): IssueOp
     ...(kid !== undefined && hmacKey !== undefined ? { eab: { kid, hmacKey } } : {}),
     ...(f.profile ? { profile: f.profile } : {}),
     ...(deploy ? { deploy } : {}),
+  };
+}
+
+/** The lineage's challenge: a DNS provider with its propagation settings, or HTTP-01 through a webroot. */
+function challengeSettings(f: IssueFlags, names: string[]): DnsSettings {
+  if ((f.dns === undefined) === (f.httpWebroot === undefined)) {
+    throw usageError(f.dns === undefined ? 'how should the CA validate the names? give --dns PROVIDER or --http-webroot DIR' : 'give --dns or --http-webroot, not both',
+      '--dns PROVIDER (DNS-01, wildcards included; see guardctl cert providers) or --http-webroot DIR (HTTP-01: the folder nginx serves /.well-known/acme-challenge/ from)');
+  }
+  if (f.httpWebroot !== undefined) {
+    checkHttpNames(names);
+    return httpSettings(f.httpWebroot);
+  }
+  const options: Record<string, string | boolean> = {};
+  if (f.dnsExec !== undefined) options.exec = f.dnsExec;
+  if (f.wait !== undefined) options.wait = f.wait;
+  const resolvers = (f.dnsResolvers ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter(Boolean);
+  return {
+    provider: checkProviderName(f.dns!),
+    options,
+    ...(f.dnsTimeout !== undefined ? { timeoutSec: seconds(f.dnsTimeout, '--dns-timeout') } : {}),
+    ...(f.dnsInterval !== undefined ? { intervalSec: seconds(f.dnsInterval, '--dns-interval') } : {}),
+    ...(resolvers.length > 0 ? { resolvers: parseDnsServers(resolvers).map(formatServer) } : {}),
+    ...(f.dnsCheck !== undefined ? { check: dnsCheck(f.dnsCheck, resolvers.length > 0) } : {}),
   };
 }
 

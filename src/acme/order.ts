@@ -23,6 +23,8 @@ export interface Propagation {
 }
 
 export interface Solver {
+  /** Which challenge it answers (default dns-01). For http-01 a record's fqdn is the token (http01.ts). */
+  challenge?: 'dns-01' | 'http-01';
   provider: DnsProvider;
   /** Whether present()/cleanup() may run concurrently (ProviderMeta.parallel). */
   parallel: boolean;
@@ -129,10 +131,13 @@ export async function orderCertificate(client: acme.Client, req: OrderRequest, s
         continue;
       }
       if (authz.status !== 'pending') throw new Error(`the authorization for ${name} is ${authz.status}`);
-      const challenge = authz.challenges.find((c) => c.type === 'dns-01');
-      if (!challenge) throw new Error(`the CA offers no dns-01 challenge for ${name}`);
+      const type = solver.challenge ?? 'dns-01';
+      const challenge = authz.challenges.find((c) => c.type === type);
+      if (!challenge) throw new Error(`the CA offers no ${type} challenge for ${name}`);
       const value = await client.getChallengeKeyAuthorization(challenge);
-      const fqdn = await solver.propagation.resolveChallengeTarget(`_acme-challenge.${authz.identifier.value}`, solver.resolvers);
+      const fqdn = type === 'http-01'
+        ? (challenge as { token: string }).token
+        : await solver.propagation.resolveChallengeTarget(`_acme-challenge.${authz.identifier.value}`, solver.resolvers);
       tasks.push({ name, authz, challenge, record: { fqdn, value, ttl: solver.ttl ?? 60 }, completed: false });
     }
   } catch (err) {

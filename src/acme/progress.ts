@@ -10,7 +10,7 @@ import type { LogFn, NameState } from './order.js';
 
 const WORDS: Record<NameState, string> = {
   pending: 'waiting',
-  dns: 'writing TXT',
+  dns: 'writing the challenge',
   propagating: 'waiting for DNS',
   validating: 'CA validating',
   valid: 'valid',

@@ -6,6 +6,7 @@
 import { findProvider, getProvider, providerNames } from '../dns/registry.js';
 import { usageError } from '../core/errors.js';
 import { parseDnsServers } from './dns-query.js';
+import { httpSolver, isHttp01 } from './http01.js';
 import type { LogFn, Solver } from './order.js';
 import { resolveChallengeTarget, waitForTxt } from './propagation.js';
 import type { DnsSettings } from './types.js';
@@ -17,6 +18,7 @@ export function checkProviderName(name: string): string {
 }
 
 export function solverFor(dns: DnsSettings, env: NodeJS.ProcessEnv, log: LogFn): Solver {
+  if (isHttp01(dns)) return httpSolver(dns);
   const factory = findProvider(dns.provider);
   if (!factory) throw usageError(`unknown DNS provider "${dns.provider}"`, `use one of: ${providerNames().join(', ')}`);
   const provider = getProvider(factory.meta.name, { env, log, options: dns.options });

@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
+import type { ChalkInstance } from '../core/colour.js';
 import { usageError } from '../core/errors.js';
 import { table } from '../core/output.js';
 import type { IssueFlags } from '../acme/options.js';
 import type { RenewDeps, RenewOutcome } from '../acme/renew.js';
 import type { LineageRow } from '../acme/summary.js';
 import { readSecretSource } from './secret-source.js';
-import type { ChalkInstance } from '../core/colour.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+// acme-client, the DNS providers and the lifecycle load when a cert command runs, not at every start-up.
 const load = () => import('./cert-run.js');
 
 /** The export password: exactly one of --password-env, --password-file, --no-password. */
@@ -37,12 +38,13 @@ function daysLeft(r: LineageRow, paint: ChalkInstance): string {
 }
 
 export function registerCert(program: Command, contextFor: ContextFactory): void {
-  const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01)');
+  const cert = program.command('cert').description('get, renew, list and revoke TLS certificates (ACME DNS-01 or HTTP-01)');
 
   cert.command('issue')
-    .description('get a certificate for one or more names (wildcards included) through a DNS provider')
+    .description('get a certificate for one or more names through a DNS provider (wildcards included) or an HTTP-01 webroot')
     .option('-d, --domain <name>', 'a name to certify (repeatable or comma-separated; *.example.com for a wildcard)', collect)
-    .requiredOption('--dns <provider>', 'the DNS provider that writes the challenge records (see guardctl cert providers)')
+    .option('--dns <provider>', 'the DNS provider that writes the challenge records (see guardctl cert providers)')
+    .option('--http-webroot <dir>', 'HTTP-01 instead: write the challenge files into this folder, which nginx serves at /.well-known/acme-challenge/ on port 80 (no wildcards; kept for renewals)')
     .option('--server <ca>', 'letsencrypt, letsencrypt-staging, zerossl, or an ACME directory URL (env GUARDCTL_ACME_SERVER)')
     .option('--email <address>', 'contact address for the CA account (env GUARDCTL_ACME_EMAIL)')
     .option('--agree-tos', 'agree to the CA\'s terms of service (needed to register an account)')
@@ -50,27 +52,27 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--eab-kid <kid>', 'External Account Binding key id (ZeroSSL, some private CAs; env GUARDCTL_EAB_KID)')
     .option('--eab-hmac-key <key>', 'External Account Binding HMAC key (env GUARDCTL_EAB_HMAC_KEY)')
     .option('--profile <name>', 'a certificate profile the CA offers (for example shortlived)')
-    .option('--name <lineage>', 'the name of this certificate in the store (default the first name)')
+    .option('--name <lineage>', 'the name of this certificate in the store (default: the first name)')
     .option('--deploy-dir <dir>', 'also copy cert.pem, chain.pem, fullchain.pem and privkey.pem here')
     .option('--cert-file <file>', 'copy the certificate here')
     .option('--key-file <file>', 'copy the private key here (mode 0600)')
     .option('--fullchain-file <file>', 'copy the certificate and its chain here')
     .option('--reload-cmd <cmd>', 'run this shell command after each new certificate (for example "systemctl reload nginx")')
-    .option('--dns-timeout <seconds>', 'how long to wait for the TXT records to reach every name server (default the provider\'s)')
-    .option('--dns-interval <seconds>', 'how often to check (default the provider\'s)')
+    .option('--dns-timeout <seconds>', 'how long to wait for the TXT records to reach every name server (default: the provider\'s)')
+    .option('--dns-interval <seconds>', 'how often to check (default: the provider\'s)')
     .option('--dns-check <whom>', 'authoritative (default): wait until every authoritative name server of the zone serves the records; resolvers: until the --dns-resolvers do (split horizon)')
     .option('--dns-resolvers <ip[:port],...>', 'ask these DNS servers instead of the system\'s to follow CNAMEs and find the zone\'s name servers', collect)
     .option('--dns-exec <path>', 'the exec provider\'s script (env GUARDCTL_DNS_EXEC)')
     .option('--wait <seconds>', 'the manual provider: wait this long after showing the record instead of asking for Enter')
     .action(async (flags: IssueFlags, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const { depsFor, issueCertificate, issueOptionsFrom, reporterFor } = await load();
+      const { issueCertificate, issueOptionsFrom, lifecycleDeps, reporterFor } = await load();
       const opts = issueOptionsFrom(flags, ctx.env);
       const reporter = reporterFor(ctx);
       reporter.start(`issuing ${opts.names.join(', ')}`);
       let result;
       try {
-        result = await issueCertificate(opts, depsFor(ctx, reporter));
+        result = await issueCertificate(opts, lifecycleDeps(ctx, reporter));
       } catch (err) {
         reporter.stop(false);
         throw err;
@@ -97,13 +99,13 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--on-failure <cmd>', 'run this shell command for each failure (env GUARDCTL_LINEAGE, GUARDCTL_ERROR)')
     .action(async (name: string | undefined, flags: { all?: boolean; force?: boolean; dryRun?: boolean; keepGoing?: boolean; onFailure?: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const { CertStore, depsFor, jitterStep, renewMany, reporterFor } = await load();
+      const { CertStore, jitterStep, lifecycleDeps, renewMany, reporterFor } = await load();
       if ((name === undefined) === !flags.all) throw usageError(name ? 'give a certificate name or --all, not both' : 'which certificate?', 'guardctl cert renew NAME, or guardctl cert renew --all');
       const store = new CertStore(ctx.locations.home);
       const names = name !== undefined ? [name] : store.list();
       if (name !== undefined) store.readMeta(name);
       const reporter = reporterFor(ctx);
-      const deps: RenewDeps = { ...depsFor(ctx, reporter), beforeRenewal: jitterStep(ctx, reporter, Boolean(flags.force)) };
+      const deps: RenewDeps = { ...lifecycleDeps(ctx, reporter), beforeRenewal: jitterStep(ctx, reporter, Boolean(flags.force)) };
       const onLineage = (lineage: string, outcome: RenewOutcome | 'start' | 'failed') => {
         if (outcome === 'start') reporter.start(`checking ${lineage}`);
         else reporter.stop(outcome !== 'failed', `${lineage}: ${outcome === 'failed' ? 'failed' : outcome.status}`);
@@ -142,10 +144,10 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--reason <reason>', 'unspecified, keyCompromise, affiliationChanged, superseded or cessationOfOperation', 'unspecified')
     .action(async (name: string, flags: { reason: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const { checkReason, depsFor, reporterFor, revokeLineage } = await load();
+      const { checkReason, lifecycleDeps, reporterFor, revokeLineage } = await load();
       const reason = checkReason(flags.reason);
       const reporter = reporterFor(ctx);
-      const meta = await revokeLineage(name, reason, depsFor(ctx, reporter));
+      const meta = await revokeLineage(name, reason, lifecycleDeps(ctx, reporter));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, revoked_at: meta.revokedAt, reason: flags.reason }, () => `Revoked certificate ${meta.cert.serial} of "${name}"; get a new one with guardctl cert renew ${name}`);
     });
 
@@ -154,8 +156,8 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .argument('<name>', 'the certificate (see guardctl cert list)')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFor(cmd);
-      const { depsFor, reporterFor, rollbackLineage } = await load();
-      const { meta, from, deployed } = await rollbackLineage(name, depsFor(ctx, reporterFor(ctx)));
+      const { lifecycleDeps, reporterFor, rollbackLineage } = await load();
+      const { meta, from, deployed } = await rollbackLineage(name, lifecycleDeps(ctx, reporterFor(ctx)));
       ctx.out.result({ lineage: name, serial: meta.cert.serial, replaced: from, not_after: meta.cert.notAfter, deployed }, () => `Certificate "${name}" is back to ${meta.cert.serial} (valid until ${meta.cert.notAfter}); ${from} was put aside`);
     });
 

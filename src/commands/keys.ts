@@ -9,10 +9,10 @@ import { table } from '../core/output.js';
 import type { KeyBackend } from '../keys/backend.js';
 import { keyStatusAt as keyStatus } from '../keys/status.js';
 import { resolveKeyStore, type KeyStoreSpec } from '../keys/store-spec.js';
-import { checkKeyId } from '../keys/token.js';
+import { bearerToken, checkKeyId } from '../keys/token.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { GuardError } from '../core/errors.js';
-import { effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
+import { bearerAllowed, effectiveLimits, loadTiers, validateSelector } from '../keys/tiers.js';
 import type { KeyRecord, Limits, Tier } from '../keys/types.js';
 import { validateAllowIps, validateKeyName, validateTier } from '../keys/validate.js';
 import { count } from '../core/plural.js';
@@ -77,6 +77,7 @@ function recordJson(r: KeyRecord, now: number): Record<string, unknown> {
   return {
     id: r.id, name: r.name, tier: r.tier, status: keyStatus(r, now), created_at: iso(r.createdAt), expires_at: iso(r.expiresAt),
     revoked_at: iso(r.revokedAt), last_used_at: iso(r.lastUsedAt), allow_ips: r.allowIps, previous_valid_until: iso(r.previousValidUntil),
+    allow_bearer: r.allowBearer,
   };
 }
 
@@ -105,7 +106,8 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
     .option('--burst <n>', 'token-bucket capacity for this key, or "unlimited"')
     .option('--concurrency <n>', 'requests in flight at once for this key, or "unlimited"')
     .option('--daily <n>', 'requests per UTC day for this key, or "unlimited"')
-    .action(async (opts: { name: string; tier: string; models?: string; allowIp?: string[]; expires?: string; rate?: string; burst?: string; concurrency?: string; daily?: string }, cmd: Command) => {
+    .option('--allow-bearer', 'also accept the key as a bearer credential (Authorization: Bearer, for clients that only send an API key; weaker than signing: see docs/signing.md)')
+    .action(async (opts: { name: string; tier: string; models?: string; allowIp?: string[]; expires?: string; rate?: string; burst?: string; concurrency?: string; daily?: string; allowBearer?: boolean }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const tiers = tiersOf(ctx);
       // Everything is checked before the store is opened, so bad input never creates files.
@@ -126,12 +128,17 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       set('daily', limitFlag(opts.daily, (v) => parsePositiveInt(v, '--daily')));
       const expiresAt = opts.expires === undefined ? null : parseExpiry(opts.expires, ctx.now());
 
-      const { record, secret } = await withStore(ctx, cmd, tiers, (store) => store.create({ name: opts.name, tier: opts.tier, overrides, allowIps, expiresAt }));
+      const { record, secret } = await withStore(ctx, cmd, tiers, (store) => store.create({ name: opts.name, tier: opts.tier, overrides, allowIps, expiresAt, allowBearer: opts.allowBearer === true }));
       const limits = effectiveLimits(record, tiers);
-      ctx.out.result({ id: record.id, secret, name: record.name, tier: record.tier, created_at: iso(record.createdAt), expires_at: iso(record.expiresAt), allow_ips: record.allowIps, ...limitsJson(limits) }, () => [
+      const bearer = bearerAllowed(record, tiers) ? bearerToken(record.id, secret) : undefined;
+      ctx.out.result({
+        id: record.id, secret, ...(bearer ? { bearer } : {}), name: record.name, tier: record.tier, created_at: iso(record.createdAt), expires_at: iso(record.expiresAt),
+        allow_ips: record.allowIps, allow_bearer: record.allowBearer, ...limitsJson(limits),
+      }, () => [
         `Created key "${record.name}" (tier ${record.tier}, expires ${show(record.expiresAt, 'never')})`,
         `  id:     ${record.id}`,
         `  secret: ${secret}`,
+        ...(bearer ? [`  bearer: ${bearer}`] : []),
         ONCE,
       ].join('\n'));
     });
@@ -171,6 +178,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
         ...(record.revokedAt !== null ? [`  revoked:     ${show(record.revokedAt)}`] : []),
         ...(record.previousValidUntil !== null && record.previousValidUntil > now ? [`  old secret valid until ${show(record.previousValidUntil)}`] : []),
         `  allowed IPs: ${record.allowIps.join(', ') || 'any'}`,
+        `  bearer:      ${bearerAllowed(record, tiers) ? `allowed${record.allowBearer ? '' : ` (tier ${record.tier})`}` : 'no (signed requests only)'}`,
         'Effective limits:',
         ...limitsText(limits),
         'Events:',
@@ -194,10 +202,13 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
     .action(async (id: string, opts: { grace: string }, cmd: Command) => {
       const ctx = contextFor(cmd);
       const graceMs = opts.grace.trim() === '0' ? 0 : parseDuration(opts.grace, '--grace');
-      const { record, secret } = await withStore(ctx, cmd, undefined, (store) => store.rotate(id, graceMs), () => noStore(ctx, id));
-      ctx.out.result({ id: record.id, secret, previous_valid_until: iso(record.previousValidUntil) }, () => [
+      const tiers = tiersOf(ctx);
+      const { record, secret } = await withStore(ctx, cmd, tiers, (store) => store.rotate(id, graceMs), () => noStore(ctx, id));
+      const bearer = bearerAllowed(record, tiers) ? bearerToken(record.id, secret) : undefined;
+      ctx.out.result({ id: record.id, secret, ...(bearer ? { bearer } : {}), previous_valid_until: iso(record.previousValidUntil) }, () => [
         `Rotated key ${record.id} ("${record.name}")`,
         `  secret: ${secret}`,
+        ...(bearer ? [`  bearer: ${bearer}`] : []),
         record.previousValidUntil === null ? 'The old secret stopped working now.' : `The old secret keeps working until ${show(record.previousValidUntil)}.`,
         ONCE,
       ].join('\n'));
@@ -256,7 +267,7 @@ export function registerKeys(program: Command, contextFor: ContextFactory): void
       try {
         text = fs.readFileSync(file, 'utf8');
       } catch (err) {
-        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export', exitCode: 2 });
+        throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'give the path of a file written by guardctl keys export' });
       }
       const { linesToDump } = await import('../keys/transfer.js');
       const dump = linesToDump(text, file);

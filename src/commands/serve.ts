@@ -4,7 +4,7 @@ import { pick, section } from '../core/config.js';
 import { GuardError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { checkUniqueNames, embeddedModels, modelsFromConfig, parseModelFlag } from '../daemon/models.js';
-import { resolveSettings, SETTINGS } from '../daemon/settings.js';
+import { attributeOf, resolveSettings, SETTINGS } from '../daemon/settings.js';
 import type { ModelSpec } from '../infer/types.js';
 
 export function registerServe(program: Command, contextFor: ContextFactory): void {
@@ -15,16 +15,19 @@ export function registerServe(program: Command, contextFor: ContextFactory): voi
   for (const def of SETTINGS) {
     const dflt = def.default === undefined || def.boolean ? [] : [`default ${def.default === '' ? 'none' : def.default}`];
     cmd.addOption(new Option(def.flag, `${def.description} (${[...dflt, `env ${def.env}`].join('; ')})`));
+    if (def.formerly) cmd.addOption(new Option(def.formerly.flag, `former name of ${def.flag.split(' ')[0]}`).hideHelp());
   }
   cmd.action(async (opts: Record<string, unknown> & { model?: string[] }, command: Command) => {
     const ctx = contextFor(command);
     const source = ctx.locations.configFile;
     // Commander names each value after its flag (--max-body -> maxBody); the settings table after the setting.
-    const flags = Object.fromEntries(SETTINGS.map((def) => [def.key, opts[new Option(def.flag).attributeName()]]));
-    const settings = resolveSettings(flags, ctx.env, section(ctx.config, 'serve', source), source, section(ctx.config, 'gate', source), section(ctx.config, 'keys', source));
+    const flags: Record<string, unknown> = { ...opts, ...Object.fromEntries(SETTINGS.map((def) => [def.key, opts[attributeOf(def.flag)]])) };
+    const renamed: string[] = [];
+    const settings = resolveSettings(flags, ctx.env, section(ctx.config, 'serve', source), source, section(ctx.config, 'gate', source), section(ctx.config, 'keys', source), (m) => renamed.push(m));
     const models = pickModels(opts.model, ctx.env.GUARDCTL_MODELS, ctx.config.models, source);
     const logger = createLogger(pick<string>(ctx.verbose ? 'debug' : undefined, ctx.env.GUARDCTL_LOG, ctx.config.log, 'info')!);
     // The effective configuration, once; it holds no secret (the TLS key and master key are paths or absent).
+    for (const message of renamed) logger.warn(message);
     logger.info({ settings, models: models.map((m) => ({ name: m.name, task: m.task, size: m.size, dir: m.dir })), home: ctx.locations.home, config: source }, 'starting');
     // The daemon's modules (ONNX Runtime, fastify, the gate) load here, not when the program is built.
     const { startDaemon } = await import('../daemon/run.js');

@@ -1,106 +1,12 @@
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { writeFileAtomic, ensurePrivateDir } from '../core/atomic.js';
 import type { Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
+import { renderUnits, underHomeDirs } from '../systemd/units.js';
 
-const TEMPLATES = new URL('../../templates/systemd/', import.meta.url);
-const UNITS = ['guardctl-renew.service', 'guardctl-renew.timer', 'guardctl.service'] as const;
-
-export interface SystemdInputs {
-  bin: string;
-  home: string;
-  user?: string;
-  envFile: string;
-  rwPaths: string[];
-  onFailure?: string;
-  serveArgs: string[];
-  onCalendar: string;
-  randomizedDelaySec: string;
-  /** serve's shared stores (docs/scaling.md): GUARDCTL_STATE and GUARDCTL_KEYS in guardctl.service. */
-  state?: string;
-  keys?: string;
-}
-
-/**
- * A store URL for a unit file, which every local user can read (systemctl show): one with a password is refused,
- * and belongs in the EnvironmentFile instead.
- */
-function storeSetting(value: string | undefined, flag: string, variable: string, accepts: RegExp): string | undefined {
-  if (value === undefined) return undefined;
-  if (!accepts.test(value)) throw usageError(`${flag} must be ${accepts === KEYS_STORE ? 'sqlite or a postgres:// URL' : 'sqlite, memory or a redis:// / rediss:// URL'}, got "${value.slice(0, 40)}"`);
-  let password = false;
-  try {
-    password = /:\/\//.test(value) && new URL(value).password !== '';
-  } catch {
-    throw usageError(`${flag} is not a valid URL`);
-  }
-  if (password) {
-    throw usageError(`${flag} holds a password, and unit files are readable by every user (systemctl show)`, `leave ${flag} out and put ${variable}=... in the EnvironmentFile (--env-file, mode 0600)`);
-  }
-  return systemdWord(`${variable}=${value}`);
-}
-const KEYS_STORE = /^(sqlite|postgres(ql)?:\/\/.+)$/i;
-const STATE_STORE = /^(sqlite|memory|rediss?:\/\/.+)$/i;
-
-/** One ExecStart word, quoted the way systemd reads it ("%" and "$" doubled: no specifiers, no variables). */
-export function systemdWord(word: string): string {
-  const plain = /^[A-Za-z0-9_./:=@+,-]+$/.test(word) ? word : `"${word.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  return plain.replace(/%/g, '%%').replace(/\$/g, '$$$$');
-}
-
-/** Whether a path lies where ProtectHome=yes hides it; a symlink counts where its target does (best effort). */
-export function underHomeDirs(file: string): boolean {
-  const inHome = (p: string) => p === '/root' || p.startsWith('/root/') || p === '/home' || p.startsWith('/home/') || p.startsWith('/run/user/');
-  let real = file;
-  try {
-    real = fs.realpathSync(file);
-  } catch {
-    // not on this machine (rendering for another host): judge the path as given
-  }
-  return inHome(path.normalize(file)) || inHome(real);
-}
-
-function absolutePath(value: string, what: string): string {
-  if (!path.isAbsolute(value) || /\s/.test(value)) throw usageError(`${what} must be an absolute path without spaces, got "${value}"`);
-  return path.normalize(value);
-}
-
-/** Renders the three units; pure, so tests (and `systemd-analyze verify`) see exactly what would be written. */
-export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number], string> {
-  const bin = inputs.bin.split(/\s+/).filter(Boolean);
-  if (bin.length === 0 || !path.isAbsolute(bin[0]!)) throw usageError(`--bin must start with an absolute path, got "${inputs.bin}"`, 'for example --bin /usr/local/bin/guardctl');
-  const home = absolutePath(inputs.home, 'the data directory');
-  const exec = (args: string[]) => [...bin, '--home', home, ...args].map(systemdWord).join(' ');
-  const renewArgs = ['cert', 'renew', '--all', '--keep-going', ...(inputs.onFailure ? ['--on-failure', inputs.onFailure] : [])];
-  // ProtectHome=yes would hide a data directory, a deploy target or the executable itself under /home or /root
-  // (status 203/EXEC): read-only keeps them visible, and ReadWritePaths still limits writes to the data directory.
-  const underHome = [home, ...inputs.rwPaths, bin[0]!].some(underHomeDirs);
-  const view = {
-    user: inputs.user,
-    home,
-    envFile: absolutePath(inputs.envFile, '--env-file'),
-    protectHome: underHome ? 'read-only' : 'yes',
-    readWritePaths: [...new Set([home, ...inputs.rwPaths.map((p) => absolutePath(p, '--rw-path'))])].join(' '),
-    onCalendar: inputs.onCalendar,
-    randomizedDelaySec: inputs.randomizedDelaySec,
-    environment: [storeSetting(inputs.state, '--state', 'GUARDCTL_STATE', STATE_STORE), storeSetting(inputs.keys, '--keys', 'GUARDCTL_KEYS', KEYS_STORE)].filter(Boolean),
-  };
-  const render = (unit: string, execStart: string) => {
-    const source = fs.readFileSync(new URL(`${unit}.hbs`, TEMPLATES), 'utf8');
-    // Required here rather than imported: handlebars costs every other command's start-up.
-    const Handlebars = createRequire(import.meta.url)('handlebars') as typeof import('handlebars');
-    return Handlebars.compile(source, { noEscape: true, strict: false })({ ...view, execStart });
-  };
-  return {
-    'guardctl-renew.service': render('guardctl-renew.service', exec(renewArgs)),
-    'guardctl-renew.timer': render('guardctl-renew.timer', ''),
-    'guardctl.service': render('guardctl.service', exec(['serve', ...inputs.serveArgs])),
-  };
-}
+export { renderUnits, systemdWord, type SystemdInputs } from '../systemd/units.js';
 
 /** The folders the store's lineages deploy to: the renew unit must be allowed to write there. */
 async function deployDirs(ctx: Context): Promise<string[]> {

@@ -22,7 +22,11 @@ export const ERROR_CODES = {
   GUARD_E_CERT_NOT_FOUND: 'No certificate has that name in the store.',
   GUARD_E_CERT_BUSY: 'Another guardctl process is changing that certificate.',
   GUARD_E_DEPLOY: 'A certificate or nginx site could not be put in place, or its reload or hook command failed.',
+  GUARD_E_DAEMON: 'The daemon could not be started, did not become ready, or could not be stopped.',
+  GUARD_E_UP: 'A step of guardctl up failed; what that run had changed was undone (a certificate already obtained is kept).',
   GUARD_E_NGINX_BUSY: 'Another guardctl process is installing a site into that nginx root.',
+  GUARD_E_NGINX: 'nginx cannot be run or its version read, the nginx root lacks what a site needs, or a site file cannot be read.',
+  GUARD_E_NGINX_CONFIG: 'nginx -t refused the configuration with the new site; nothing was changed.',
   GUARD_E_LISTEN: 'The daemon cannot listen on its address: the port is in use, needs privileges, or the address is not this machine\'s.',
   GUARD_E_MODEL: 'A model failed to load, so the daemon does not start (unless --allow-partial).',
 } as const;
@@ -32,8 +36,6 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface GuardErrorOptions {
   hint?: string;
   cause?: unknown;
-  /** 1 for a user error, 2 for a usage error (bad flags). */
-  exitCode?: 1 | 2;
   /** Extra machine-readable fields for --json output; never secrets. */
   details?: Record<string, unknown>;
 }
@@ -49,13 +51,14 @@ export class GuardError extends Error {
     this.name = 'GuardError';
     this.code = code;
     this.hint = options.hint;
-    this.exitCode = options.exitCode ?? (code === 'GUARD_E_USAGE' ? 2 : 1);
+    // Exit 2 means the command line itself was wrong (a bad or missing flag), so it follows from the code alone.
+    this.exitCode = code === 'GUARD_E_USAGE' ? 2 : 1;
     this.details = options.details;
   }
 }
 
 export function usageError(message: string, hint?: string): GuardError {
-  return new GuardError('GUARD_E_USAGE', message, { hint, exitCode: 2 });
+  return new GuardError('GUARD_E_USAGE', message, { hint });
 }
 
 export function isGuardError(err: unknown): err is GuardError {

@@ -21,7 +21,8 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-function owner(file: string): number | null {
+/** The pid a lock or pid file holds, or null (missing, empty, garbage). */
+export function readPidFile(file: string): number | null {
   try {
     const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
@@ -38,11 +39,11 @@ export function acquireLock(file: string, errors: LockErrors): () => void {
       fs.writeSync(fd, `${process.pid}\n`);
       fs.closeSync(fd);
       return () => {
-        if (owner(file) === process.pid) fs.rmSync(file, { force: true });
+        if (readPidFile(file) === process.pid) fs.rmSync(file, { force: true });
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw errors.failed(`cannot create the lock ${file}: ${(err as Error).message}`, err);
-      const pid = owner(file);
+      const pid = readPidFile(file);
       if (pid !== null && pid !== process.pid && isAlive(pid)) throw errors.busy(pid);
       if (pid === process.pid) throw errors.busy(pid);
       // Stale (its process is gone) or still being written: a half-written lock older than a second is stale.
@@ -51,7 +52,7 @@ export function acquireLock(file: string, errors: LockErrors): () => void {
       fs.rmSync(file, { force: true });
     }
   }
-  throw errors.busy(owner(file) ?? 0);
+  throw errors.busy(readPidFile(file) ?? 0);
 }
 
 export async function withLock<T>(file: string, errors: LockErrors, fn: () => Promise<T>): Promise<T> {

@@ -26,7 +26,6 @@ export function parseModelFlag(text: string): ModelSpec {
   if (!m) {
     throw new GuardError('GUARD_E_USAGE', `invalid --model "${text}"`, {
       hint: 'use NAME=TASK:DIR[:SIZE], e.g. qwen3guard-gen-0.6b=moderate:/srv/models/Qwen3Guard-Gen-0.6B:small (TASK moderate|translate, SIZE small|large)',
-      exitCode: 2,
     });
   }
   return checkSpec({ name: m[1]!, task: m[2] as Task, dir: m[3]!, size: (m[4] as SizeClass | undefined) ?? 'small' }, '--model');
@@ -59,7 +58,7 @@ export function modelsFromConfig(value: unknown, source: string): ModelSpec[] {
 }
 
 function checkSpec(spec: ModelSpec, where: string): ModelSpec {
-  const fail = (what: string, hint: string) => new GuardError(where === '--model' ? 'GUARD_E_USAGE' : 'GUARD_E_CONFIG', `${where}: ${what}`, { hint, exitCode: where === '--model' ? 2 : 1 });
+  const fail = (what: string, hint: string) => new GuardError(where === '--model' ? 'GUARD_E_USAGE' : 'GUARD_E_CONFIG', `${where}: ${what}`, { hint });
   if (!NAME.test(spec.name)) throw fail(`invalid model name "${spec.name}"`, 'letters, digits, . _ -, at most 64 characters (tiers match it)');
   if (!TASKS.includes(spec.task)) throw fail(`unknown task "${spec.task}"`, 'moderate or translate');
   if (!SIZES.includes(spec.size)) throw fail(`unknown size class "${spec.size}"`, 'small or large');
@@ -74,7 +73,7 @@ function checkSpec(spec: ModelSpec, where: string): ModelSpec {
 export function checkUniqueNames(specs: ModelSpec[]): void {
   const seen = new Set<string>();
   for (const s of specs) {
-    if (seen.has(s.name)) throw new GuardError('GUARD_E_USAGE', `two models are named "${s.name}"`, { hint: 'give each --model a distinct NAME', exitCode: 2 });
+    if (seen.has(s.name)) throw new GuardError('GUARD_E_USAGE', `two models are named "${s.name}"`, { hint: 'give each --model a distinct NAME' });
     seen.add(s.name);
   }
 }

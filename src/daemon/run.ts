@@ -10,15 +10,15 @@ import { openGateState } from '../gate/open-state.js';
 import { gateOptionsFromConfig } from '../gate/options.js';
 import type { StateHealth } from '../gate/state.js';
 import { createEngine } from '../infer/engine.js';
-import type { Engine, ModelSpec } from '../infer/types.js';
+import type { Engine, EngineSettings, ModelSpec } from '../infer/types.js';
 import { registerKeysMetrics } from '../keys/metrics.js';
 import { type DaemonKeys, openDaemonKeys } from './keys.js';
 import { loadTiers } from '../keys/tiers.js';
 import { buildServer, type GuardServer } from '../server/app.js';
-import { serveConfig } from '../server/config.js';
+import { serveConfig, type ServeConfig } from '../server/config.js';
 import { createServerMetrics } from '../server/metrics.js';
 import { listenError } from './port-holder.js';
-import type { ServeSettings } from './settings.js';
+import { engineSettings, serverSettings, type ServeSettings } from './settings.js';
 import { readTls, watchTls } from './tls.js';
 
 export interface DaemonInputs {
@@ -41,6 +41,14 @@ export interface Daemon {
   reloadTls(): boolean;
   /** Drain: /readyz 503, stop accepting, let in-flight requests finish within the drain timeout, then stop. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * What the engine and the HTTP app are given: the validated settings under their own names, nothing renamed or
+ * recomputed on the way (test/daemon/settings-flow.test.ts follows each one from flag, variable and file to here).
+ */
+export function partsOf(settings: ServeSettings): { engine: EngineSettings; server: ServeConfig } {
+  return { engine: engineSettings(settings), server: serveConfig(serverSettings(settings)) };
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -86,15 +94,9 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   const metrics = createServerMetrics({ processMetrics: true });
   if (keys) registerKeysMetrics(metrics.registry, keys.kind, keys.health);
   const models = inputs.models.map((m) => ({ ...m, device: m.device ?? settings.device, dtype: m.dtype ?? settings.dtype }));
+  const parts = partsOf(settings);
   const engine = createEngine(models, {
-    maxBatch: settings.maxBatch,
-    maxWaitMs: settings.maxWaitMs,
-    maxBatchTokens: settings.maxBatchTokens,
-    prefixCache: settings.prefixCache,
-    ...(settings.batchWait === 'always' ? { idleWait: true } : {}),
-    maxQueue: settings.maxQueue,
-    maxInputTokens: settings.maxInputTokens,
-    intraOpThreads: settings.threads,
+    ...parts.engine,
     // shutdown() calls engine.close() once the HTTP side is done or --drain-timeout has passed: what is left then
     // is cancelled at once, as docs/serve.md says (the engine's own default would give it 10 s more).
     closeGraceMs: 0,
@@ -103,14 +105,7 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
   });
   const tls = settings.tlsCert && settings.tlsKey ? { cert: settings.tlsCert, key: settings.tlsKey } : undefined;
   const app = await buildServer({
-    config: serveConfig({
-      basePath: settings.basePath,
-      maxBodyBytes: settings.maxBodyBytes,
-      inferenceTimeoutMs: settings.requestTimeoutMs,
-      maxNewTokens: { moderate: Math.min(64, settings.maxNewTokens), translate: settings.maxNewTokens },
-      auth: !settings.insecureNoAuth,
-      allowPartial: settings.allowPartial,
-    }),
+    config: parts.server,
     engine,
     gate,
     logger: logger as unknown as FastifyBaseLogger,

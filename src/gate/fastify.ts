@@ -31,6 +31,9 @@ export interface GateBinding {
   audit: AuditSink;
 }
 
+/** Answers a refusal: the server maps the reason code to its status and message (src/server/error-catalogue.ts). */
+export type DenialSender = (reply: FastifyReply, request: FastifyRequest, denial: GateDenial) => FastifyReply;
+
 /** Any fastify app on a plain HTTP(S) server, whatever logger it was built with. */
 export type GateApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger>;
 
@@ -66,7 +69,7 @@ export function keepRawBodies(app: GateApp): void {
  * counts bodies refused before their signature was checked as failed authentications, frees the concurrency
  * slot however the exchange ends (client disconnects included) and writes one audit record per gated request.
  */
-export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
+export function bindGate(app: GateApp, { gate, audit }: GateBinding, sendDenial: DenialSender): void {
   keepRawBodies(app);
 
   // Hooks are attached to gated routes only, when they are declared: open routes pay nothing, and the hooks
@@ -77,7 +80,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
     const routeUrl = route.url;
     const accepts = acceptedNames(route.schema);
     const onRequest: onRequestAsyncHookHandler = async (request, reply) => {
-      const result = await gate.checkHeaders({ headers: request.headers, peerIp: request.socket.remoteAddress ?? '' });
+      const result = await gate.checkHeaders({ headers: request.headers, peerIp: request.socket.remoteAddress ?? '', tls: isTls(request) });
       if (!result.ok) {
         request.gateDenial = result;
         // The body was never read: closing the connection spares reading (and discarding) it, and keeps a
@@ -98,6 +101,7 @@ export function bindGate(app: GateApp, { gate, audit }: GateBinding): void {
         body: request.rawBody,
         json: request.rawBody && isJson(request) ? request.body : undefined,
         peerIp: request.socket.remoteAddress ?? '',
+        tls: isTls(request),
         model: modelOf(request, config.model),
         accepts,
       }, request.gateHeaders);
@@ -193,12 +197,11 @@ function hasBody(request: FastifyRequest): boolean {
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-function isJson(request: FastifyRequest): boolean {
-  return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
+/** A TLS socket has `encrypted` set (node:tls); light-my-request's fake socket has none. */
+function isTls(request: FastifyRequest): boolean {
+  return (request.socket as { encrypted?: boolean }).encrypted === true;
 }
 
-export function sendDenial(reply: FastifyReply, request: FastifyRequest, denial: GateDenial): FastifyReply {
-  const error: Record<string, unknown> = { code: denial.code, message: denial.message, request_id: request.id };
-  if (denial.stringToSign !== undefined) error.string_to_sign = denial.stringToSign;
-  return reply.code(denial.status).headers(denial.headers).send({ error });
+function isJson(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
 }

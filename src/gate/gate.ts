@@ -1,15 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { effectiveLimits, modelAllowed } from '../keys/tiers.js';
-import { isWellFormedToken, KEY_ID_PREFIX } from '../keys/token.js';
+import { bearerAllowed, effectiveLimits, modelAllowed } from '../keys/tiers.js';
+import { isWellFormedToken, KEY_ID_PREFIX, parseBearer } from '../keys/token.js';
 import type { KeyCredentials, KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
 import { KeysUnavailableError } from '../keys/unavailable.js';
 import {
   DuplicateParamError, hmac, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign,
 } from './canonical.js';
-import { clientIp, parseCidrList } from './ip.js';
+import { clientIp, isLoopback, normalizeIp, parseCidrList } from './ip.js';
 import type { GateOptions } from './options.js';
-import { isAuthFailure, REASONS, type ReasonCode } from './reasons.js';
+import { isAuthFailure, type ReasonCode } from './reasons.js';
 import { bucketSize, nonceShare } from './nonce-share.js';
 import type { GateState, LimitOutcome } from './state.js';
 import { v1Problem } from './v1-coverage.js';
@@ -26,6 +26,8 @@ export interface GateRequest {
   /** The parsed JSON body, when the body is JSON. */
   json?: unknown;
   peerIp: string;
+  /** The request arrived over TLS on this socket (bearer credentials need it, or a local or proxied-TLS client). */
+  tls?: boolean;
   /** The model the request asks for; only called once the signature has verified. */
   model?: () => ModelRef | undefined;
   /** The query and body member names the route reads (version 1's `&NAME=` rule); absent: any name. */
@@ -33,11 +35,15 @@ export interface GateRequest {
 }
 
 /** What the header stage needs: it runs before the body is read. */
-export type GateHeaderRequest = Pick<GateRequest, 'headers' | 'peerIp'>;
+export type GateHeaderRequest = Pick<GateRequest, 'headers' | 'peerIp' | 'tls'>;
 
 /** The header stage's verdict on a request, handed to check() so that nothing is looked up or parsed twice. */
 export interface GateHeaderPass {
   ok: true;
+  /** How the request authenticates: an HMAC signature (the default), or a bearer credential (opt-in per key). */
+  scheme: 'hmac' | 'bearer';
+  /** scheme 'bearer': the secret it carries, compared in check(); the HMAC fields below are then empty. */
+  bearerSecret?: string;
   clientIp: string;
   keyId: string;
   timestamp: string;
@@ -48,11 +54,12 @@ export interface GateHeaderPass {
   creds: KeyCredentials;
 }
 
+/** A refusal, by reason code; the server turns it into an HTTP answer (status and message from its catalogue). */
 export interface GateDenial {
   ok: false;
-  status: number;
   code: ReasonCode;
-  message: string;
+  /** What exactly was wrong (a header's name, the model asked for), appended to the reason's message. */
+  detail?: string;
   headers: Record<string, string>;
   clientIp: string;
   keyId?: string;
@@ -123,6 +130,11 @@ export class Gate {
     const timestamp = header(req.headers, 'x-timestamp');
     const nonce = header(req.headers, 'x-nonce');
     const signature = header(req.headers, 'x-signature');
+    // A bearer credential only when no signing header is present: a signed request never falls back to it.
+    const authorization = header(req.headers, 'authorization');
+    if (!keyId && !timestamp && !nonce && !signature && authorization !== undefined && /^bearer(\s|$)/i.test(authorization)) {
+      return this.checkBearer(req, ip, authorization.slice(6).trim());
+    }
     if (!keyId || !timestamp || !nonce || !signature) {
       const missing = [['X-API-Key', keyId], ['X-Timestamp', timestamp], ['X-Nonce', nonce], ['X-Signature', signature]]
         .filter(([, v]) => !v).map(([n]) => n);
@@ -139,35 +151,86 @@ export class Gate {
       : undefined;
     if (malformed) return this.fail('malformed_auth', ip, { detail: `malformed ${malformed}` });
 
-    // 2. key exists, active, not expired: the contract names each reason; message and work are the same for all three
+    // 2. key exists, active, not expired
+    const found = await this.activeKey(keyId!, ip);
+    if (!('record' in found)) return found;
+    const creds = found;
+    const { record } = creds;
+    const now = this.now();
+    const tier = record.tier;
+    if (version !== '2' && (options.requireV2 || this.deps.tiers[tier]?.requireV2)) return this.fail('signature_version_required', ip, { keyId, tier });
+
+    // 3. client address allowed
+    const denied = await this.addressDenied(record, ip);
+    if (denied) return denied;
+
+    // 4. clock within the window
+    const skew = Math.abs(Math.floor(now / 1000) - Number(timestamp));
+    if (skew > options.windowSec) return this.fail('timestamp_skew', ip, { keyId, tier, headers: { Date: new Date(now).toUTCString() } });
+    return { ok: true, scheme: 'hmac', clientIp: ip, keyId: keyId!, timestamp: timestamp!, nonce: nonce!, signature: signature!, version: version as '1' | '2', contentSha, creds };
+  }
+
+  /**
+   * The header stage for `Authorization: Bearer <id>.<secret>` (docs/signing.md): accepted only where the secret
+   * cannot have crossed a network in the clear, and only for a key (or tier) that opted in. No timestamp, nonce or
+   * body hash: what it lacks against a signature is said in docs/signing.md.
+   */
+  private async checkBearer(req: GateHeaderRequest, ip: string, token: string): Promise<GateHeaderPass | GateDenial> {
+    const parsed = parseBearer(token);
+    if (!parsed) return this.fail('malformed_auth', ip, { detail: 'malformed Authorization (a bearer credential is the "bearer" value printed by keys create --allow-bearer: gk_....gs_...)' });
+    const { keyId, secret } = parsed;
+    // Before the key is looked up: the refusal must not depend on whether the key exists.
+    if (!this.bearerTransportSafe(req, ip)) return this.deny('bearer_insecure_transport', ip, {}, { keyId });
+    const found = await this.activeKey(keyId, ip);
+    if (!('record' in found)) return found;
+    const { record } = found;
+    const tier = record.tier;
+    if (!bearerAllowed(record, this.deps.tiers)) return this.fail('bearer_not_allowed', ip, { keyId, tier });
+    const denied = await this.addressDenied(record, ip);
+    if (denied) return denied;
+    return { ok: true, scheme: 'bearer', bearerSecret: secret, clientIp: ip, keyId, timestamp: '', nonce: '', signature: '', version: '2', creds: found };
+  }
+
+  /**
+   * Where a bearer secret may arrive: over TLS to this socket; through a proxy that says the client used https
+   * (X-Forwarded-Proto, believed from a trusted proxy or a local one); or from this machine itself. A proxy that
+   * says http is refused even on loopback: the secret crossed a network in the clear before reaching it.
+   */
+  private bearerTransportSafe(req: GateHeaderRequest, ip: string): boolean {
+    if (req.tls) return true;
+    const peer = normalizeIp(req.peerIp);
+    const proto = header(req.headers, 'x-forwarded-proto');
+    if (proto !== undefined) {
+      const last = proto.split(',').pop()!.trim().toLowerCase();
+      return last === 'https' && (isLoopback(peer) || this.deps.options.trustedProxies?.has(peer) === true);
+    }
+    return isLoopback(ip);
+  }
+
+  /** Step 2 for either scheme: the contract names each reason; message and work are the same for all three. */
+  private async activeKey(keyId: string, ip: string): Promise<KeyCredentials | GateDenial> {
     let creds: KeyCredentials | undefined;
     try {
-      const found = this.deps.keys.lookup(keyId!);
+      const found = this.deps.keys.lookup(keyId);
       creds = found instanceof Promise ? await found : found;
     } catch (err) {
       // A shared key store (PostgreSQL) that cannot answer: neither "unknown key" nor a pass, and no auth failure.
       if (err instanceof KeysUnavailableError) return this.deny('keys_unavailable', ip, { 'Retry-After': '1' }, { keyId });
       throw err;
     }
-    const now = this.now();
     if (!creds) return this.fail('unknown_key', ip, { keyId });
     const { record } = creds;
     if (record.status === 'revoked') return this.fail('revoked_key', ip, { keyId });
-    if (record.expiresAt !== null && record.expiresAt <= now) return this.fail('expired_key', ip, { keyId });
-    const tier = record.tier;
-    if (version !== '2' && (options.requireV2 || this.deps.tiers[tier]?.requireV2)) return this.fail('signature_version_required', ip, { keyId, tier });
+    if (record.expiresAt !== null && record.expiresAt <= this.now()) return this.fail('expired_key', ip, { keyId });
+    return creds;
+  }
 
-    // 3. client address allowed
-    if (record.allowIps.length && !this.allowList(record).has(ip)) {
-      // A 403, yet a key tried from elsewhere counts like a failed authentication.
-      await state.recordAuthFailure(ip);
-      return this.deny('ip_denied', ip, {}, { keyId, tier });
-    }
-
-    // 4. clock within the window
-    const skew = Math.abs(Math.floor(now / 1000) - Number(timestamp));
-    if (skew > options.windowSec) return this.fail('timestamp_skew', ip, { keyId, tier, headers: { Date: new Date(now).toUTCString() } });
-    return { ok: true, clientIp: ip, keyId: keyId!, timestamp: timestamp!, nonce: nonce!, signature: signature!, version: version as '1' | '2', contentSha, creds };
+  /** Step 3: the key's address allow-list. */
+  private async addressDenied(record: KeyRecord, ip: string): Promise<GateDenial | undefined> {
+    if (!record.allowIps.length || this.allowList(record).has(ip)) return undefined;
+    // A 403, yet a key tried from elsewhere counts like a failed authentication.
+    await this.deps.state.recordAuthFailure(ip);
+    return this.deny('ip_denied', ip, {}, { keyId: record.id, tier: record.tier });
   }
 
   /** Failed authentication by a sender whose body was refused (invalid JSON, too deep) before its signature was checked. */
@@ -187,6 +250,7 @@ export class Gate {
     const { record } = creds;
     const tier = record.tier;
     const now = this.now();
+    if (passed.scheme === 'bearer') return this.checkBearerSecret(req, passed, refreshed);
 
     // 5. signature
     let stringToSign: string;
@@ -246,6 +310,30 @@ export class Gate {
       // needs far longer than, so the answer rarely waits at all, while waiting here cost the served path about 5%
       // of its throughput. A crash before the commit loses only requests that were never answered.
       const committed = state.durable();
+      committed.catch(() => admitted.release());
+      admitted.committed = committed;
+    }
+    return admitted;
+  }
+
+  /** Step 5 for a bearer credential: its secret against the key's; then straight to the limits (no nonce). */
+  private async checkBearerSecret(req: GateRequest, passed: GateHeaderPass, refreshed: boolean): Promise<GateResult> {
+    const { clientIp: ip, keyId, creds } = passed;
+    const { record } = creds;
+    const now = this.now();
+    const given = Buffer.from(passed.bearerSecret!, 'utf8');
+    const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now) && s.value.length === given.length && timingSafeEqual(s.value, given));
+    if (!verified) {
+      // As for signatures: a secret rotated by another process a moment ago is read before refusing.
+      if (!refreshed && this.deps.keys.refresh) {
+        const changed = this.deps.keys.refresh(keyId);
+        if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, undefined, true);
+      }
+      return this.fail('bad_bearer', ip, { keyId, tier: record.tier });
+    }
+    const admitted = await this.admit(req, record, effectiveLimits(record, this.deps.tiers), ip, now);
+    if (admitted.ok && this.deps.state.durable) {
+      const committed = this.deps.state.durable();
       committed.catch(() => admitted.release());
       admitted.committed = committed;
     }
@@ -330,12 +418,10 @@ export class Gate {
   }
 
   private deny(code: ReasonCode, ip: string, headers: Record<string, string>, extra: DenialExtra = {}): GateDenial {
-    const base = REASONS[code];
     return {
       ok: false,
-      status: base.status,
       code,
-      message: extra.detail ? `${base.message}: ${extra.detail}` : base.message,
+      ...(extra.detail ? { detail: extra.detail } : {}),
       headers,
       clientIp: ip,
       keyId: extra.keyId,

@@ -7,6 +7,12 @@ export function normalizeIp(ip: string): string {
   return m ? m[1]! : ip;
 }
 
+/** 127.0.0.0/8 and ::1: a client on this machine. */
+export function isLoopback(ip: string): boolean {
+  const n = normalizeIp(ip);
+  return n === '::1' || /^127\.\d+\.\d+\.\d+$/.test(n);
+}
+
 export interface CidrList {
   readonly entries: readonly string[];
   has(ip: string): boolean;

@@ -1,36 +1,43 @@
 /**
- * The gate's answers: reason code -> HTTP status and a message for the client. The codes are part of the
- * contract in ../shared/signing.md and docs/gate.md; a test keeps that page in sync with this table.
+ * Why the gate refuses a request: its reason codes, part of the contract in ../shared/signing.md and
+ * docs/signing.md. The gate names a reason; the server gives it a status and a message from its error catalogue
+ * (src/server/error-catalogue.ts), where every one of these codes has a row. `authFailure`: the reason counts
+ * towards an address's failed-authentication throttle (auth_throttled).
  */
 export const REASONS = {
-  missing_auth: { status: 401, message: 'missing authentication headers' },
-  malformed_auth: { status: 401, message: 'malformed authentication header' },
-  auth_throttled: { status: 429, message: 'too many failed authentications from this address; try again later' },
-  keys_unavailable: { status: 503, message: 'the API key store cannot be reached right now; retry shortly' },
-  unknown_key: { status: 401, message: 'unknown, revoked or expired API key' },
-  revoked_key: { status: 401, message: 'unknown, revoked or expired API key' },
-  expired_key: { status: 401, message: 'unknown, revoked or expired API key' },
-  signature_version_required: { status: 401, message: 'this server or tier requires signature version 2 (X-Signature-Version: 2)' },
-  ip_denied: { status: 403, message: 'this API key may not be used from this address' },
-  timestamp_skew: { status: 401, message: 'X-Timestamp is outside the allowed window; check the client clock against the Date header' },
-  duplicate_param: { status: 400, message: 'a parameter appears in both the query and the body' },
-  content_sha256_mismatch: { status: 401, message: 'X-Content-SHA256 does not match the body' },
-  bad_signature: { status: 401, message: 'signature does not match' },
-  v1_unsigned_member: { status: 401, message: 'version 1 signatures do not cover this body; sign it with version 2 (X-Signature-Version: 2)' },
-  v1_ambiguous_param: { status: 401, message: 'version 1 cannot sign this value unambiguously; sign it with version 2 (X-Signature-Version: 2)' },
-  replayed_nonce: { status: 401, message: 'this nonce was already used; send a fresh X-Nonce with every request' },
-  nonce_store_full: { status: 503, message: 'the server cannot record more nonces right now; retry shortly' },
-  model_not_allowed: { status: 403, message: "this model is not available to the API key's tier" },
-  rate_limited: { status: 429, message: 'request rate limit exceeded' },
-  concurrency_limited: { status: 429, message: 'too many requests in flight for this API key' },
-  quota_exhausted: { status: 429, message: 'daily quota exhausted; it resets at 00:00 UTC' },
+  missing_auth: { authFailure: true },
+  malformed_auth: { authFailure: true },
+  auth_throttled: { authFailure: false },
+  keys_unavailable: { authFailure: false },
+  unknown_key: { authFailure: true },
+  revoked_key: { authFailure: true },
+  expired_key: { authFailure: true },
+  signature_version_required: { authFailure: true },
+  ip_denied: { authFailure: false },
+  timestamp_skew: { authFailure: true },
+  duplicate_param: { authFailure: false },
+  content_sha256_mismatch: { authFailure: true },
+  bad_signature: { authFailure: true },
+  // Bearer credentials (docs/signing.md "Bearer credentials"). Plain HTTP from elsewhere is refused before the key
+  // is looked up and says nothing about the sender's key: not a failed authentication.
+  bearer_insecure_transport: { authFailure: false },
+  bearer_not_allowed: { authFailure: true },
+  bad_bearer: { authFailure: true },
+  v1_unsigned_member: { authFailure: true },
+  v1_ambiguous_param: { authFailure: true },
+  replayed_nonce: { authFailure: true },
+  nonce_store_full: { authFailure: false },
+  model_not_allowed: { authFailure: false },
+  rate_limited: { authFailure: false },
+  concurrency_limited: { authFailure: false },
+  quota_exhausted: { authFailure: false },
   // Not a verdict on the request: the shared state (Redis) could not be asked, so nothing was let through unchecked.
-  state_unavailable: { status: 503, message: 'the server cannot check this request right now (its shared state is unreachable); retry shortly' },
-} as const;
+  state_unavailable: { authFailure: false },
+} as const satisfies Record<string, { authFailure: boolean }>;
 
 export type ReasonCode = keyof typeof REASONS;
 
-/** 401 reasons that count towards an address's failed-authentication throttle. */
+/** Reasons that count towards an address's failed-authentication throttle (every 401 of the contract). */
 export function isAuthFailure(code: ReasonCode): boolean {
-  return REASONS[code].status === 401;
+  return REASONS[code].authFailure;
 }

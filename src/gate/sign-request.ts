@@ -9,6 +9,8 @@ export interface SignInput {
   url: string;
   /** The exact body text that will be sent (JSON for version 1's PARAMS to include its members). */
   body?: string;
+  /** The body's exact bytes, when they may not be UTF-8 text (version 2 hashes these instead of `body`). */
+  bodyBytes?: Uint8Array;
   keyId: string;
   secret: string;
   version?: 1 | 2;
@@ -36,7 +38,7 @@ export function signRequest(input: SignInput): SignedRequest {
   const headers: Record<string, string> = { 'X-API-Key': input.keyId, 'X-Timestamp': timestamp, 'X-Nonce': nonce };
   let stringToSign: string;
   if (input.version === 2) {
-    const contentSha = sha256Hex(input.body ?? '');
+    const contentSha = sha256Hex(input.bodyBytes ?? input.body ?? '');
     stringToSign = v2StringToSign(method, url.pathname, v2CanonicalQuery(query), contentSha, timestamp, nonce);
     headers['X-Signature-Version'] = '2';
     headers['X-Content-SHA256'] = contentSha;

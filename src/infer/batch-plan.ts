@@ -11,6 +11,7 @@
  *   prompt longer than the budget is never starved.
  * - Whether a running batch admits new rows is decided here only (admitsWhileRunning).
  */
+import type { BatchWait } from './types.js';
 
 export interface QueuedView {
   id: number;
@@ -40,9 +41,9 @@ export interface PlanLimits {
   maxBatchTokens: number;
   /** Admit into a running batch between decode steps where the batch allows it. */
   continuousAdmission: boolean;
-  /** Tests only: an idle device waits for a full batch or maxWaitMs too, so a batch holds exactly the requests a
-   * test sent together. */
-  idleWait?: boolean;
+  /** 'always': an idle device waits for a full batch or maxWaitMs too (--batch-wait always; tests use it so a
+   * batch holds exactly the requests they sent together). Default 'busy': only behind a busy device. */
+  batchWait?: BatchWait;
 }
 
 export type Step = { op: 'score'; ids: number[] } | { op: 'admit'; ids: number[] } | { op: 'decode' };
@@ -107,7 +108,7 @@ export function planModel(model: ModelView, deviceBusy: boolean, limits: PlanLim
 
 /** The next turn on a device: models take turns round robin from `cursor`. */
 export function nextTurn(models: readonly ModelView[], cursor: number, limits: PlanLimits, now: number): Turn {
-  const deviceBusy = limits.idleWait === true || models.some((m) => m.running);
+  const deviceBusy = limits.batchWait === 'always' || models.some((m) => m.running);
   let wait = Infinity;
   for (let k = 0; k < models.length; k++) {
     const at = (cursor + k) % models.length;

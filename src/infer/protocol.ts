@@ -2,7 +2,7 @@
  * Messages between the engine (main thread) and a device worker. Only token ids and numbers cross: text stays
  * on the main thread, tensors stay in the worker.
  */
-import type { Device, EngineErrorCode, StepEvent } from './types.js';
+import type { Device, EngineErrorCode, EngineOptions, StepEvent } from './types.js';
 import type { ModelConfig } from './model-dir.js';
 import type { FloatType } from './graph.js';
 import type { SamplingParams } from './sampling.js';
@@ -32,24 +32,13 @@ export interface WorkItem {
   submittedAt: number;
 }
 
-export interface WorkerTuning {
-  maxBatch: number;
-  maxWaitMs: number;
-  /** Padded tokens (rows x longest prompt) one prefill may process; default DEFAULT_MAX_BATCH_TOKENS. */
-  maxBatchTokens?: number;
-  /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
-  continuousAdmission: boolean;
-  /** Tests only: an idle device waits for a full batch or maxWaitMs too (batch-plan.ts). */
-  idleWait?: boolean;
-  /** Batch on CPU as on WebGPU: no admission while running, finished rows ride along (tests of that path). */
-  gpuStyleBatching?: boolean;
-  logitsBudget?: number;
-  /** Keep the exported graph's logits for every position (no last-logits.ts rewrite). */
-  fullLogits?: boolean;
-  /** Fetch whole presents every run (no present-delta.ts outputs): benchmarks' baseline. */
-  fullPresents?: boolean;
-  intraOpThreads?: number;
-}
+/** What a device worker is told of the engine's options: the same fields, under the same names (types.ts). */
+export type WorkerTuning = Pick<EngineOptions, 'maxBatch' | 'maxWaitMs'>
+  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'fullLogits' | 'fullPresents'>>
+  & {
+    /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
+    continuousAdmission: boolean;
+  };
 
 export interface WorkerInit {
   device: Device;

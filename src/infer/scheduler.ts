@@ -53,7 +53,7 @@ export class Scheduler {
       maxWaitMs: tuning.maxWaitMs,
       maxBatchTokens: tuning.maxBatchTokens ?? DEFAULT_MAX_BATCH_TOKENS,
       continuousAdmission: tuning.continuousAdmission,
-      ...(tuning.idleWait ? { idleWait: true } : {}),
+      ...(tuning.batchWait ? { batchWait: tuning.batchWait } : {}),
     };
   }
 

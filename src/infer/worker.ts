@@ -35,7 +35,7 @@ function sessionOptions(config: ModelConfig): ort.InferenceSession.SessionOption
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    ...(init.tuning.intraOpThreads ? { intraOpNumThreads: init.tuning.intraOpThreads } : {}),
+    ...(init.tuning.threads ? { intraOpNumThreads: init.tuning.threads } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import { newCheckValue, verifyCheck } from './schema.js';
  * Migrations run only through `guardctl keys migrate`; every other command and the daemon refuse a store whose
  * version is not exactly this guardctl's.
  */
-export const PG_SCHEMA_VERSION = 1;
+export const PG_SCHEMA_VERSION = 2;
 
 /** NOTIFY channel: the payload is the id of the key that changed. */
 export const PG_CHANNEL = 'guardctl_keys';
@@ -41,6 +41,8 @@ const MIGRATIONS: Record<number, string> = {
     CREATE INDEX guardctl_key_events_by_key ON guardctl_key_events (key_id, seq);
     INSERT INTO guardctl_meta (name, value) VALUES ('generation', '0');
   `,
+  // Opt-in bearer credentials (docs/signing.md); INTEGER like SQLite's, so rows move between the stores unchanged.
+  2: `ALTER TABLE guardctl_keys ADD COLUMN allow_bearer INTEGER NOT NULL DEFAULT 0;`,
 };
 
 // Any fixed number: two `keys migrate` runs at once take turns instead of both creating the tables.

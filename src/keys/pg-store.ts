@@ -279,8 +279,8 @@ export class PgKeyStore {
 }
 
 async function insertRow(c: pg.PoolClient, r: KeyRow): Promise<void> {
-  await c.query(`INSERT INTO guardctl_keys (id, name, tier, created_at, expires_at, revoked_at, last_used_at, allow_ips, overrides, secret, previous_secret, previous_valid_until)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [r.id, r.name, r.tier, r.created_at, r.expires_at, r.revoked_at, r.last_used_at, r.allow_ips, r.overrides, r.secret, r.previous_secret, r.previous_valid_until]);
+  await c.query(`INSERT INTO guardctl_keys (id, name, tier, created_at, expires_at, revoked_at, last_used_at, allow_ips, overrides, secret, previous_secret, previous_valid_until, allow_bearer)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [r.id, r.name, r.tier, r.created_at, r.expires_at, r.revoked_at, r.last_used_at, r.allow_ips, r.overrides, r.secret, r.previous_secret, r.previous_valid_until, r.allow_bearer ?? 0]);
 }
 
 async function audit(c: pg.PoolClient, at: number, id: string, action: string, detail: Record<string, unknown>): Promise<void> {

@@ -29,13 +29,13 @@ export function planCreate(input: CreateKeyInput, now: number, tiers: Record<str
   const row: KeyRow = {
     id, name, tier: input.tier, created_at: now, expires_at: expiresAt, revoked_at: null, last_used_at: null,
     allow_ips: JSON.stringify(allowIps), overrides: JSON.stringify(overrides), secret: seal(masterKey, secret, id),
-    previous_secret: null, previous_valid_until: null,
+    previous_secret: null, previous_valid_until: null, allow_bearer: input.allowBearer ? 1 : 0,
   };
-  return { row, secret, detail: { name, tier: input.tier, expiresAt, allowIps, overrides } };
+  return { row, secret, detail: { name, tier: input.tier, expiresAt, allowIps, overrides, ...(input.allowBearer ? { allowBearer: true } : {}) } };
 }
 
 export function checkGrace(graceMs: number): void {
-  if (!Number.isFinite(graceMs) || graceMs < 0) throw new GuardError('GUARD_E_USAGE', `invalid grace period ${graceMs}`, { hint: 'use 0 or a positive duration such as 24h', exitCode: 2 });
+  if (!Number.isFinite(graceMs) || graceMs < 0) throw new GuardError('GUARD_E_USAGE', `invalid grace period ${graceMs}`, { hint: 'use 0 or a positive duration such as 24h' });
 }
 
 export interface RotatePlan {

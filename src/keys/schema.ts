@@ -10,7 +10,7 @@ import type { KeyRecord, Limits } from './types.js';
 /** The on-disk shape of the key store: migrations, the master-key check, rows, and file modes. */
 
 /** Bump with a new entry in MIGRATIONS; `PRAGMA user_version` records how far a file has come. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: Record<number, string> = {
   1: `
@@ -38,6 +38,8 @@ const MIGRATIONS: Record<number, string> = {
     ) STRICT;
     CREATE INDEX key_events_by_key ON key_events (key_id, seq);
   `,
+  // Opt-in bearer credentials (docs/signing.md): 1 when `keys create --allow-bearer` made the key.
+  2: `ALTER TABLE keys ADD COLUMN allow_bearer INTEGER NOT NULL DEFAULT 0;`,
 };
 
 const CHECK_AAD = 'guardctl:keystore-check';
@@ -100,6 +102,8 @@ export interface KeyRow {
   id: string; name: string; tier: string; created_at: number; expires_at: number | null; revoked_at: number | null;
   last_used_at: number | null; allow_ips: string; overrides: string; secret: string; previous_secret: string | null;
   previous_valid_until: number | null;
+  /** 0 or 1 (an INTEGER in both backends, so rows move between them unchanged); absent in exports before it. */
+  allow_bearer?: number;
 }
 
 export function toRecord(row: KeyRow): KeyRecord {
@@ -115,6 +119,7 @@ export function toRecord(row: KeyRow): KeyRecord {
     allowIps: JSON.parse(row.allow_ips) as string[],
     overrides: JSON.parse(row.overrides) as Partial<Limits>,
     previousValidUntil: row.previous_valid_until,
+    allowBearer: Boolean(row.allow_bearer),
   };
 }
 

@@ -31,6 +31,8 @@ export interface CreateKeyInput {
   overrides?: Partial<Limits>;
   allowIps?: string[];
   expiresAt?: number | null;
+  /** The key may also authenticate with a bearer credential (docs/signing.md). */
+  allowBearer?: boolean;
 }
 
 export interface KeyEvent {
@@ -226,8 +228,8 @@ export class KeyStore {
   }
 
   private insertRow(r: KeyRow): void {
-    this.db.prepare(`INSERT INTO keys (id, name, tier, created_at, expires_at, revoked_at, last_used_at, allow_ips, overrides, secret, previous_secret, previous_valid_until)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, r.name, r.tier, r.created_at, r.expires_at, r.revoked_at, r.last_used_at, r.allow_ips, r.overrides, r.secret, r.previous_secret, r.previous_valid_until);
+    this.db.prepare(`INSERT INTO keys (id, name, tier, created_at, expires_at, revoked_at, last_used_at, allow_ips, overrides, secret, previous_secret, previous_valid_until, allow_bearer)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, r.name, r.tier, r.created_at, r.expires_at, r.revoked_at, r.last_used_at, r.allow_ips, r.overrides, r.secret, r.previous_secret, r.previous_valid_until, r.allow_bearer ?? 0);
   }
 
   private write(fn: () => void): void {

@@ -29,14 +29,18 @@ export function loadTiers(section: Record<string, unknown> | undefined, source =
     const base: Tier = tiers[name] ?? { name, models: [], concurrency: null, daily: null, rate: null, burst: null };
     const fields = raw as Record<string, unknown>;
     for (const key of Object.keys(fields)) {
-      if (key !== 'models' && key !== 'require_v2' && !(LIMIT_FIELDS as readonly string[]).includes(key)) {
-        throw new GuardError('GUARD_E_TIER', `${where} has an unknown field "${key}"`, { hint: `allowed fields: models, ${LIMIT_FIELDS.join(', ')}, require_v2` });
+      if (key !== 'models' && key !== 'require_v2' && key !== 'allow_bearer' && !(LIMIT_FIELDS as readonly string[]).includes(key)) {
+        throw new GuardError('GUARD_E_TIER', `${where} has an unknown field "${key}"`, { hint: `allowed fields: models, ${LIMIT_FIELDS.join(', ')}, require_v2, allow_bearer` });
       }
     }
     const tier: Tier = { ...base, ...parseLimits(fields, where) };
     if (fields.require_v2 !== undefined) {
       if (typeof fields.require_v2 !== 'boolean') throw new GuardError('GUARD_E_TIER', `${where}: require_v2 must be true or false`, { hint: `got ${JSON.stringify(fields.require_v2)}` });
       tier.requireV2 = fields.require_v2;
+    }
+    if (fields.allow_bearer !== undefined) {
+      if (typeof fields.allow_bearer !== 'boolean') throw new GuardError('GUARD_E_TIER', `${where}: allow_bearer must be true or false`, { hint: `got ${JSON.stringify(fields.allow_bearer)}` });
+      tier.allowBearer = fields.allow_bearer;
     }
     if (!(name in tiers) && fields.models === undefined) {
       throw new GuardError('GUARD_E_TIER', `${where} is new and must list its models`, { hint: 'add models: ["size:small"] or name patterns such as ["guard-*"]' });
@@ -121,4 +125,9 @@ function globMatch(pattern: string, name: string): boolean {
     globCache.set(pattern, re);
   }
   return re.test(name);
+}
+
+/** Whether a key may authenticate with a bearer credential: its own flag, or its tier's `allow_bearer`. */
+export function bearerAllowed(record: Pick<KeyRecord, 'tier' | 'allowBearer'>, tiers: Record<string, Tier>): boolean {
+  return record.allowBearer || tiers[record.tier]?.allowBearer === true;
 }

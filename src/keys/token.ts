@@ -73,3 +73,21 @@ export function checkKeyId(id: string): void {
   const problem = describeTokenProblem(id, KEY_ID_PREFIX);
   if (problem) throw new GuardError('GUARD_E_TOKEN', `that key id is not valid: ${problem}`, { hint: 'copy the id again from guardctl keys list' });
 }
+
+/**
+ * The bearer credential of a key that allows one (docs/signing.md): its id and its secret, joined by a dot. Both
+ * halves keep their checksums, so a mangled bearer is refused offline like a mangled id.
+ */
+export function bearerToken(keyId: string, secret: string): string {
+  return `${keyId}.${secret}`;
+}
+
+/** The id and secret of a bearer credential, or undefined when it is not one (wrong shape or checksum). */
+export function parseBearer(token: string): { keyId: string; secret: string } | undefined {
+  const dot = token.indexOf('.');
+  if (dot < 0) return undefined;
+  const keyId = token.slice(0, dot);
+  const secret = token.slice(dot + 1);
+  if (!isWellFormedToken(keyId, KEY_ID_PREFIX) || !isWellFormedToken(secret, SECRET_PREFIX)) return undefined;
+  return { keyId, secret };
+}

@@ -32,7 +32,7 @@ export interface ImportResult {
   skipped: string[];
 }
 
-const KEY_FIELDS = ['id', 'name', 'tier', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'allow_ips', 'overrides', 'secret', 'previous_secret', 'previous_valid_until'] as const;
+const KEY_FIELDS = ['id', 'name', 'tier', 'created_at', 'expires_at', 'revoked_at', 'last_used_at', 'allow_ips', 'overrides', 'secret', 'previous_secret', 'previous_valid_until', 'allow_bearer'] as const;
 
 export function dumpToLines(dump: StoreDump): string {
   const lines = [JSON.stringify({ format: TRANSFER_FORMAT, version: TRANSFER_VERSION, check: dump.check, keys: dump.keys.length, events: dump.events.length })];
@@ -44,7 +44,7 @@ export function dumpToLines(dump: StoreDump): string {
 /** Parses an export, checking its shape line by line; errors name the line, never a secret. */
 export function linesToDump(text: string, source: string): StoreDump {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const bad = (n: number, why: string) => new GuardError('GUARD_E_USAGE', `${source} line ${n}: ${why}`, { hint: 'give a file written by guardctl keys export', exitCode: 2 });
+  const bad = (n: number, why: string) => new GuardError('GUARD_E_USAGE', `${source} line ${n}: ${why}`, { hint: 'give a file written by guardctl keys export' });
   const parse = (line: string, n: number): Record<string, unknown> => {
     try {
       const v = JSON.parse(line) as unknown;
@@ -56,7 +56,7 @@ export function linesToDump(text: string, source: string): StoreDump {
   const head = parse(lines[0]!, 1);
   if (head.format !== TRANSFER_FORMAT) throw bad(1, `not a guardctl key export (format ${JSON.stringify(head.format)})`);
   if (head.version !== TRANSFER_VERSION) {
-    throw new GuardError('GUARD_E_USAGE', `${source} is export version ${String(head.version)}; this guardctl reads version ${TRANSFER_VERSION}`, { hint: 'import it with the guardctl that wrote it, or a newer one', exitCode: 2 });
+    throw new GuardError('GUARD_E_USAGE', `${source} is export version ${String(head.version)}; this guardctl reads version ${TRANSFER_VERSION}`, { hint: 'import it with the guardctl that wrote it, or a newer one' });
   }
   if (typeof head.check !== 'string') throw bad(1, 'the header has no check value');
   const dump: StoreDump = { check: head.check, keys: [], events: [] };
@@ -69,6 +69,9 @@ export function linesToDump(text: string, source: string): StoreDump {
       for (const f of ['created_at'] as const) if (typeof o[f] !== 'number') throw bad(n, `key field ${f} must be a number`);
       for (const f of ['expires_at', 'revoked_at', 'last_used_at', 'previous_valid_until'] as const) if (!int(o[f])) throw bad(n, `key field ${f} must be a number or null`);
       if (o.previous_secret !== null && typeof o.previous_secret !== 'string') throw bad(n, 'key field previous_secret must be a string or null');
+      // Absent in exports written before bearer credentials existed: such keys never had them.
+      if (o.allow_bearer === undefined) o.allow_bearer = 0;
+      if (o.allow_bearer !== 0 && o.allow_bearer !== 1) throw bad(n, 'key field allow_bearer must be 0 or 1');
       dump.keys.push(Object.fromEntries(KEY_FIELDS.map((f) => [f, o[f]])) as unknown as KeyRow);
     } else if (o.type === 'event') {
       if (typeof o.at !== 'number' || typeof o.key_id !== 'string' || typeof o.action !== 'string' || (o.detail !== null && typeof o.detail !== 'string')) throw bad(n, 'malformed event');

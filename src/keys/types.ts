@@ -16,6 +16,8 @@ export interface Tier extends Limits {
   name: string;
   /** Keys of this tier must sign with version 2 (the exact body bytes). */
   requireV2?: boolean;
+  /** Every key of this tier may authenticate with a bearer credential (KeyRecord.allowBearer, for all of them). */
+  allowBearer?: boolean;
 }
 
 export type KeyStatus = 'active' | 'revoked';
@@ -35,6 +37,8 @@ export interface KeyRecord {
   overrides: Partial<Limits>;
   /** While set and in the future, the previous secret still verifies (rotation grace). */
   previousValidUntil: number | null;
+  /** The key may authenticate with `Authorization: Bearer <id>.<secret>` (docs/signing.md), not only by signing. */
+  allowBearer: boolean;
 }
 
 /** One secret that may verify a signature, with the time after which it no longer does (null: until rotated). */

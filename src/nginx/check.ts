@@ -63,8 +63,8 @@ export async function testConfig(conf: string, opts: CheckOptions & { args?: str
   // nginx before 1.19.5 has no -e.
   if (/invalid option: "?-?e/.test(r.all ?? '')) r = await run(false);
   if (r.failed && (r.all ?? '') === '') {
-    throw new GuardError('GUARD_E_USAGE', `cannot run ${bin} -t: ${r.code === 'ENOENT' ? 'not found' : r.shortMessage}`, {
-      hint: 'install nginx, or point --nginx-bin at it', exitCode: 1,
+    throw new GuardError('GUARD_E_NGINX', `cannot run ${bin} -t: ${r.code === 'ENOENT' ? 'not found' : r.shortMessage}`, {
+      hint: 'install nginx, or point --nginx-bin at it',
     });
   }
   const output = (opts.mapPath ?? ((t: string) => t))(r.all ?? '');
@@ -114,7 +114,7 @@ export async function checkSite(file: string, opts: CheckOptions = {}): Promise<
   try {
     content = fs.readFileSync(source);
   } catch (err) {
-    throw new GuardError('GUARD_E_USAGE', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: 1 });
+    throw new GuardError('GUARD_E_NGINX', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,);
   }
   const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-nginx-check-'));
   try {

@@ -53,9 +53,8 @@ export async function detectVersions(opts: DetectOptions = {}): Promise<NginxVer
   const parsed = error !== undefined ? undefined : parseVersions(text);
   if (parsed === undefined) {
     const why = error ?? `"${bin} -V" printed no "nginx version:" line`;
-    throw new GuardError('GUARD_E_USAGE', `cannot read the nginx version from ${bin}: ${why}`, {
+    throw new GuardError('GUARD_E_NGINX', `cannot read the nginx version from ${bin}: ${why}`, {
       hint: 'install nginx, point --nginx-bin at it, or render for another machine with --nginx-version X.Y.Z (and --openssl-version X.Y.Z)',
-      exitCode: 1,
     });
   }
   return parsed;

@@ -34,7 +34,7 @@ export function installTargets(root: string, name: string): InstallTargets {
   const r = path.resolve(root);
   const isDir = (d: string) => fs.statSync(path.join(r, d), { throwIfNoEntry: false })?.isDirectory() === true;
   if (!fs.existsSync(path.join(r, 'nginx.conf'))) {
-    throw new GuardError('GUARD_E_USAGE', `${r} holds no nginx.conf`, { hint: 'point --nginx-root at the folder of the main nginx configuration (default /etc/nginx)', exitCode: 1 });
+    throw new GuardError('GUARD_E_NGINX', `${r} holds no nginx.conf`, { hint: 'point --nginx-root at the folder of the main nginx configuration (default /etc/nginx)' });
   }
   const file = `${name}.conf`;
   const snippetsDir = path.join(r, 'snippets', 'guardctl', name);
@@ -42,8 +42,8 @@ export function installTargets(root: string, name: string): InstallTargets {
     return { root: r, conf: path.join(r, 'nginx.conf'), layout: 'sites', siteFile: path.join(r, 'sites-available', file), enabledLink: path.join(r, 'sites-enabled', file), snippetsDir };
   }
   if (isDir('conf.d')) return { root: r, conf: path.join(r, 'nginx.conf'), layout: 'conf.d', siteFile: path.join(r, 'conf.d', file), snippetsDir };
-  throw new GuardError('GUARD_E_USAGE', `${r} has neither sites-available/ + sites-enabled/ nor conf.d/`, {
-    hint: 'create one of them and include it inside http {} in nginx.conf (include conf.d/*.conf;)', exitCode: 1,
+  throw new GuardError('GUARD_E_NGINX', `${r} has neither sites-available/ + sites-enabled/ nor conf.d/`, {
+    hint: 'create one of them and include it inside http {} in nginx.conf (include conf.d/*.conf;)',
   });
 }
 
@@ -184,7 +184,7 @@ async function applyTestReload(t: InstallTargets, name: string, changes: Change[
   if (after.exitCode !== 0 || problems.length > 0) {
     rollback('nginx -t rejected the configuration');
     const shown = problems.length > 0 ? problems : after.problems;
-    throw new GuardError('GUARD_E_CONFIG', `nginx -t rejected the configuration with the site "${name}"; the previous files are back in place and nginx was not reloaded:\n${formatProblems(shown.slice(0, 10))}`, {
+    throw new GuardError('GUARD_E_NGINX_CONFIG', `nginx -t rejected the configuration with the site "${name}"; the previous files are back in place and nginx was not reloaded:\n${formatProblems(shown.slice(0, 10))}`, {
       hint: before.exitCode !== 0
         ? `the configuration already failed nginx -t before this install (${formatProblems(before.problems.filter((p) => p.level !== 'warn').slice(0, 1))}): fix that first`
         : 'render with other options, or fix what the messages point at',
@@ -222,14 +222,14 @@ export function siteFromFile(file: string, snippetsDir?: string): SiteFiles & { 
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new GuardError('GUARD_E_USAGE', `--file "${file}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { exitCode: 1 });
+    throw new GuardError('GUARD_E_NGINX', `--file "${file}" cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const marker = /^# guardctl-site: (\S+) snippets=(\/\S*)$/m.exec(text);
   if (!marker) return { site: text };
   const [, name, from] = marker as unknown as [string, string, string];
   const snippets: Record<string, string> = {};
   if (!fs.existsSync(from)) {
-    throw new GuardError('GUARD_E_USAGE', `--file "${file}" includes snippets from ${from}, which does not exist`, { hint: 'render it again with guardctl nginx render --out FILE, or install with the render flags instead of --file', exitCode: 1 });
+    throw new GuardError('GUARD_E_NGINX', `--file "${file}" includes snippets from ${from}, which does not exist`, { hint: 'render it again with guardctl nginx render --out FILE, or install with the render flags instead of --file' });
   }
   const entries = fs.readdirSync(from, { withFileTypes: true });
   for (const e of entries) if (e.isFile() && !e.name.startsWith('.')) snippets[e.name] = fs.readFileSync(path.join(from, e.name), 'utf8');

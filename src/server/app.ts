@@ -9,12 +9,14 @@ import type { CidrList } from '../gate/ip.js';
 import type { StateHealth } from '../gate/state.js';
 import type { Engine } from '../infer/types.js';
 import type { ServeConfig } from './config.js';
-import { ApiError, clientErrorHandler, sendError, toApiError } from './errors.js';
+import { HTTP_ERRORS } from './error-catalogue.js';
+import { ApiError, clientErrorHandler, sendDenial, sendError, shuttingDown, toApiError } from './errors.js';
 import { answerHalfClosedClients } from './half-close.js';
 import { requestSerializers } from './logging.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import { moderateRoutes } from './routes/moderate.js';
 import { modelRoutes } from './routes/models.js';
+import { chatRoutes } from './routes/chat.js';
 import { openaiRoutes } from './routes/openai.js';
 import { opsRoutes } from './routes/ops.js';
 import type { RouteContext } from './routes/shared.js';
@@ -24,7 +26,7 @@ import { webRoutes } from './routes/web.js';
 export interface BuildServerOptions {
   config: ServeConfig;
   engine: Engine;
-  /** Required when config.auth is true: the gate in front of the model routes and its audit sink. */
+  /** Required unless config.insecureNoAuth: the gate in front of the model routes and its audit sink. */
   gate?: { gate: Gate; audit: AuditSink };
   /** A pino logger (the request serializers are applied to it); false for none; default: info to stdout. */
   logger?: FastifyBaseLogger | false;
@@ -51,7 +53,7 @@ export interface GuardServer extends FastifyInstance {
  */
 export async function buildServer(opts: BuildServerOptions): Promise<GuardServer> {
   const { config, engine } = opts;
-  if (config.auth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
+  if (!config.insecureNoAuth && !opts.gate) throw new Error('buildServer: auth is on but no gate was given');
   const metrics = opts.metrics ?? createServerMetrics();
   metrics.attach(engine);
   if (opts.stateHealth) metrics.attachState(opts.stateHealth);
@@ -62,11 +64,11 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     bodyLimit: config.maxBodyBytes,
     connectionTimeout: config.connectionTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
+    requestTimeout: config.receiveTimeoutMs,
     // Node enforces the request and header deadlines at this interval (30 s by default, too coarse for them).
     http: {
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.requestTimeoutMs / 4))),
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(config.receiveTimeoutMs / 4))),
+      headersTimeout: Math.min(60_000, config.receiveTimeoutMs),
     },
     genReqId: () => randomUUID(),
     requestIdHeader: false,
@@ -80,11 +82,11 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
 
   /** A refused body says how large a body may be, and which setting says so (the limit is this server's). */
   const withLimits = (api: ApiError): ApiError => (api.code === 'body_too_large'
-    ? new ApiError(413, 'body_too_large', `the request body is larger than this server accepts: at most ${config.maxBodyBytes} bytes (${sizeText(config.maxBodyBytes)}, guardctl serve --max-body)`, { limit_bytes: config.maxBodyBytes }, api.headers)
+    ? new ApiError('body_too_large', `the request body is larger than this server accepts: at most ${config.maxBodyBytes} bytes (${sizeText(config.maxBodyBytes)}, guardctl serve --max-body)`, { limit_bytes: config.maxBodyBytes }, api.headers)
     : api);
 
   answerHalfClosedClients(app.server, opts.trustedProxies);
-  if (config.auth) bindGate(app, opts.gate!);
+  if (!config.insecureNoAuth) bindGate(app, opts.gate!, sendDenial);
   else keepRawBodies(app);
 
   const state = { draining: false, closing: false };
@@ -98,7 +100,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
       // it is not an error in the log (the engine's 'cancelled' would otherwise read as shutting_down).
       request.failureCode = 'cancelled';
       request.log.info({ code: 'cancelled' }, 'client went away before the answer');
-      reply.code(499);
+      reply.code(HTTP_ERRORS.cancelled.status);
       reply.raw.emit('error', new Error('the client closed the connection'));
       return;
     }
@@ -111,7 +113,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
     }
     return sendError(reply, request, api);
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, request, new ApiError(404, 'not_found', 'no route or file matches this method and path')));
+  app.setNotFoundHandler((request, reply) => sendError(reply, request, new ApiError('not_found')));
 
   app.addHook('preClose', async () => {
     state.draining = true;
@@ -120,7 +122,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   app.addHook('onRequest', async (request, reply) => {
     if (!state.closing) return;
     reply.header('Connection', 'close');
-    return sendError(reply, request, new ApiError(503, 'shutting_down', 'the server is shutting down; retry on another instance', {}, { 'Retry-After': '5' }));
+    return sendError(reply, request, shuttingDown());
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
@@ -135,6 +137,7 @@ export async function buildServer(opts: BuildServerOptions): Promise<GuardServer
   modelRoutes(app, ctx);
   moderateRoutes(app, ctx);
   openaiRoutes(app, ctx);
+  chatRoutes(app, ctx);
   translateRoutes(app, ctx);
   webRoutes(app, ctx);
   await app.ready();

@@ -1,15 +1,29 @@
 import { fileURLToPath } from 'node:url';
 import { GuardError } from '../core/errors.js';
-import type { Task } from '../infer/types.js';
 
-/** What the HTTP side of `guardctl serve` needs to know; the serve command fills it from flags > env > file. */
-export interface ServeConfig {
+/**
+ * The serve settings the HTTP side reads, named as `guardctl serve` names them (--max-body -> maxBodyBytes, see
+ * docs/serve.md#settings): the daemon hands its validated settings over as they are.
+ */
+export interface ServerSettings {
   /** '' or a path prefix such as '/guard' under which every route (API, ops, web page) lives. */
   basePath: string;
   /** Larger bodies get 413 body_too_large. */
   maxBodyBytes: number;
-  /** Time to receive a whole request from the client (slow or stalled senders): Node's requestTimeout. */
-  requestTimeoutMs: number;
+  /** Time to receive a whole request from the client (slow or stalled senders: 408): Node's requestTimeout. */
+  receiveTimeoutMs: number;
+  /** Time the engine may spend on one request (queue + decode) before 504. */
+  inferenceTimeoutMs: number;
+  /** Most new tokens per answer (a translation's cap; moderation stops at MODERATION_MAX_NEW_TOKENS). */
+  maxNewTokens: number;
+  /** true: no gate on the model routes (the serve command binds loopback only). */
+  insecureNoAuth: boolean;
+  /** `--allow-partial`: /readyz is 200 once every model has loaded or failed and one is ready (failed ones listed). */
+  allowPartial: boolean;
+}
+
+/** What buildServer needs: the settings, and server knobs that have no flag (tests set them). */
+export interface ServeConfig extends ServerSettings {
   /**
    * Inactivity allowed on a socket (a client that neither sends nor reads): Node's socket timeout. The socket is
    * also quiet while the engine works, so this must be longer than inferenceTimeoutMs (default: 15 s longer).
@@ -17,63 +31,54 @@ export interface ServeConfig {
   connectionTimeoutMs: number;
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeoutMs: number;
-  /** Time the engine may spend on one request (queue + decode) before 504. */
-  inferenceTimeoutMs: number;
-  /** Most new tokens per answer, per task. */
-  maxNewTokens: Record<Task, number>;
   /** Most texts in one batch moderation request (`text: [...]` or OpenAI `input: [...]`). */
   maxBatchItems: number;
-  /** false: no gate on the model routes (`--insecure-no-auth`; the serve command binds loopback only). */
-  auth: boolean;
   /** The web page's static files; null: no web page. */
   webDir: string | null;
-  /** `--allow-partial`: /readyz is 200 once every model has loaded or failed and one is ready (failed ones listed). */
-  allowPartial?: boolean;
 }
+
+/** A Qwen3Guard verdict with categories fits in far fewer; a longer answer is a model going astray. */
+export const MODERATION_MAX_NEW_TOKENS = 64;
 
 /** The repository's web/ directory (src/server and dist/server are both two levels below the root). */
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 
+/** The settings' defaults here are those of `guardctl serve` (test/daemon/settings.test.ts keeps them equal). */
 export const DEFAULT_SERVE_CONFIG: ServeConfig = {
   basePath: '',
   maxBodyBytes: 1024 * 1024,
-  requestTimeoutMs: 30_000,
+  receiveTimeoutMs: 30_000,
+  inferenceTimeoutMs: 60_000,
+  maxNewTokens: 256,
+  insecureNoAuth: false,
+  allowPartial: false,
   connectionTimeoutMs: 75_000,
   keepAliveTimeoutMs: 5_000,
-  inferenceTimeoutMs: 60_000,
-  maxNewTokens: { moderate: 64, translate: 256 },
   maxBatchItems: 32,
-  auth: true,
   webDir: DEFAULT_WEB_DIR,
 };
 
-/** The defaults with the given fields over them, checked; a bad value is a GUARD_E_CONFIG naming the field. */
+/**
+ * The defaults with the given fields over them, checked. Values from the command line were validated by the
+ * serve settings (src/daemon/settings.ts, naming the flag, variable or config key); this guards programmatic
+ * callers, naming the field.
+ */
 export function serveConfig(overrides: Partial<ServeConfig> = {}): ServeConfig {
-  const c: ServeConfig = {
-    ...DEFAULT_SERVE_CONFIG,
-    ...overrides,
-    maxNewTokens: { ...DEFAULT_SERVE_CONFIG.maxNewTokens, ...overrides.maxNewTokens },
-  };
+  const c: ServeConfig = { ...DEFAULT_SERVE_CONFIG, ...overrides };
   if (overrides.connectionTimeoutMs === undefined) c.connectionTimeoutMs = c.inferenceTimeoutMs + 15_000;
   c.basePath = normalizeBasePath(c.basePath);
-  const positive = (name: string, value: number) => {
-    if (!Number.isInteger(value) || value < 1) {
-      throw new GuardError('GUARD_E_CONFIG', `serve.${name} must be a whole number >= 1`, { hint: `got ${JSON.stringify(value)}` });
+  const positive = (name: keyof ServeConfig) => {
+    const value = c[name];
+    if (!Number.isInteger(value) || (value as number) < 1) {
+      throw new GuardError('GUARD_E_CONFIG', `serveConfig: ${name} must be a whole number >= 1`, { hint: `got ${JSON.stringify(value)}` });
     }
   };
-  positive('maxBodyBytes', c.maxBodyBytes);
-  positive('requestTimeoutMs', c.requestTimeoutMs);
-  positive('connectionTimeoutMs', c.connectionTimeoutMs);
-  positive('keepAliveTimeoutMs', c.keepAliveTimeoutMs);
-  positive('inferenceTimeoutMs', c.inferenceTimeoutMs);
-  positive('maxBatchItems', c.maxBatchItems);
+  for (const name of ['maxBodyBytes', 'receiveTimeoutMs', 'inferenceTimeoutMs', 'maxNewTokens', 'connectionTimeoutMs', 'keepAliveTimeoutMs', 'maxBatchItems'] as const) positive(name);
   if (c.connectionTimeoutMs <= c.inferenceTimeoutMs) {
-    throw new GuardError('GUARD_E_CONFIG', 'serve.connectionTimeoutMs must be longer than serve.inferenceTimeoutMs', {
+    throw new GuardError('GUARD_E_CONFIG', 'serveConfig: connectionTimeoutMs must be longer than inferenceTimeoutMs', {
       hint: `a socket is quiet while its request is in the engine; got ${c.connectionTimeoutMs} <= ${c.inferenceTimeoutMs}`,
     });
   }
-  positive('maxNewTokens.moderate', c.maxNewTokens.moderate);
-  positive('maxNewTokens.translate', c.maxNewTokens.translate);
   return c;
 }
 

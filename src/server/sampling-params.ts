@@ -27,7 +27,7 @@ export interface SamplingLimits {
 }
 
 function refuse(field: string, message: string, min: number, max: number): never {
-  throw new ApiError(422, 'invalid_request', message, { field, min, max });
+  throw new ApiError('invalid_request', message, { field, min, max });
 }
 
 function number(body: SamplingBody, field: keyof SamplingBody, ok: (v: number) => boolean, message: string, min: number, max: number): number | undefined {
@@ -38,7 +38,7 @@ function number(body: SamplingBody, field: keyof SamplingBody, ok: (v: number) =
 }
 
 /** The request's sampling overrides and answer length, or a 422 naming the first field out of range. */
-export function samplingFromBody(body: SamplingBody, limits: SamplingLimits): { sampling: SamplingRequest; maxTokens?: number } {
+export function samplingFromBody(body: SamplingBody, limits: SamplingLimits, maxTokensName = 'max_tokens'): { sampling: SamplingRequest; maxTokens?: number } {
   const { temperature: T, topP: P, repetitionPenalty: R, seed: S } = SAMPLING_LIMITS;
   const int = Number.isInteger;
   const temperature = number(body, 'temperature', (v) => v >= T.min && v <= T.max, `temperature must be a number from ${T.min} to ${T.max} (0 decodes greedily)`, T.min, T.max);
@@ -46,7 +46,9 @@ export function samplingFromBody(body: SamplingBody, limits: SamplingLimits): { 
   const topK = number(body, 'top_k', (v) => int(v) && v >= -1 && v <= limits.vocabSize, `top_k must be a whole number from 1 to ${limits.vocabSize} (the model's vocabulary), or 0 or -1 for off`, -1, limits.vocabSize);
   const repetitionPenalty = number(body, 'repetition_penalty', (v) => v > R.min && v <= R.max, `repetition_penalty must be a number above ${R.min} and at most ${R.max} (1 is off)`, R.min, R.max);
   const seed = number(body, 'seed', (v) => int(v) && v >= S.min && v <= S.max, `seed must be a whole number from ${S.min} to ${S.max}`, S.min, S.max);
-  const maxTokens = number(body, 'max_tokens', (v) => int(v) && v >= 1 && v <= limits.maxTokens, `max_tokens must be a whole number from 1 to ${limits.maxTokens} (this server's --max-new-tokens)`, 1, limits.maxTokens);
+  // Read from max_tokens, named as the client sent it (chat completions also take max_completion_tokens).
+  const maxTokens = number({ [maxTokensName]: body.max_tokens } as SamplingBody, maxTokensName as keyof SamplingBody, (v) => int(v) && v >= 1 && v <= limits.maxTokens,
+    `${maxTokensName} must be a whole number from 1 to ${limits.maxTokens} (this server's --max-new-tokens)`, 1, limits.maxTokens);
   const sampling: SamplingRequest = {};
   if (temperature !== undefined) sampling.temperature = temperature;
   if (topP !== undefined) sampling.topP = topP;

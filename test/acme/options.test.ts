@@ -39,10 +39,18 @@ test('issue options: defaults, provider options and propagation settings; secret
   assert.equal(env.email, 'ops@example.test');
 });
 
+test('--http-webroot: the lineage keeps HTTP-01 and its webroot for renewals', () => {
+  const o = issueOptionsFrom({ domain: ['a.example.test'], httpWebroot: '/srv/acme/' }, {});
+  assert.deepEqual(o.dns, { provider: 'http-01', options: { webroot: '/srv/acme/' } });
+});
+
 test('bad flags: exit 2 naming the flag, and nothing is created', async (t) => {
   const home = tempDir(t);
   const cases: Array<[string[], RegExp]> = [
-    [['-d', 'a.example.test'], /required option '--dns <provider>'/],
+    [['-d', 'a.example.test'], /give --dns PROVIDER or --http-webroot DIR/],
+    [['-d', 'a.example.test', '--dns', 'manual', '--http-webroot', '/srv/acme'], /give --dns or --http-webroot, not both/],
+    [['-d', '*.a.example.test', '--http-webroot', '/srv/acme'], /\*\.a\.example\.test: a wildcard certificate needs the DNS-01 challenge/],
+    [['-d', 'a.example.test', '--http-webroot', 'relative/dir'], /--http-webroot must be an absolute path/],
     [['-d', 'a.example.test', '--dns', 'nosuch'], /unknown DNS provider "nosuch"/],
     [['--dns', 'manual'], /no names to certify/],
     [['-d', 'a.example.test', '--dns', 'manual', '--key-type', 'ed25519'], /unknown key type "ed25519"/],

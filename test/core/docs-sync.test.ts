@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { ERROR_CODES } from '../../src/core/errors.js';
-import { REASONS } from '../../src/gate/reasons.js';
+import { REASONS, type ReasonCode } from '../../src/gate/reasons.js';
+import { HTTP_ERRORS } from '../../src/server/error-catalogue.js';
 
 const read = (p: string) => fs.readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
@@ -13,7 +14,8 @@ test('docs/errors.md lists exactly the error codes in src/core/errors.ts', () =>
 
 test('docs/signing.md lists every gate reason code with its status', () => {
   const doc = read('docs/signing.md');
-  for (const [code, { status }] of Object.entries(REASONS)) {
+  for (const code of Object.keys(REASONS) as ReasonCode[]) {
+    const { status } = HTTP_ERRORS[code];
     assert.match(doc, new RegExp(`\`${code}\`[^\\n]*${status}|${status}[^\\n]*\`${code}\``), `${code} (${status}) missing from docs/signing.md`);
   }
 });

@@ -11,7 +11,8 @@ test('defaults: 127.0.0.1:7860, auto device, auth on', () => {
   assert.equal(s.device, 'auto');
   assert.equal(s.insecureNoAuth, false);
   assert.equal(s.maxBodyBytes, 1024 * 1024);
-  assert.equal(s.requestTimeoutMs, 60_000);
+  assert.equal(s.inferenceTimeoutMs, 60_000);
+  assert.equal(s.receiveTimeoutMs, 30_000);
   assert.equal(s.basePath, '');
 });
 
@@ -26,9 +27,9 @@ test('precedence is flag > env > config file > default, for every setting', () =
 });
 
 test('values parse with units and bad ones name the source', () => {
-  const s = resolveSettings({ maxBodyBytes: '512k', requestTimeoutMs: '2m', basePath: '/guard' }, { GUARDCTL_INSECURE_NO_AUTH: '1' }, {}, 'f.yaml');
+  const s = resolveSettings({ maxBodyBytes: '512k', inferenceTimeoutMs: '2m', basePath: '/guard' }, { GUARDCTL_INSECURE_NO_AUTH: '1' }, {}, 'f.yaml');
   assert.equal(s.maxBodyBytes, 512 * 1024);
-  assert.equal(s.requestTimeoutMs, 120_000);
+  assert.equal(s.inferenceTimeoutMs, 120_000);
   assert.equal(s.basePath, '/guard');
   assert.equal(s.insecureNoAuth, true);
   assert.throws(() => resolveSettings({}, { GUARDCTL_PORT: '70000' }, {}, 'f.yaml'), /GUARDCTL_PORT must be a port number/);

@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { fileAuditSink } from '../../src/gate/audit.js';
 import { bindGate } from '../../src/gate/fastify.js';
+import { sendDenial } from '../../src/server/errors.js';
 import { Gate } from '../../src/gate/gate.js';
 import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS } from '../../src/gate/options.js';
@@ -26,7 +27,7 @@ async function realServer(dir: string) {
   const logger = pino({ level: 'trace', serializers: requestSerializers }, pino.destination({ dest: logFile, sync: true }));
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger });
   const audit = fileAuditSink(path.join(dir, 'audit', 'audit.jsonl'));
-  bindGate(app, { gate, audit });
+  bindGate(app, { gate, audit }, sendDenial);
   let entered = () => {};
   const handlerEntered = new Promise<void>((r) => (entered = r));
   app.post('/api/v1/hold', { config: { gate: {} } }, async (request) => {

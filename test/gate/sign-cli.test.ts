@@ -4,7 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promisify } from 'node:util';
-import { REASONS } from '../../src/gate/reasons.js';
+import { REASONS, type ReasonCode } from '../../src/gate/reasons.js';
+import { HTTP_ERRORS } from '../../src/server/error-catalogue.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { gateFixture } from '../helpers/gate-app.js';
 import { haveProgram, listenLoopback } from '../helpers/system.js';
@@ -149,7 +150,7 @@ test('a nonce shorter than 8 characters signs but warns that the daemon refuses 
 test('docs/signing.md lists every reason code with its status, and its worked example is the vector', () => {
   const doc = fs.readFileSync(new URL('../../docs/signing.md', import.meta.url), 'utf8');
   const rows = new Map([...doc.matchAll(/^\| `([a-z_0-9]+)` +\| (\d{3}) +\|/gm)].map((m) => [m[1]!, Number(m[2])]));
-  assert.deepEqual(Object.fromEntries(rows), Object.fromEntries(Object.entries(REASONS).map(([code, r]) => [code, r.status])));
+  assert.deepEqual(Object.fromEntries(rows), Object.fromEntries(Object.keys(REASONS).map((code) => [code, HTTP_ERRORS[code as ReasonCode].status])));
   const v = vectors.v1[0]!;
   assert.ok(doc.includes(v.string_to_sign.split('\n').join('\n    ')), 'the --explain example is not the first v1 vector');
   assert.ok(doc.includes(`X-Signature: ${v.signature}`));

@@ -92,7 +92,7 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
     async close() {},
   };
 
-  async function stream(text: string, messages: ChatMessage[], onText: (delta: string) => void, signal?: AbortSignal): Promise<void> {
+  async function stream(text: string, messages: ChatMessage[], onText: (delta: string, tokens: number) => void, signal?: AbortSignal): Promise<void> {
     const prompt = messages.map((m) => m.content).join('\n');
     const chars = Array.from(text);
     const third = Math.max(1, Math.ceil(chars.length / 3));
@@ -102,7 +102,7 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
         engine.aborted++;
         throw new EngineError('cancelled', 'cancelled');
       }
-      onText(piece);
+      onText(piece, i + 1);
       if (i > 0) continue;
       if (prompt.includes('[[fail_mid_stream]]')) throw new EngineError('timeout', 'deadline passed');
       if (prompt.includes('[[trickle]]')) {

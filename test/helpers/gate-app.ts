@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type AuditRecord, type AuditSink } from '../../src/gate/audit.js';
 import { bindGate } from '../../src/gate/fastify.js';
+import { sendDenial } from '../../src/server/errors.js';
 import { Gate } from '../../src/gate/gate.js';
 import { MemoryGateState } from '../../src/gate/memory-state.js';
 import { DEFAULT_GATE_OPTIONS, type GateOptions } from '../../src/gate/options.js';
@@ -18,7 +19,7 @@ export class MemoryKeys implements KeyLookup {
   add(secret: string, record: Partial<KeyRecord> = {}): KeyRecord {
     const full: KeyRecord = {
       id: newKeyId(), name: 'test', tier: 'enterprise', status: 'active', createdAt: 0, expiresAt: null, revokedAt: null,
-      lastUsedAt: null, allowIps: [], overrides: {}, previousValidUntil: null, ...record,
+      lastUsedAt: null, allowIps: [], overrides: {}, previousValidUntil: null, allowBearer: false, ...record,
     };
     this.keys.set(full.id, { record: full, secrets: [{ value: Buffer.from(secret), notAfter: null }] });
     return full;
@@ -80,7 +81,7 @@ export async function gateFixture(options: Partial<GateOptions> = {}, tiersSecti
   const state = stateFile ? SqliteGateState.open({ file: stateFile, ...stateOptions }) : new MemoryGateState(stateOptions);
   const gate = new Gate({ keys, state, tiers: loadTiers(tiersSection), options: opts, now: () => clock.now });
   const app = Fastify({ logger: false });
-  bindGate(app, { gate, audit });
+  bindGate(app, { gate, audit }, sendDenial);
   const model = (req: { body?: unknown }): ModelRef => {
     const name = (req.body as { model?: string } | undefined)?.model ?? 'guard-small';
     return { name, size: name.includes('large') ? 'large' : 'small' };

@@ -4,7 +4,6 @@
  */
 import type { ChatMessage, Engine, ModelSpec, StepEvent } from '../../src/infer/types.js';
 import type { EngineOptions } from '../../src/infer/types.js';
-import type { EngineTuning } from '../../src/infer/engine.js';
 import { createEngine } from '../../src/infer/engine.js';
 
 export const GUARD_DIR = 'models/guard-demo';
@@ -29,7 +28,7 @@ export interface Recorded {
 export async function startEngine(
   t: { after(fn: () => unknown): void },
   specs: ModelSpec[],
-  options: Partial<EngineOptions> & EngineTuning = {},
+  options: Partial<EngineOptions> = {},
 ): Promise<Recorded> {
   const steps: StepEvent[] = [];
   const watchers: Recorded['watchers'] = new Set();

@@ -29,6 +29,8 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Certificate lifetime in seconds (Pebble's default is five years). */
   validitySeconds?: number;
+  /** The port Pebble's HTTP-01 validation connects to (default: a free port nothing listens on). */
+  httpPort?: number;
   /** Names Pebble refuses to issue for (rejectedIdentifier), subdomains included. */
   blockedDomains?: string[];
   /** External Account Binding required, with these key ids and base64url HMAC keys. */
@@ -113,7 +115,7 @@ export async function startPebble(t: TestContext, opts: PebbleOptions): Promise<
   const dir = tempDir(t, 'guardctl-pebble-');
   const tls = makeTlsCert(dir);
   const caPem = fs.readFileSync(tls.cert, 'utf8');
-  const [port, mgmt, httpPort, tlsPort] = [await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort(), await freeLoopbackPort()];
+  const [port, mgmt, httpPort, tlsPort] = [await freeLoopbackPort(), await freeLoopbackPort(), opts.httpPort ?? await freeLoopbackPort(), await freeLoopbackPort()];
   const config = {
     pebble: {
       listenAddress: `127.0.0.1:${port}`,

@@ -19,7 +19,7 @@ test('behind a busy device a batch forms for maxWaitMs, or until it is full', ()
   // Model b's request arrived at 100 while a decodes: a runs; b is due at 105.
   const waiting = model('b', [q(7, 'kv', 10, 100)]);
   assert.deepEqual(nextTurn([waiting, busy], 0, LIMITS, 101), { kind: 'run', model: 'a', steps: [{ op: 'decode' }], cursor: 0 });
-  assert.deepEqual(nextTurn([waiting, model('a', [], false)], 0, { ...LIMITS, idleWait: true }, 101), { kind: 'wait', ms: 4 });
+  assert.deepEqual(nextTurn([waiting, model('a', [], false)], 0, { ...LIMITS, batchWait: 'always' as const }, 101), { kind: 'wait', ms: 4 });
   assert.deepEqual(nextTurn([waiting, busy], 0, LIMITS, 105), { kind: 'run', model: 'b', steps: [{ op: 'admit', ids: [7] }], cursor: 1 });
   // Full in rows: no reason to wait.
   const full = model('b', [1, 2, 3, 4, 5].map((id) => q(id)));

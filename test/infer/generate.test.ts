@@ -71,7 +71,7 @@ test('generate, score and their errors on the demo models', async (t) => {
   await t.test('score: the label after "Safety:" (the tokenizer makes " Unsafe" one token after the colon)', async (st) => {
     // Its own engine with maxBatch 2: the two scores form one batch when both arrived, not when a 10 ms timer
     // fires between them on a busy machine.
-    const pair = await startEngine(st, [guard()], { maxBatch: 2, maxWaitMs: BATCH_FILL_MS, idleWait: true });
+    const pair = await startEngine(st, [guard()], { maxBatch: 2, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const });
     pair.steps.length = 0;
     const [bomb, capital] = await Promise.all([
       pair.engine.score({ model: 'guard', messages: BOMB, prefix: 'Safety:', candidates: LABELS }),
@@ -116,12 +116,12 @@ test('generate, score and their errors on the demo models', async (t) => {
 test('batched answers equal unbatched ones (12 mixed prompts sent at once, left padding; chunked prefill)', async (t) => {
   // maxBatch 6 = each model's prompts: a batch forms when all six arrived, not when a 50 ms timer fires between
   // two arrivals on a busy machine. maxWaitMs only bounds the warm-up's lone request (which waits it out).
-  const batched = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, idleWait: true });
+  const batched = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const });
   const single = await startEngine(t, [guard(), mt()], { maxBatch: 1, maxWaitMs: 0 });
   // The graphs as exported (logits for every position) and a logits budget of 16 rows of the vocabulary: a batch
   // of 6 prompts is prefilled 2 positions at a time. And batches run as on WebGPU: finished rows stay in the
   // batch (fed the pad token) until all are done.
-  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, logitsBudget: 16 * 4096, gpuStyleBatching: true, fullLogits: true, idleWait: true });
+  const chunked = await startEngine(t, [guard(), mt()], { maxBatch: 6, maxWaitMs: BATCH_FILL_MS, logitsBudget: 16 * 4096, gpuStyleBatching: true, fullLogits: true, batchWait: 'always' as const });
   const run = (engine: typeof batched.engine) => Promise.all(MIXED.map((m) => engine.generate({ ...m, maxNewTokens: 40 })));
   batched.steps.length = 0;
   single.steps.length = 0;

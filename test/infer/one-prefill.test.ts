@@ -70,9 +70,9 @@ test('one prefill per moderation, with the answers of a score followed by a seco
 
 test('moderations sent together: one batched prefill, same answers on CPU batches and WebGPU-style batches', { timeout: 4 * HANG_BOUND_MS }, async (t) => {
   const single = await startEngine(t, [guard()], { maxBatch: 1, maxWaitMs: 0 });
-  // maxBatch = the number of chats: the batch forms when all arrived (idleWait), so it is one prefill.
-  const cpu = await startEngine(t, [guard()], { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, idleWait: true });
-  const gpuStyle = await startEngine(t, [guard()], { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, idleWait: true, gpuStyleBatching: true });
+  // maxBatch = the number of chats: the batch forms when all arrived (batchWait always), so it is one prefill.
+  const cpu = await startEngine(t, [guard()], { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const });
+  const gpuStyle = await startEngine(t, [guard()], { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const, gpuStyleBatching: true });
   const run = (engine: Engine) => Promise.all(CHATS.map((c) => moderate(engine, c, { ...OPTS, categories: 'always' })));
   const alone = [];
   for (const c of CHATS) alone.push(await moderate(single.engine, c, { ...OPTS, categories: 'always' }));

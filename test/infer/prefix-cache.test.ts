@@ -6,7 +6,7 @@ import { PrefixCache, sharedHeads } from '../../src/infer/prefix-cache.js';
 import { ChatTokenizer } from '../../src/infer/tokenizer.js';
 import { probeExecutionProviders } from '../../src/infer/ep-probe.js';
 import type { ChatMessage, Engine, ModelSpec } from '../../src/infer/types.js';
-import type { EngineTuning } from '../../src/infer/engine.js';
+import type { EngineOptions } from '../../src/infer/types.js';
 import { moderate, SCORE_PREFIX } from '../../src/tasks/moderate.js';
 import { GUARD_DIR, guard, mt, nextStep, startEngine, toChinese, toEnglish, user } from '../helpers/infer-engine.js';
 import type { Recorded } from '../helpers/infer-engine.js';
@@ -73,8 +73,8 @@ test('shared heads of the guard template: one per conversation shape and their c
 });
 
 test('cpu: same answers with and without the prefix cache, alone and batched, and the reused tokens are counted', { timeout: 6 * HANG_BOUND_MS }, async (t) => {
-  const batch = { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, idleWait: true };
-  const variants: [string, Partial<EngineTuning> & { maxBatch: number; maxWaitMs: number }][] = [
+  const batch = { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const };
+  const variants: [string, Partial<EngineOptions> & { maxBatch: number; maxWaitMs: number }][] = [
     ['alone', { maxBatch: 1, maxWaitMs: 0 }],
     ['batched', batch],
     ['batched, webgpu-style', { ...batch, gpuStyleBatching: true }],
@@ -135,9 +135,9 @@ test('cpu: admission into a running batch, a cancellation in the middle, and pro
     const mixed = await Promise.all([system, MT_PROMPTS[1]!].map((messages) => rec.engine.generate({ model: 'mt', messages, maxNewTokens: 24 }).then((r) => r.text)));
     return { texts, later: await later, mixed };
   };
-  // The first four arrive together and form one batch (idleWait: an idle device waits BATCH_FILL_MS for them);
+  // The first four arrive together and form one batch (batchWait always: an idle device waits BATCH_FILL_MS for them);
   // there is room for the later two beside them.
-  const options = { maxBatch: MT_PROMPTS.length + 2, maxWaitMs: BATCH_FILL_MS, idleWait: true };
+  const options = { maxBatch: MT_PROMPTS.length + 2, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const };
   const off = await startEngine(t, [mt()], { ...options, prefixCache: false });
   const on = await startEngine(t, [mt()], options);
   assert.ok(on.engine.models()[0]!.prefixTokens!.length > 0);
@@ -157,7 +157,7 @@ async function webgpuAvailable(t: { skip(message?: string): void }): Promise<boo
 test('webgpu: the head prefilled on the GPU once gives the answers of an engine without it, and no GPU buffer leaks', { timeout: 10 * HANG_BOUND_MS }, async (t) => {
   if (!(await webgpuAvailable(t))) return;
   const spec: ModelSpec = { ...guard(), device: 'webgpu' };
-  const options = { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, idleWait: true };
+  const options = { maxBatch: CHATS.length, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const };
   const off = await startEngine(t, [spec], { ...options, prefixCache: false });
   const on = await startEngine(t, [spec], options);
   const run = async (engine: Engine) => {

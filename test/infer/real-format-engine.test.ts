@@ -25,8 +25,8 @@ test('real-format fixtures in the engine, every dtype on the CPU', { timeout: 10
   if (!fx) return;
   const specs = REAL_DTYPES.flatMap((dtype) => [realSpec(fx, 'moderate', dtype, 'cpu', `guard-${dtype}`), realSpec(fx, 'translate', dtype, 'cpu', `mt-${dtype}`)]);
   // maxBatch = the prompts sent together: their batch forms when the last arrives (BATCH_FILL_MS only bounds lone
-  // ones); idleWait, because an idle device would otherwise start the first request alone.
-  const rec = await startEngine(t, specs, { maxBatch: SOURCES.length, maxWaitMs: BATCH_FILL_MS, maxInputTokens: 2048, warmupTokens: 1, idleWait: true });
+  // ones);batchWait always, because an idle device would otherwise start the first request alone.
+  const rec = await startEngine(t, specs, { maxBatch: SOURCES.length, maxWaitMs: BATCH_FILL_MS, maxInputTokens: 2048, warmupTokens: 1, batchWait: 'always' as const });
   const { engine } = rec;
   assert.deepEqual(engine.models().map((m) => [m.name, m.state, m.error ?? '']), specs.map((s) => [s.name, 'ready', '']));
   for (const m of engine.models()) {

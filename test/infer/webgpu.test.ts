@@ -50,7 +50,7 @@ test('webgpu: same answers as the CPU, KV kept in GPU buffers and released when 
   const cpu = await startEngine(t, [guard(), mt()], { maxBatch: 16, maxWaitMs: 50 });
   // maxBatch 5 = the guard prompts: their batch forms when all five arrived, not when a 50 ms timer fires between
   // two arrivals on a busy machine (the three mt prompts and lone requests wait BATCH_FILL_MS out).
-  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 5, maxWaitMs: BATCH_FILL_MS, idleWait: true });
+  const gpu = await startEngine(t, [{ ...guard(), device: 'webgpu' }, { ...mt(), device: 'webgpu' }], { maxBatch: 5, maxWaitMs: BATCH_FILL_MS, batchWait: 'always' as const });
   assert.deepEqual(gpu.engine.models().map((m) => [m.name, m.device, m.state]), [['guard', 'webgpu', 'ready'], ['mt', 'webgpu', 'ready']]);
 
   await t.test('batched greedy answers equal the CPU engine\'s; finished rows ride along until the batch ends', async () => {

@@ -32,7 +32,7 @@ test('create prints the secret once; list, show and the db never contain it', as
   assert.match(created.secret, /^gs_/);
   assert.deepEqual(
     Object.keys(created).sort(),
-    ['allow_ips', 'burst', 'concurrency', 'created_at', 'daily', 'expires_at', 'id', 'models', 'name', 'rate', 'secret', 'tier'],
+    ['allow_bearer', 'allow_ips', 'burst', 'concurrency', 'created_at', 'daily', 'expires_at', 'id', 'models', 'name', 'rate', 'secret', 'tier'],
   );
   assert.equal(created.expires_at, null);
 

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { PG_SCHEMA_VERSION } from '../../src/keys/pg-schema.js';
 
 // Issue 13.2: every `guardctl keys` command against a real PostgreSQL 15, migrations, and export/import.
 
@@ -29,8 +30,8 @@ test('every keys command works against PostgreSQL once keys migrate has made its
 
   const migrated = await run('keys', 'migrate');
   assert.equal(migrated.code, 0, migrated.stderr);
-  assert.deepEqual([migrated.json().from, migrated.json().to], [0, 1]);
-  assert.equal((await run('keys', 'migrate')).json().from, 1, 'a second migrate changes nothing');
+  assert.deepEqual([migrated.json().from, migrated.json().to], [0, PG_SCHEMA_VERSION]);
+  assert.equal((await run('keys', 'migrate')).json().from, PG_SCHEMA_VERSION, 'a second migrate changes nothing');
 
   const created = await run('keys', 'create', '--name', 'acme', '--tier', 'pro', '--daily', '100', '--allow-ip', '10.0.0.0/8');
   assert.equal(created.code, 0, created.stderr);
@@ -65,12 +66,21 @@ test('every keys command works against PostgreSQL once keys migrate has made its
   const other = await runCli(['--json', 'keys', 'list'], { env: { GUARDCTL_KEYS: url, GUARDCTL_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), GUARDCTL_HOME: path.join(tempDir(t), 'h2') } });
   assert.equal(other.json().error.code, 'GUARD_E_MASTER_KEY');
 
+  // A store of schema 1 (before bearer credentials): refused until keys migrate adds the column; keys keep no bearer.
+  await db.query('ALTER TABLE guardctl_keys DROP COLUMN allow_bearer');
+  await db.query(`UPDATE guardctl_meta SET value = '1' WHERE name = 'schema_version'`);
+  const stale = await run('keys', 'list');
+  assert.equal(stale.code, 1);
+  assert.match(stale.json().error.hint, /guardctl keys migrate/);
+  assert.deepEqual([(await run('keys', 'migrate')).json().from, (await run('keys', 'migrate')).json().from], [1, 2]);
+  assert.ok((await run('keys', 'list')).json().keys.every((k: { allow_bearer: boolean }) => k.allow_bearer === false));
+
   // A schema from a newer guardctl: every command and migrate itself refuse, and say to upgrade.
   await db.query(`UPDATE guardctl_meta SET value = '99' WHERE name = 'schema_version'`);
   for (const args of [['keys', 'list'], ['keys', 'migrate']]) {
     const r = await run(...args);
     assert.equal(r.code, 1, args.join(' '));
-    assert.match(r.json().error.message, /schema 99, newer than this guardctl's 1/);
+    assert.match(r.json().error.message, new RegExp(`schema 99, newer than this guardctl's ${PG_SCHEMA_VERSION}`));
     assert.match(r.json().error.hint, /upgrade guardctl/);
   }
 });

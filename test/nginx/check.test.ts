@@ -88,6 +88,9 @@ test('check: a good file passes on the command line; an unreadable one is a clea
   const missing = await runCli(['nginx', 'check', path.join(dir, 'nope.conf')]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read .*nope\.conf: ENOENT/);
+  // Not a usage error: the command line was right, the file is not there (exit 2 is for flag misuse only).
+  const json = await runCli(['--json', 'nginx', 'check', path.join(dir, 'nope.conf')]);
+  assert.deepEqual([json.code, json.json().error.code], [1, 'GUARD_E_NGINX']);
 });
 
 test('parseProblems reads both nginx log formats and the http2 deprecation warning', () => {

@@ -476,7 +476,7 @@ test('nginx in front of guardctl serve: redirect, ACME, headers, signed requests
     const third = await install(['--file', broken]);
     assert.notEqual(third.code, 0, third.stdout);
     const error = third.json<{ error: { code: string; message: string } }>().error;
-    assert.equal(error.code, 'GUARD_E_CONFIG');
+    assert.equal(error.code, 'GUARD_E_NGINX_CONFIG');
     assert.match(error.message, /nginx -t rejected .*previous files are back in place and nginx was not reloaded/s);
     assert.match(error.message, /unknown directive "proxy_pas"/);
     assert.deepEqual(snapshot(), before);

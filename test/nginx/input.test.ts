@@ -102,4 +102,6 @@ test('render reads the installed nginx when no --nginx-version is given', async 
   const missing = await runCli(['nginx', 'render', '-d', 'guard.example.com', '--upstream', '127.0.0.1:7860', '--nginx-bin', '/nonexistent/nginx']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read the nginx version[\s\S]*--nginx-version X\.Y\.Z/);
+  const json = await runCli(['--json', 'nginx', 'render', '-d', 'guard.example.com', '--upstream', '127.0.0.1:7860', '--nginx-bin', '/nonexistent/nginx']);
+  assert.deepEqual([json.code, json.json().error.code], [1, 'GUARD_E_NGINX']);
 });

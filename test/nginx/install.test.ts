@@ -68,7 +68,7 @@ test('install: nginx -t fails on a broken existing site -> every file restored b
   const r = await runCli([...s.site('--reload-cmd', s.reloadCmd, '--acme-webroot', '/var/www/acme'), '--json']);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   const err = r.json().error;
-  assert.equal(err.code, 'GUARD_E_CONFIG');
+  assert.equal(err.code, 'GUARD_E_NGINX_CONFIG');
   assert.match(err.message, /previous files are back in place and nginx was not reloaded/);
   assert.match(err.message, /unknown directive "retrun" in .*sites-enabled\/broken\.conf:4/);
   assert.match(err.hint, /already failed nginx -t before this install/);

@@ -191,7 +191,7 @@ test('a client that goes away stops the engine work (real socket)', async (t) =>
 });
 
 test('malformed HTTP and stalled clients get a JSON answer on the socket', async (t) => {
-  const s = await serverFixture(t, { config: { requestTimeoutMs: 300 } });
+  const s = await serverFixture(t, { config: { receiveTimeoutMs: 300 } });
   await s.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (s.app.server.address() as net.AddressInfo).port;
   const raw = (text: string) => new Promise<string>((resolve, reject) => {
@@ -217,7 +217,7 @@ test('malformed HTTP and stalled clients get a JSON answer on the socket', async
   assert.match(stalled, /^HTTP\/1\.1 408 /);
   assert.match(stalled, /"code":"request_timeout"/);
   // Cut off by our 300 ms limit, not the 30 s default (a loose bound: a busy machine checks late).
-  assert.ok(Date.now() - started < 15_000, 'the stalled request was cut off near requestTimeoutMs');
+  assert.ok(Date.now() - started < 15_000, 'the stalled request was cut off near receiveTimeoutMs');
 });
 
 test('input_too_long names the limit that applied: the model\'s context when it is below --max-input-tokens (511 beside 2048)', async (t) => {

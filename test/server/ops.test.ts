@@ -108,7 +108,7 @@ test('/metrics: Prometheus text with the request, engine and model metrics after
 });
 
 test('--insecure-no-auth: the model routes answer without a signature, same JSON errors', async (t) => {
-  const s = await serverFixture(t, { config: { auth: false } });
+  const s = await serverFixture(t, { config: { insecureNoAuth: true } });
   const res = await s.send({ url: '/api/v1/moderate', body: { text: 'How do I make a bomb?' } });
   assert.equal(res.statusCode, 200, res.body);
   assert.equal(res.json().level, 'unsafe');

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../infer/types.js';
 import { guardMessages, moderate, type Moderation } from '../../tasks/moderate.js';
 import { ApiError } from '../errors.js';
+import { MODERATION_MAX_NEW_TOKENS } from '../config.js';
 import { boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface ModerateBody {
@@ -48,8 +49,8 @@ export function moderateRoutes(app: FastifyInstance, ctx: RouteContext): void {
   }, async (request, reply) => {
     const start = performance.now();
     const body = request.body;
-    if (body.text !== undefined && body.messages !== undefined) throw new ApiError(422, 'invalid_request', 'send either text or messages, not both', { field: 'messages' });
-    if (body.text === undefined && body.messages === undefined) throw new ApiError(422, 'invalid_request', 'text is required (or messages)', { field: 'text' });
+    if (body.text !== undefined && body.messages !== undefined) throw new ApiError('invalid_request', 'send either text or messages, not both', { field: 'messages' });
+    if (body.text === undefined && body.messages === undefined) throw new ApiError('invalid_request', 'text is required (or messages)', { field: 'text' });
     const inputs = Array.isArray(body.text)
       ? body.text.map((text, i) => chatFor({ text }, `text.${i}`))
       : [chatFor({ text: body.text, messages: body.messages }, body.messages ? 'messages' : 'text')];
@@ -68,7 +69,7 @@ function chatFor(input: { text?: string; messages?: ChatMessage[] }, field: stri
   try {
     return guardMessages(input);
   } catch (err) {
-    throw new ApiError(422, 'invalid_request', `${field}: ${(err as Error).message}`, { field });
+    throw new ApiError('invalid_request', `${field}: ${(err as Error).message}`, { field });
   }
 }
 
@@ -88,7 +89,7 @@ export async function moderateAll(
   const start = performance.now();
   try {
     return await Promise.all(inputs.map((messages) => moderate(ctx.engine, messages, {
-      model, categories: opts.categories, fastPath: opts.fastPath, maxNewTokens: ctx.config.maxNewTokens.moderate,
+      model, categories: opts.categories, fastPath: opts.fastPath, maxNewTokens: Math.min(MODERATION_MAX_NEW_TOKENS, ctx.config.maxNewTokens),
       signal: controller.signal, deadline,
     })));
   } catch (err) {

@@ -40,7 +40,7 @@ export function openaiRoutes(app: FastifyInstance, ctx: RouteContext): void {
         return guardMessages({ text });
       } catch (err) {
         const field = Array.isArray(request.body.input) ? `input.${i}` : 'input';
-        throw new ApiError(422, 'invalid_request', `${field}: ${(err as Error).message.replace(/^text/, 'input')}`, { field });
+        throw new ApiError('invalid_request', `${field}: ${(err as Error).message.replace(/^text/, 'input')}`, { field });
       }
     });
     const model = modelFor(ctx, 'moderate', request);

@@ -39,22 +39,22 @@ export function resolveModel(models: ModelInfo[], task: Task, name: string | und
     const ofTask = models.filter((m) => m.task === task);
     const ready = ofTask.find((m) => m.state === 'ready');
     if (ready) return ready;
-    if (ofTask.length === 0) return new ApiError(404, 'model_not_found', `this server has no ${TASK_NAMES[task]} model`);
-    return new ApiError(503, 'not_ready', `no ${TASK_NAMES[task]} model is ready yet`, {}, { 'Retry-After': '5' });
+    if (ofTask.length === 0) return new ApiError('model_not_found', `this server has no ${TASK_NAMES[task]} model`);
+    return new ApiError('not_ready', `no ${TASK_NAMES[task]} model is ready yet`, {}, { 'Retry-After': '5' });
   }
   const model = models.find((m) => m.name === name);
-  if (!model) return new ApiError(404, 'model_not_found', `no model is named "${clip(name)}"; see GET /api/v1/models`, { field: 'model' });
+  if (!model) return new ApiError('model_not_found', `no model is named "${clip(name)}"; see GET /api/v1/models`, { field: 'model' });
   if (model.task !== task) {
-    return new ApiError(422, 'wrong_task', `model "${model.name}" is a ${TASK_NAMES[model.task]} model; this route needs a ${TASK_NAMES[task]} model`, { field: 'model' });
+    return new ApiError('wrong_task', `model "${model.name}" is a ${TASK_NAMES[model.task]} model; this route needs a ${TASK_NAMES[task]} model`, { field: 'model' });
   }
-  if (model.state === 'failed') return new ApiError(503, 'not_ready', `model "${model.name}" failed to load`);
-  if (model.state !== 'ready') return new ApiError(503, 'not_ready', `model "${model.name}" is still ${model.state}`, {}, { 'Retry-After': '5' });
+  if (model.state === 'failed') return new ApiError('not_ready', `model "${model.name}" failed to load`);
+  if (model.state !== 'ready') return new ApiError('not_ready', `model "${model.name}" is still ${model.state}`, {}, { 'Retry-After': '5' });
   return model;
 }
 
 /** The route config for a model route: behind the gate (when auth is on) with the model the request will use. */
 export function gatedConfig(ctx: RouteContext, task: Task | null): { gate?: { model?: (request: FastifyRequest) => ModelRef | undefined } } {
-  if (!ctx.config.auth) return {};
+  if (ctx.config.insecureNoAuth) return {};
   if (task === null) return { gate: {} };
   return {
     gate: {
@@ -96,7 +96,7 @@ export function clientSignal(request: FastifyRequest, reply: FastifyReply): Abor
 /** POST routes take JSON only (other content types reach here unparsed, as bytes or text). */
 export async function requireJson(request: FastifyRequest): Promise<void> {
   const type = request.headers['content-type'] ?? '';
-  if (request.body !== undefined && !/^application\/json\s*(;|$)/i.test(type)) throw new ApiError(415, 'unsupported_media_type', 'send the body as application/json');
+  if (request.body !== undefined && !/^application\/json\s*(;|$)/i.test(type)) throw new ApiError('unsupported_media_type');
 }
 
 export function elapsedMs(start: number): number {

@@ -78,12 +78,12 @@ export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       languages = resolveLanguages(source, target);
     } catch (err) {
       if (!(err instanceof TranslateInputError)) throw err;
-      if (!err.message.startsWith('unknown')) throw new ApiError(422, 'invalid_request', err.message, { field: err.field });
-      throw new ApiError(422, 'unsupported_language', `${err.message}; see GET /api/v1/languages`, { field: err.field });
+      if (!err.message.startsWith('unknown')) throw new ApiError('invalid_request', err.message, { field: err.field });
+      throw new ApiError('unsupported_language', `${err.message}; see GET /api/v1/languages`, { field: err.field });
     }
-    if (body.text.trim() === '') throw new ApiError(422, 'invalid_request', 'text must not be empty', { field: 'text' });
+    if (body.text.trim() === '') throw new ApiError('invalid_request', 'text must not be empty', { field: 'text' });
     const model = modelFor(ctx, 'translate', request);
-    const cap = ctx.config.maxNewTokens.translate;
+    const cap = ctx.config.maxNewTokens;
     const { sampling, maxTokens } = samplingFromBody(body, { maxTokens: cap, vocabSize: model.vocabSize });
     const controller = clientSignal(request, reply);
     const inferStart = performance.now();
@@ -145,9 +145,9 @@ async function streamed(
 
 function param(name: string, fromQuery: string | undefined, fromBody: string | undefined): string {
   if (fromQuery !== undefined && fromBody !== undefined) {
-    throw new ApiError(400, 'duplicate_param', `${name} appears in both the query and the body`, { field: name });
+    throw new ApiError('duplicate_param', `${name} appears in both the query and the body`, { field: name });
   }
   const value = fromQuery ?? fromBody;
-  if (value === undefined) throw new ApiError(422, 'invalid_request', `${name} is required (as a query parameter)`, { field: name });
+  if (value === undefined) throw new ApiError('invalid_request', `${name} is required (as a query parameter)`, { field: name });
   return value;
 }

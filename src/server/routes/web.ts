@@ -72,5 +72,5 @@ async function serveFile(dir: string, name: string, request: FastifyRequest, rep
 }
 
 function notFound(): ApiError {
-  return new ApiError(404, 'not_found', 'no route or file matches this method and path');
+  return new ApiError('not_found');
 }
