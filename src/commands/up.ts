@@ -27,8 +27,8 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
     .option('-d, --domain <name>', 'the name the service answers to')
     .option('--dns <provider>', 'get the certificate with DNS-01 through this provider (see guardctl cert providers)')
     .option('--http', 'get the certificate with HTTP-01 through nginx on port 80 (no DNS credentials; no wildcards)')
-    .option('--model <NAME=TASK:DIR[:SIZE]>', 'serve this model (repeatable; default: the embedded demo models)', repeat)
-    .option('--tier-key <NAME:TIER>', 'mint an API key of this tier (repeatable; default: one "<domain>:free" key)', repeat)
+    .option('--model <NAME=TASK:DIR[:SIZE]>', 'serve this model (repeatable; default the embedded demo models)', repeat)
+    .option('--tier-key <NAME:TIER>', 'mint an API key of this tier (repeatable; default one "<domain>:free" key)', repeat)
     .option('--base-path <path>', 'serve under a sub-path, e.g. /guard')
     .option('--dry-run', 'print the plan and stop')
     .option('--port <n>', 'the daemon\'s port on 127.0.0.1', '7860')
@@ -46,7 +46,7 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
     .option('--webroot <dir>', 'the HTTP-01 webroot nginx serves at /.well-known/acme-challenge/ (default <home>/acme-webroot)')
     .option('--nginx-root <dir>', 'the nginx configuration folder', '/etc/nginx')
     .option('--nginx-bin <path>', 'the nginx executable', 'nginx')
-    .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default: nginx -s reload); also the certificate\'s reload hook')
+    .option('--reload-cmd <cmd>', 'the shell command that reloads nginx (default nginx -s reload); also the certificate\'s reload hook')
     .option('--http-port <port>', 'nginx\'s HTTP port (default 80)')
     .option('--https-port <port>', 'nginx\'s HTTPS port (default 443)')
     .option('--listen-address <addr>', 'nginx listens on this address only')
@@ -54,7 +54,7 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
     .option('--verify-address <ip>', 'verify by connecting here instead of the domain\'s DNS answer (TLS still checks the domain)')
     .option('--supervisor <how>', 'auto (systemd where it runs), systemd, or process (a background process with a pid file)', 'auto')
     .option('--unit-dir <dir>', 'where systemd units go', '/etc/systemd/system')
-    .option('--bin <path>', 'the guardctl executable the units run (default: this one)')
+    .option('--bin <path>', 'the guardctl executable the units run (default this one)')
     .option('--env-file <file>', 'EnvironmentFile for the units (DNS provider credentials, mode 0600)', '/etc/guardctl/guardctl.env')
     .action(async (flags, cmd: Command) => {
       const ctx = contextFor(cmd);

@@ -74,7 +74,7 @@ test('every --help spells defaults one way: "(default 60s)", never commander\'s 
   assert.doesNotMatch(texts, /default: /);
   assert.match(texts, /--timeout <duration> give up after this long \(a number of seconds, or 30s, 2m\) \(default 120s\)/);
   assert.match(texts, /--grace <duration> .*\(default 24h\)/);
-  assert.match(texts, /--request-timeout <dur> per-request time limit \(504 beyond\) \(default 60s; env GUARDCTL_REQUEST_TIMEOUT\)/);
+  assert.match(texts, /--inference-timeout <dur> time a request may spend in the engine, queue included \(504 beyond\) \(default 60s; env GUARDCTL_INFERENCE_TIMEOUT\)/);
 });
 
 test('counts agree with their nouns ("1 key", not "1 keys")', async (t) => {
