@@ -120,7 +120,7 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
       assert.equal(r.code, 1, r.stdout);
       const err = r.json<{ error: { code: string; message: string; step: string } }>().error;
       assert.equal(err.step, 'daemon');
-      assert.match(err.message, /EADDRINUSE|address already in use/i);
+      assert.match(err.message, /cannot listen on 127\.0\.0\.1:\d+: the port is already in use/i);
       assert.deepEqual(snapshot(), before);
       assert.ok(fs.existsSync(path.join(home, 'certs', 'guard.example.test', 'fullchain.pem')), 'the certificate obtained is kept');
     } finally {
