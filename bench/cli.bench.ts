@@ -22,32 +22,46 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (build.status !== 0) throw new Error('npm run build failed');
 
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-cli-'));
-const env: NodeJS.ProcessEnv = { ...process.env, GUARDCTL_HOME: home };
-delete env.GUARDCTL_FROM_SRC;
-delete env.GUARDCTL_CONFIG;
-
-function run(bin: string, args: string[], extraEnv: Record<string, string> = {}): number {
-  const started = performance.now();
-  const r = spawnSync(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, encoding: 'utf8' });
-  const ms = performance.now() - started;
-  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return ms;
-}
-
 const current = path.join(ROOT, 'bin/guardctl.js');
 const baseline = process.env.GUARDCTL_BENCH_BASELINE ? path.resolve(process.env.GUARDCTL_BENCH_BASELINE) : undefined;
 
-// One key in the store, so that `keys list` opens it (SQLite, master key) as on a real host.
-const created = spawnSync(process.execPath, [current, '--json', 'keys', 'create', '--name', 'bench', '--tier', 'free'], { env, encoding: 'utf8' });
-if (created.status !== 0) throw new Error(`keys create failed: ${created.stderr}`);
-const key = JSON.parse(created.stdout) as { id: string; secret: string };
+/**
+ * A home per executable with one key in its store, so that `keys list` opens it (SQLite, master key) as on a real
+ * host; each executable gets its own, since an older guardctl refuses a newer store schema.
+ */
+interface Setup { home: string; key: { id: string; secret: string } }
+function setup(bin: string): Setup {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-cli-'));
+  const created = spawnSync(process.execPath, [bin, '--json', 'keys', 'create', '--name', 'bench', '--tier', 'free'], { env: envFor(home), encoding: 'utf8' });
+  if (created.status !== 0) throw new Error(`${bin} keys create failed: ${created.stderr}`);
+  return { home, key: JSON.parse(created.stdout) as Setup['key'] };
+}
+function envFor(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GUARDCTL_HOME: home };
+  delete env.GUARDCTL_FROM_SRC;
+  delete env.GUARDCTL_CONFIG;
+  return env;
+}
+const homes = new Map<string, Setup>([[current, setup(current)], ...(baseline ? [[baseline, setup(baseline)] as const] : [])]);
 
-const COMMANDS: Array<{ label: string; args: string[]; env?: Record<string, string> }> = [
-  { label: '--version', args: ['--version'] },
-  { label: '--help', args: ['--help'] },
-  { label: 'keys list', args: ['keys', 'list'] },
-  { label: 'sign', args: ['sign', 'POST', 'https://guard.example.com/api/v1/moderate', '--data', '{"text":"hello"}', '--key', key.id, '--secret-env', 'BENCH_SECRET'], env: { BENCH_SECRET: key.secret } },
+function run(bin: string, args: (key: Setup['key']) => string[], extraEnv: (key: Setup['key']) => Record<string, string> = () => ({})): number {
+  const { home, key } = homes.get(bin)!;
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [bin, ...args(key)], { env: { ...envFor(home), ...extraEnv(key) }, encoding: 'utf8' });
+  const ms = performance.now() - started;
+  if (r.status !== 0) throw new Error(`${bin} ${args(key).join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+const COMMANDS: Array<{ label: string; args: (key: Setup['key']) => string[]; env?: (key: Setup['key']) => Record<string, string> }> = [
+  { label: '--version', args: () => ['--version'] },
+  { label: '--help', args: () => ['--help'] },
+  { label: 'keys list', args: () => ['keys', 'list'] },
+  {
+    label: 'sign',
+    args: (key) => ['sign', 'POST', 'https://guard.example.com/api/v1/moderate', '--data', '{"text":"hello"}', '--key', key.id, '--secret-env', 'BENCH_SECRET'],
+    env: (key) => ({ BENCH_SECRET: key.secret }),
+  },
 ];
 
 const median = (xs: number[]) => {
@@ -59,14 +73,14 @@ const nodeTimes: number[] = [];
 const times = new Map<string, { now: number[]; before: number[] }>(COMMANDS.map((c) => [c.label, { now: [], before: [] }]));
 for (let round = 0; round < ROUNDS; round++) {
   const t0 = performance.now();
-  spawnSync(process.execPath, ['-e', '1'], { env });
+  spawnSync(process.execPath, ['-e', '1']);
   nodeTimes.push(performance.now() - t0);
   for (const c of COMMANDS) {
     times.get(c.label)!.now.push(run(current, c.args, c.env));
     if (baseline) times.get(c.label)!.before.push(run(baseline, c.args, c.env));
   }
 }
-fs.rmSync(home, { recursive: true, force: true });
+for (const { home } of homes.values()) fs.rmSync(home, { recursive: true, force: true });
 
 const nodeMs = median(nodeTimes);
 say(`guardctl start-up, median of ${ROUNDS} runs each on ${os.cpus().length} cores, node ${process.version}; node -e 1: ${nodeMs.toFixed(0)} ms`);
