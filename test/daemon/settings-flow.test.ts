@@ -31,7 +31,16 @@ const def = (key: keyof ServeSettings) => SETTINGS.find((d) => d.key === key)!;
 test('every setting the engine or the server reads has a row here', () => {
   const { engine, server } = partsOf(resolveSettings({}, {}, {}, 'f.yaml'));
   const read = [...Object.keys(engine), ...Object.keys(server).filter((k) => SETTINGS.some((d) => d.key === k))];
-  assert.deepEqual(ROWS.map((r) => r.key).sort(), read.filter((k) => k !== 'insecureNoAuth').sort());
+  // The switches (a flag without a value) are checked below.
+  assert.deepEqual(ROWS.map((r) => r.key).sort(), read.filter((k) => k !== 'insecureNoAuth' && k !== 'allowPartial').sort());
+});
+
+test('--allow-partial arrives at the server from the flag, the variable and the file; off by default', () => {
+  for (const settings of [resolveSettings({ allowPartial: true }, {}, {}, 'f.yaml'), resolveSettings({}, { GUARDCTL_ALLOW_PARTIAL: '1' }, {}, 'f.yaml'), resolveSettings({}, {}, { allow_partial: true }, 'f.yaml')]) {
+    assert.equal(partsOf(settings).server.allowPartial, true);
+  }
+  assert.equal(partsOf(resolveSettings({}, {}, {}, 'f.yaml')).server.allowPartial, false);
+  assert.throws(() => resolveSettings({}, {}, { allow_partial: 'maybe' }, 'f.yaml'), /serve\.allow_partial in f\.yaml must be true or false/);
 });
 
 test('each setting arrives at the engine or the server with the same name and value from flag, env and file', () => {
