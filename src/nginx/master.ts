@@ -119,6 +119,21 @@ export function childrenOf(pid: number): Set<number> {
   return children;
 }
 
+/**
+ * Whether `pid` is an nginx worker that still accepts connections. On a reload the master starts new workers and
+ * then tells the old ones to quit; an old worker renames itself "worker process is shutting down" just before it
+ * closes its listening sockets. Until then a new connection may still land on the old configuration.
+ */
+export function acceptingOldWorker(pid: number): boolean {
+  let title: string;
+  try {
+    title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return false; // exited
+  }
+  return /worker process/.test(title) && !/shutting down/.test(title);
+}
+
 /** The size of a file, 0 when it is missing or unreadable (a position to read new log lines from). */
 export function fileSize(file: string | undefined): number {
   if (file === undefined) return 0;

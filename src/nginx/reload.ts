@@ -4,7 +4,7 @@
  */
 import { execa } from 'execa';
 import { isAlive } from '../core/lock.js';
-import { childrenOf, fileSize, findMaster, newSeriousLines } from './master.js';
+import { acceptingOldWorker, childrenOf, fileSize, findMaster, newSeriousLines } from './master.js';
 
 export interface ReloadOptions {
   nginxBin?: string;
@@ -31,7 +31,7 @@ async function runReload(conf: string, opts: ReloadOptions): Promise<{ ok: boole
   return { ok: !r.failed, output: (r.all ?? '').trim() || r.shortMessage || '' };
 }
 
-/** Reloads the nginx that serves `conf` and waits until its master started new children (or gave up). */
+/** Reloads the nginx that serves `conf` and waits until its master started new children and the old workers stopped accepting (or gave up). */
 export async function reloadNginx(conf: string, opts: ReloadOptions = {}): Promise<ReloadOutcome> {
   const master = await findMaster(conf, opts.nginxBin);
   const before = master.found ? childrenOf(master.pid) : new Set<number>();
@@ -46,7 +46,10 @@ export async function reloadNginx(conf: string, opts: ReloadOptions = {}): Promi
     if (!isAlive(master.pid)) {
       return { ok: false, stage: 'apply', why: `the nginx master (pid ${master.pid}) exited during the reload`, log: newSeriousLines(master.errorLog, logFrom) };
     }
-    for (const child of childrenOf(master.pid)) if (!before.has(child)) return { ok: true, verified: true, master: master.pid };
+    const started = [...childrenOf(master.pid)].some((child) => !before.has(child));
+    // Confirmed once no old worker still accepts: a client that connects right after sees the new site.
+    if (started && ![...before].some(acceptingOldWorker)) return { ok: true, verified: true, master: master.pid };
+    if (started && Date.now() > deadline) return { ok: true, verified: true, master: master.pid };
     if (Date.now() > deadline) break;
     await sleep(50);
   }
