@@ -7,7 +7,8 @@
  * 16M colours; anything else: 16), taking precedence over NO_COLOR as it does in Node; then NO_COLOR (any
  * non-empty value) turns it off; else colour goes to a TTY only, as deep as the terminal says it can show.
  */
-import { Chalk, type ChalkInstance } from 'chalk';
+import { createRequire } from 'node:module';
+import type { ChalkInstance } from 'chalk';
 
 export type { ChalkInstance };
 export type ColourLevel = 0 | 1 | 2 | 3;
@@ -40,6 +41,19 @@ export function colourLevel(stream: object, settings: ColourSettings): ColourLev
   return depth >= 24 ? 3 : depth >= 8 ? 2 : depth >= 4 ? 1 : 0;
 }
 
+/**
+ * Colourless text costs no chalk: loading it takes ~14 ms of a start-up budget of ~150 ms, and most runs (pipes,
+ * --json, scripts) show no colour. chalk is ESM; Node >= 20.19 (package.json engines) requires it synchronously.
+ */
 export function colourFor(stream: object, settings: ColourSettings): ChalkInstance {
-  return new Chalk({ level: colourLevel(stream, settings) });
+  const level = colourLevel(stream, settings);
+  if (level === 0) return PLAIN;
+  const { Chalk } = createRequire(import.meta.url)('chalk') as typeof import('chalk');
+  return new Chalk({ level });
 }
+
+/** chalk at level 0, without chalk: every style, however chained, returns its arguments joined by spaces. */
+const PLAIN: ChalkInstance = new Proxy(function plain() {}, {
+  get: (_target, prop) => (prop === 'level' ? 0 : PLAIN),
+  apply: (_target, _this, args: unknown[]) => args.join(' '),
+}) as unknown as ChalkInstance;

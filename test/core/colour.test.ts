@@ -13,7 +13,7 @@ import { ensurePlaceholder } from '../../src/acme/placeholder.js';
 import { CertStore } from '../../src/acme/store.js';
 import type { LineageMeta } from '../../src/acme/types.js';
 import { main } from '../../src/cli.js';
-import { colourLevel } from '../../src/core/colour.js';
+import { colourFor, colourLevel } from '../../src/core/colour.js';
 import { createOutput, table, visible } from '../../src/core/output.js';
 import { formatProblems } from '../../src/nginx/check.js';
 import { colourDiff } from '../../src/nginx/diff.js';
@@ -217,4 +217,15 @@ test('--json errors are the same bytes with colour forced, and nothing coloured 
   assert.equal(forced.stdout, plain.stdout);
   assert.equal(forced.stderr, plain.stderr);
   assert.equal(JSON.parse(forced.stdout).error.code, 'GUARD_E_CERT_NOT_FOUND');
+});
+
+test('colour off costs no chalk: the plain painter returns its arguments unchanged, however styles are chained', () => {
+  const plain = colourFor(new MemoryStream(), { env: {} });
+  assert.equal(plain.level, 0);
+  assert.equal(plain.red('a'), 'a');
+  assert.equal(plain.red.bold.dim('a', 'b'), 'a b', 'chalk joins several arguments with a space');
+  assert.equal(plain.yellow(''), '');
+  const coloured = colourFor(new TtyStream(), { env: {} });
+  assert.equal(coloured.level, 2);
+  assert.equal(coloured.red('a'), `${RED}a\u001b[39m`);
 });
