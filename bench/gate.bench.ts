@@ -1,6 +1,7 @@
 /**
  * Gate benchmarks (npm run bench), loopback only, bounded loops, well under a minute on a 2-core machine:
  *  (a) the cost of Gate.check() per request, v1 and v2, pre-signed requests with unique nonces, p50/p90/p99 in µs;
+ *      with Redis, also the round trips to Redis per request (INFO commandstats);
  *  (b) req/s of a stub fastify route over real HTTP on 127.0.0.1, open vs behind the gate, alternating rounds.
  * Both with the durable state (`--state sqlite`, the default: every nonce committed to <home>/gate-state.db) and,
  * for comparison, `--state memory`.
@@ -8,6 +9,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { Redis } from 'ioredis';
 import type { StateKind } from '../src/gate/open-state.js';
 import { monotonicUs, newestProfile, report, selfTimes, type ProfileWindow } from './cpuprofile.js';
 import { stateLabel } from './redis.js';
@@ -82,6 +84,48 @@ async function gateCost(kind: StateKind): Promise<void> {
   } finally {
     close();
     keys.close();
+  }
+  if (label === 'redis') await redisRoundTrips(kind);
+}
+
+/**
+ * Round trips to Redis per admitted request: the commands the daemon sends (scripts, and ZREM for a slot's
+ * release) from INFO commandstats, which counts the commands a script calls under their own names, so that
+ * ZREM's count is exact only while no script refuses (none does here). For the bench's key (no limits) and for
+ * one with a rate, a concurrency and a daily limit, none of them reached.
+ */
+async function redisRoundTrips(kind: StateKind): Promise<void> {
+  const N = 2_000;
+  const probe = new Redis(kind, { lazyConnect: false });
+  const processed = async () => {
+    const stats = await probe.info('commandstats');
+    return ['evalsha', 'eval', 'zrem'].reduce((sum, c) => sum + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0);
+  };
+  try {
+    for (const [what, overrides] of [['no limits', undefined], ['rate + concurrency + daily', { rate: 1e6, burst: 1e6, concurrency: 1000, daily: 1e9 }]] as const) {
+      const keys = await benchKeys(overrides);
+      const { gate, ready, close } = benchGate(keys.lookup, kind);
+      await ready;
+      try {
+        const reqs = preSign(keys, 1, N).map(gateRequest);
+        await check(gate, reqs[0]!);
+        const before = await processed();
+        let next = 1;
+        await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+          while (next < N) await check(gate, reqs[next++]!);
+        }));
+        // The last releases are sent without waiting (as the daemon does): give them a moment to arrive.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const perRequest = ((await processed()) - before) / (N - 1);
+        say(`    round trips to Redis per request, key with ${what}: ${fmt(perRequest, 2)}`);
+        summary.push([`redis round trips per request, ${what}`, fmt(perRequest, 2), '', '']);
+      } finally {
+        close();
+        keys.close();
+      }
+    }
+  } finally {
+    probe.disconnect();
   }
 }
 

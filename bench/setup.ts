@@ -11,7 +11,7 @@ import { RedisGateState } from '../src/gate/redis-state.js';
 import { signRequest } from '../src/gate/sign-request.js';
 import { benchRedis } from './redis.js';
 import { loadTiers } from '../src/keys/tiers.js';
-import type { KeyLookup } from '../src/keys/types.js';
+import type { KeyLookup, Limits } from '../src/keys/types.js';
 import { createKeyLookup } from '../src/keys/lookup.js';
 import { KeyStore } from '../src/keys/store.js';
 
@@ -27,12 +27,12 @@ export interface BenchKeys {
 
 /**
  * The daemon's real key lookup (SQLite key store + cache) with one enterprise-tier key, which has no rate,
- * concurrency or daily limit, so the bench measures checks, not rejections.
+ * concurrency or daily limit, so the bench measures checks, not rejections (`overrides` gives it limits).
  */
-export async function benchKeys(): Promise<BenchKeys> {
+export async function benchKeys(overrides?: Partial<Limits>): Promise<BenchKeys> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-bench-'));
   const store = KeyStore.open({ home, env: { GUARDCTL_MASTER_KEY: randomBytes(32).toString('base64') } });
-  const { record, secret } = store.create({ name: 'bench', tier: 'enterprise' });
+  const { record, secret } = store.create({ name: 'bench', tier: 'enterprise', overrides });
   const lookup = createKeyLookup(store);
   const close = () => {
     lookup.close();

@@ -288,7 +288,19 @@ export class Gate {
     // forgets it again: it never ran, so its replay may count as new, and a key's refused flood holds no room.
     const limits = effectiveLimits(record, this.deps.tiers);
     const ttlMs = (options.windowSec * 2 + 1) * 1000;
-    const recorded = state.recordNonce(record.id, nonce!, ttlMs, nonceShare(limits, ttlMs, options.nonceCapacity));
+    const share = nonceShare(limits, ttlMs, options.nonceCapacity);
+    // 6b and 7 depend on the request alone: a networked state that can take steps 6 to 8 at once learns them first
+    // (the model is asked for only then: it is what the audit record names).
+    const v1 = version === '1' ? v1Problem(query, { json: req.json, present: (req.body?.length ?? 0) > 0 }, req.accepts) : undefined;
+    let model: ModelRef | undefined;
+    let modelRefused: boolean | undefined;
+    const modelCheck = () => {
+      model = req.model?.();
+      return (modelRefused = model !== undefined && !modelAllowed(limits.models, model));
+    };
+    if (state.admit && !v1 && !modelCheck()) return this.admitAtOnce(state.admit.bind(state), record, limits, ip, nonce!, ttlMs, share, now);
+
+    const recorded = state.recordNonce(record.id, nonce!, ttlMs, share);
     const seen = typeof recorded === 'string' ? recorded : await recorded;
     if (seen === 'replayed') return this.fail('replayed_nonce', ip, { keyId, tier });
     if (seen === 'full') return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
@@ -298,12 +310,12 @@ export class Gate {
     // 6b. version 1 covers everything the server will act on. Checked once the nonce is spent (and not forgotten
     // like the refusals of admit()), so that the signature of a refused request cannot be replayed with a body
     // that reads its string another way.
-    if (version === '1') {
-      const problem = v1Problem(query, { json: req.json, present: (req.body?.length ?? 0) > 0 }, req.accepts);
-      if (problem) return this.deny(problem.code, ip, {}, { keyId, tier, detail: problem.detail });
-    }
+    if (v1) return this.deny(v1.code, ip, {}, { keyId, tier, detail: v1.detail });
 
-    const admitted = await this.admit(req, record, limits, ip, now);
+    // 7. model allowed for the tier
+    const admitted = (modelRefused ?? modelCheck())
+      ? this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model!.name}" is not in this key's tier "${tier}"` })
+      : await this.admit(record, limits, ip, now);
     if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
     else if (state.durable) {
       // The answer waits for the commit, not the request: a commit waits one turn of the event loop, which the model
@@ -331,7 +343,13 @@ export class Gate {
       }
       return this.fail('bad_bearer', ip, { keyId, tier: record.tier });
     }
-    const admitted = await this.admit(req, record, effectiveLimits(record, this.deps.tiers), ip, now);
+    // 7. model allowed for the tier, then 8 step by step (a bearer request has no nonce to fold in)
+    const limits = effectiveLimits(record, this.deps.tiers);
+    const model = req.model?.();
+    if (model && !modelAllowed(limits.models, model)) {
+      return this.deny('model_not_allowed', ip, {}, { keyId, tier: record.tier, detail: `model "${model.name}" is not in this key's tier "${record.tier}"` });
+    }
+    const admitted = await this.admit(record, limits, ip, now);
     if (admitted.ok && this.deps.state.durable) {
       const committed = this.deps.state.durable();
       committed.catch(() => admitted.release());
@@ -340,17 +358,11 @@ export class Gate {
     return admitted;
   }
 
-  /** Steps 7 and 8, for a request whose nonce is recorded. */
-  private async admit(req: GateRequest, record: KeyRecord, limits: Limits, ip: string, now: number): Promise<GateResult> {
+  /** Step 8, for a request whose nonce is recorded. */
+  private async admit(record: KeyRecord, limits: Limits, ip: string, now: number): Promise<GateResult> {
     const { state } = this.deps;
     const keyId = record.id;
     const tier = record.tier;
-    // 7. model allowed for the tier
-    const model = req.model?.();
-    if (model && !modelAllowed(limits.models, model)) {
-      return this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model.name}" is not in this key's tier "${tier}"` });
-    }
-
     // 8. rate, then concurrency, then the daily quota
     const headers: Record<string, string> = {};
     if (limits.rate !== null) {
@@ -364,9 +376,7 @@ export class Gate {
       holdsSlot = await state.acquireSlot(record.id, limits.concurrency);
       if (!holdsSlot) return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
     }
-    const release = once(() => {
-      if (holdsSlot) state.releaseSlot(record.id).catch((err) => this.deps.onError?.(err));
-    });
+    const release = this.releaser(record.id, holdsSlot);
     if (limits.daily !== null) {
       let quota: LimitOutcome;
       try {
@@ -384,6 +394,45 @@ export class Gate {
     }
     this.deps.keys.touch?.(record.id, now);
     return { ok: true, key: record, limits, clientIp: ip, headers, release };
+  }
+
+  /**
+   * Steps 6 and 8 (and the address block again) in one call to a networked state (GateState.admit): the same
+   * verdicts and headers as recordNonce and admit() step by step, for one round trip instead of up to five.
+   */
+  private async admitAtOnce(
+    admit: NonNullable<GateState['admit']>, record: KeyRecord, limits: Limits, ip: string, nonce: string, ttlMs: number, share: number, now: number,
+  ): Promise<GateResult> {
+    const keyId = record.id;
+    const tier = record.tier;
+    const burst = limits.rate === null ? 0 : bucketSize(limits);
+    const out = await admit({
+      keyId, ip, nonce, ttlMs, nonceShare: share, rate: limits.rate === null ? null : { rate: limits.rate, burst },
+      concurrency: limits.concurrency, daily: limits.daily, now,
+    });
+    switch (out.outcome) {
+      case 'blocked': return this.deny('auth_throttled', ip, { 'Retry-After': seconds(out.blockedMs) }, { keyId, tier });
+      case 'replayed': return this.fail('replayed_nonce', ip, { keyId, tier });
+      case 'full': return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
+      case 'key_full': return this.deny('rate_limited', ip, { 'Retry-After': '1' }, { keyId, tier });
+    }
+    const headers: Record<string, string> = out.rate ? rateLimitHeaders(out.rate, `${burst};w=${Math.max(1, Math.round(burst / limits.rate!))}`) : {};
+    const quotaHeaders = out.quota && rateLimitHeaders(out.quota, `${limits.daily};w=86400`);
+    switch (out.outcome) {
+      case 'rate_limited': return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(out.rate!.resetMs) }, { keyId, tier });
+      case 'concurrency_limited': return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
+      case 'quota_exhausted': return this.deny('quota_exhausted', ip, { ...quotaHeaders, 'Retry-After': seconds(out.quota!.resetMs) }, { keyId, tier });
+    }
+    if (!out.rate && quotaHeaders) Object.assign(headers, quotaHeaders);
+    this.deps.keys.touch?.(keyId, now);
+    return { ok: true, key: record, limits, clientIp: ip, headers, release: this.releaser(keyId, limits.concurrency !== null) };
+  }
+
+  /** Frees the concurrency slot a request holds (none: a no-op); safe to call more than once. */
+  private releaser(keyId: string, holdsSlot: boolean): () => void {
+    return once(() => {
+      if (holdsSlot) this.deps.state.releaseSlot(keyId).catch((err) => this.deps.onError?.(err));
+    });
   }
 
   private readonly goodIds = new Set<string>();

@@ -3,9 +3,12 @@ import { Redis } from 'ioredis';
 import { SCRIPTS, type ScriptName } from './redis-scripts.js';
 import type { RedisStateUrl } from './redis-url.js';
 import {
-  msUntilUtcMidnight, StateUnavailableError, utcDay, type AuthFailurePolicy, type GateState, type LimitOutcome, type NonceResult,
-  type StateHealth,
+  msUntilUtcMidnight, StateUnavailableError, utcDay, type Admission, type AdmissionResult, type AuthFailurePolicy, type GateState,
+  type LimitOutcome, type NonceResult, type StateHealth,
 } from './state.js';
+
+/** Addresses whose block this daemon knows at most; past it the expired ones go, then all (Redis still refuses them). */
+const KNOWN_BLOCKS_MAX = 100_000;
 
 export interface RedisStateOptions extends Pick<RedisStateUrl, 'connect' | 'describe' | 'leaseMs' | 'timeoutMs' | 'prefix'> {
   nonceCapacity: number;
@@ -28,6 +31,13 @@ type Scripted = { [K in ScriptName]: (...args: Array<string | number>) => Promis
  * lease/3 while its request runs. A daemon that dies (kill -9, power cut) holds its slots at most `leaseMs` more.
  * A daemon cut off from Redis for longer than the lease loses its slots the same way (its requests finish, and
  * for that while the key can run more than its limit).
+ *
+ * Round trips: a request costs one at admission (gkAdmit: block, nonce, rate, slot, quota) and, with a
+ * concurrency limit, one at release. The address block that the header stage checks before the body is read is
+ * answered from memory: the blocks this daemon learnt from its own scripts' answers and those every daemon
+ * publishes (channel <prefix>blocks) when it blocks an address. gkAdmit checks the block in Redis again, so a
+ * block whose message was lost (a reconnect) still refuses every signed request; what it costs then is one
+ * body read per daemon, until that daemon's first answer from Redis about the address.
  */
 export class RedisGateState implements GateState {
   readonly describe: string;
@@ -43,6 +53,10 @@ export class RedisGateState implements GateState {
   private lastError?: string;
   /** Whether the last command failed: a Redis that hangs stays "connected" while every command times out. */
   private failing = false;
+  /** Blocked addresses known here -> end of the block on this daemon's clock (see the class comment). */
+  private readonly blocks = new Map<string, number>();
+  /** Hears the blocks other daemons set (a subscribed connection can send nothing else). */
+  private readonly listener: Redis;
 
   constructor(private readonly options: RedisStateOptions) {
     this.describe = options.describe;
@@ -66,6 +80,14 @@ export class RedisGateState implements GateState {
       this.failing = false;
     });
     this.redis = redis as Redis & Scripted;
+    // ioredis subscribes again after each reconnect; a message lost meanwhile is covered by gkAdmit's own check.
+    this.listener = redis.duplicate({ enableOfflineQueue: true });
+    this.listener.on('error', () => {});
+    this.listener.on('message', (_channel: string, message: string) => {
+      const [ip, ms] = message.split('\n');
+      this.learnBlock(ip!, Number(ms));
+    });
+    this.listener.subscribe(this.k('blocks')).catch(() => {});
   }
 
   /** Resolves once connected, or after `boundMs` (requests are refused until then; nothing waits for it). */
@@ -105,23 +127,73 @@ export class RedisGateState implements GateState {
 
   async recordAuthFailure(ip: string): Promise<number> {
     const { limit, windowSec, blockSec } = this.options.authFailures;
-    return (await this.run('gkFailure', this.k('f', ip), limit, windowSec * 1000, blockSec * 1000, this.now())) as number;
+    const blocked = (await this.run('gkFailure', this.k('f', ip), limit, windowSec * 1000, blockSec * 1000, this.now(), this.k('blocks'), ip)) as number;
+    this.learnBlock(ip, blocked);
+    return blocked;
   }
 
-  async authBlockedFor(ip: string): Promise<number> {
+  /** From memory, no round trip (see the class comment); blockedInRedis asks Redis. */
+  authBlockedFor(ip: string): number {
+    const until = this.blocks.get(ip);
+    if (until === undefined) return 0;
+    const left = until - this.localNow();
+    if (left > 0) return Math.ceil(left);
+    this.blocks.delete(ip);
+    return 0;
+  }
+
+  /** What Redis holds for an address (doctor's round trip, tests). */
+  async blockedInRedis(ip: string): Promise<number> {
     return (await this.run('gkBlocked', this.k('f', ip), this.now())) as number;
+  }
+
+  async admit(a: Admission): Promise<AdmissionResult> {
+    const { keyId } = a;
+    const slot = a.concurrency === null ? '' : `${this.owner}.${++this.seq}`;
+    const resetMs = msUntilUtcMidnight(a.now);
+    const [what, x, y, used] = (await this.run('gkAdmit',
+      this.k('f', a.ip), this.k('n', keyId), this.k('nonces'), this.k('r', keyId), this.k('s', keyId), this.k('q', utcDay(a.now), keyId),
+      this.now(), a.nonce, `${keyId}\n${a.nonce}`, a.ttlMs, a.nonceShare, this.options.nonceCapacity,
+      a.rate?.rate ?? '', a.rate?.burst ?? '', a.concurrency ?? '', slot, this.options.leaseMs,
+      // Kept a day past its own, as in consumeQuota.
+      a.daily ?? '', resetMs + 86_400_000)) as [string, number?, number?, number?];
+    if (what === 'blocked') {
+      this.learnBlock(a.ip, x!);
+      return { outcome: 'blocked', blockedMs: x! };
+    }
+    if (what === 'replayed' || what === 'key_full' || what === 'full') return { outcome: what };
+    const rate: LimitOutcome | undefined = a.rate ? { allowed: what !== 'rate', limit: a.rate.burst, remaining: x!, resetMs: y! } : undefined;
+    const quota: LimitOutcome | undefined = a.daily === null || what === 'rate' || what === 'slot' ? undefined
+      : what === 'quota' ? { allowed: false, limit: a.daily, remaining: 0, resetMs }
+      : { allowed: true, limit: a.daily, remaining: a.daily - used!, resetMs };
+    if (what === 'ok' && slot) this.holdSlot(keyId, slot);
+    const outcome = what === 'ok' ? 'ok' : what === 'rate' ? 'rate_limited' : what === 'slot' ? 'concurrency_limited' : 'quota_exhausted';
+    return { outcome, rate, quota };
   }
 
   async acquireSlot(keyId: string, max: number): Promise<boolean> {
     const id = `${this.owner}.${++this.seq}`;
     const taken = (await this.run('gkAcquire', this.k('s', keyId), max, id, this.options.leaseMs, this.now())) === 1;
-    if (taken) {
-      const ids = this.held.get(keyId);
-      if (ids) ids.push(id);
-      else this.held.set(keyId, [id]);
-      this.heartbeat ??= setInterval(() => void this.renew(), Math.max(100, Math.floor(this.options.leaseMs / 3))).unref();
-    }
+    if (taken) this.holdSlot(keyId, id);
     return taken;
+  }
+
+  /** A slot taken in Redis: released by releaseSlot, renewed by the heartbeat meanwhile. */
+  private holdSlot(keyId: string, id: string): void {
+    const ids = this.held.get(keyId);
+    if (ids) ids.push(id);
+    else this.held.set(keyId, [id]);
+    this.heartbeat ??= setInterval(() => void this.renew(), Math.max(100, Math.floor(this.options.leaseMs / 3))).unref();
+  }
+
+  private learnBlock(ip: string, ms: number): void {
+    if (!(ms > 0)) return;
+    if (this.blocks.size >= KNOWN_BLOCKS_MAX) {
+      const now = this.localNow();
+      for (const [known, until] of this.blocks) if (until <= now) this.blocks.delete(known);
+      if (this.blocks.size >= KNOWN_BLOCKS_MAX) this.blocks.clear();
+    }
+    this.blocks.set(ip, this.localNow() + ms);
   }
 
   async releaseSlot(keyId: string): Promise<void> {
@@ -151,6 +223,7 @@ export class RedisGateState implements GateState {
       await this.redis.quit().catch(() => {});
     }
     this.redis.disconnect();
+    this.listener.disconnect();
   }
 
   /** Slot ids held in Redis now for a key (for tests and diagnosis): id -> lease end (ms). */
@@ -177,6 +250,10 @@ export class RedisGateState implements GateState {
 
   private now(): number | string {
     return this.clock ? this.clock() : '';
+  }
+
+  private localNow(): number {
+    return this.clock ? this.clock() : Date.now();
   }
 
   private async run(name: ScriptName, ...args: Array<string | number>): Promise<unknown> {

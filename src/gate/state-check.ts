@@ -16,7 +16,7 @@ export async function checkGateState(setting: string | undefined, where: string)
   const state = new RedisGateState({ ...url, nonceCapacity: 1, authFailures: { limit: 1, windowSec: 1, blockSec: 1 } });
   try {
     const connected = await state.whenUp(Math.max(url.timeoutMs, 3_000));
-    if (connected) await state.authBlockedFor('doctor');
+    if (connected) await state.blockedInRedis('doctor');
     const h = state.health();
     return h.up
       ? { ok: true, detail: `${url.describe} answers (shared by the daemons that name it; slot lease ${url.leaseMs / 1000} s)` }

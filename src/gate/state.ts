@@ -47,7 +47,32 @@ export interface GateState {
   durable?(): Promise<void>;
   /** For a networked backend: whether it answers now, and why not (for /readyz, /metrics and doctor). */
   health?(): StateHealth;
+  /**
+   * For a networked backend: the address block, recordNonce, consumeRate, acquireSlot and consumeQuota of one
+   * request in one round trip, in that order, answering as those would. A request refused after its nonce forgets
+   * it and holds no slot (what the gate does step by step); a slot taken is freed with releaseSlot.
+   */
+  admit?(request: Admission): Promise<AdmissionResult>;
 }
+
+/** What GateState.admit checks for one request: null for a limit the key does not have. */
+export interface Admission {
+  keyId: string;
+  ip: string;
+  nonce: string;
+  ttlMs: number;
+  nonceShare: number;
+  rate: { rate: number; burst: number } | null;
+  concurrency: number | null;
+  daily: number | null;
+  /** The gate's clock (the UTC day of the daily quota). */
+  now: number;
+}
+
+export type AdmissionResult =
+  | { outcome: 'blocked'; blockedMs: number }
+  | { outcome: Exclude<NonceResult, 'ok'> }
+  | { outcome: 'ok' | 'rate_limited' | 'concurrency_limited' | 'quota_exhausted'; rate?: LimitOutcome; quota?: LimitOutcome };
 
 export interface StateHealth {
   /** 'redis', ... (the metric label). */
