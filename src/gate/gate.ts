@@ -193,8 +193,11 @@ export class Gate {
 
   /**
    * Where a bearer secret may arrive: over TLS to this socket; through a proxy that says the client used https
-   * (X-Forwarded-Proto, believed from a trusted proxy or a local one); or from this machine itself. A proxy that
-   * says http is refused even on loopback: the secret crossed a network in the clear before reaching it.
+   * (X-Forwarded-Proto, believed from a trusted proxy or a local one); or from this machine itself, with no
+   * proxy in between. A proxy that says http is refused even on loopback: the secret crossed a network in the
+   * clear before reaching it. Without X-Forwarded-Proto it is the socket's peer that must be local, never the
+   * address a proxy names, and a request a proxy forwarded (X-Forwarded-For or Forwarded present) is refused:
+   * whoever sent it to that proxy may have done so in the clear.
    */
   private bearerTransportSafe(req: GateHeaderRequest, ip: string): boolean {
     if (req.tls) return true;
@@ -204,7 +207,7 @@ export class Gate {
       const last = proto.split(',').pop()!.trim().toLowerCase();
       return last === 'https' && (isLoopback(peer) || this.deps.options.trustedProxies?.has(peer) === true);
     }
-    return isLoopback(ip);
+    return isLoopback(peer) && header(req.headers, 'x-forwarded-for') === undefined && header(req.headers, 'forwarded') === undefined;
   }
 
   /** Step 2 for either scheme: the contract names each reason; message and work are the same for all three. */

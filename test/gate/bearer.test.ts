@@ -35,6 +35,10 @@ test('a bearer credential is accepted over TLS, from loopback, or via a proxy th
     ['trusted proxy, client elsewhere, http', '10.0.0.2', { headers: { 'x-forwarded-for': '203.0.113.5', 'x-forwarded-proto': 'http' } }, 'bearer_insecure_transport'],
     ['local proxy (not listed) saying https', '127.0.0.1', { headers: { 'x-forwarded-proto': 'https' } }, 'ok'],
     ['local proxy saying http', '127.0.0.1', { headers: { 'x-forwarded-proto': 'http' } }, 'bearer_insecure_transport'],
+    // The address a proxy names is not where the secret came from: a plain-HTTP request relayed by a proxy is refused.
+    ['trusted proxy naming a loopback client, no X-Forwarded-Proto', '10.0.0.2', { headers: { 'x-forwarded-for': '127.0.0.1' } }, 'bearer_insecure_transport'],
+    ['local proxy (not listed) relaying another client, no X-Forwarded-Proto', '127.0.0.1', { headers: { 'x-forwarded-for': '203.0.113.9' } }, 'bearer_insecure_transport'],
+    ['local proxy relaying with Forwarded only', '127.0.0.1', { headers: { forwarded: 'for=203.0.113.9' } }, 'bearer_insecure_transport'],
   ];
   for (const [what, peer, extra, expected] of cases) {
     const result = await check(token, peer, extra);
