@@ -31,7 +31,15 @@ export type ContextFactory = (command: Command) => Context;
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): Command {
+export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }, argv: readonly string[] = []): Command {
+  // Commander's own parse errors (unknown option, missing argument) get the red "error:" of every other error;
+  // they come before the options are parsed, so --json and --no-color are read from argv.
+  const output = {
+    writeOut: (s: string) => io.stdout.write(s),
+    writeErr: (s: string) => io.stderr.write(s),
+    outputError: (s: string, write: (s: string) => void) =>
+      write(s.replace(/^error:/, (prefix) => colourFor(io.stderr, { env: io.env, json: argv.includes('--json'), noColor: argv.includes('--no-color') }).red(prefix))),
+  };
   const program = new Command('guardctl')
     .description('Certificates, nginx, API keys and a signed-request inference daemon for AI model services')
     .version(pkg.version, '-V, --version')
@@ -42,7 +50,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
     .option('--home <dir>', 'data directory (env GUARDCTL_HOME)')
     .showHelpAfterError('(add --help for usage)')
     .configureHelp({ optionDescription })
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .configureOutput(output)
     .exitOverride();
 
   const contextFor: ContextFactory = (command) => {
@@ -84,7 +92,7 @@ export function buildProgram(io: CliIo, exit: { code: number } = { code: 0 }): C
   registerUp(program, contextFor);
   // Subcommands inherit the output routing and error handling of the root.
   for (const cmd of allCommands(program)) {
-    cmd.configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) }).exitOverride();
+    cmd.configureOutput(output).exitOverride();
     cmd.showHelpAfterError('(add --help for usage)');
     reportUnknownOptionsFirst(cmd);
   }
@@ -129,7 +137,7 @@ function allCommands(cmd: Command): Command[] {
 /** Parses argv (without node and script), runs the command and returns the exit code. Never exits. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const exit = { code: 0 };
-  const program = buildProgram(io, exit);
+  const program = buildProgram(io, exit, argv);
   const wantsJson = argv.includes('--json');
   const verbose = argv.includes('--verbose') || argv.includes('-v');
   try {

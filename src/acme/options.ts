@@ -1,5 +1,6 @@
 /** `cert issue` flags -> IssueOptions, every check done before anything is written or any server is asked. */
 import { pick } from '../core/config.js';
+import { secondsOrDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
 import { formatServer, parseDnsServers } from './dns-query.js';
 import { requiresEab, resolveDirectoryUrl, DEFAULT_SERVER } from './directory.js';
@@ -37,9 +38,9 @@ export interface IssueFlags {
 
 export function seconds(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
-  const n = Number(text.trim().replace(/s$/, ''));
-  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a positive number of seconds, got "${text}"`);
-  return n;
+  const ms = secondsOrDuration(text);
+  if (ms === undefined || ms <= 0) throw usageError(`${flag} must be a positive duration, got "${text}"`, `for example ${flag} 120s or 2m (a plain number counts seconds)`);
+  return ms / 1000;
 }
 
 function deployTarget(f: IssueFlags): DeployTarget | undefined {

@@ -58,12 +58,12 @@ export function registerCert(program: Command, contextFor: ContextFactory): void
     .option('--key-file <file>', 'copy the private key here (mode 0600)')
     .option('--fullchain-file <file>', 'copy the certificate and its chain here')
     .option('--reload-cmd <cmd>', 'run this shell command after each new certificate (for example "systemctl reload nginx")')
-    .option('--dns-timeout <seconds>', 'how long to wait for the TXT records to reach every name server (default the provider\'s)')
-    .option('--dns-interval <seconds>', 'how often to check (default the provider\'s)')
+    .option('--dns-timeout <duration>', 'how long to wait for the TXT records to reach every name server (default the provider\'s)')
+    .option('--dns-interval <duration>', 'how often to check (default the provider\'s)')
     .option('--dns-check <whom>', 'authoritative (default): wait until every authoritative name server of the zone serves the records; resolvers: until the --dns-resolvers do (split horizon)')
     .option('--dns-resolvers <ip[:port],...>', 'ask these DNS servers instead of the system\'s to follow CNAMEs and find the zone\'s name servers', collect)
     .option('--dns-exec <path>', 'the exec provider\'s script (env GUARDCTL_DNS_EXEC)')
-    .option('--wait <seconds>', 'the manual provider: wait this long after showing the record instead of asking for Enter')
+    .option('--wait <duration>', 'the manual provider: wait this long after showing the record instead of asking for Enter')
     .action(async (flags: IssueFlags, cmd: Command) => {
       const ctx = contextFor(cmd);
       const { issueCertificate, issueOptionsFrom, lifecycleDeps, reporterFor } = await load();

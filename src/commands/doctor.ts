@@ -30,8 +30,11 @@ export function registerDoctor(program: Command, contextFor: ContextFactory): vo
       const { probeExecutionProviders } = await import('../infer/ep-probe.js');
       const checks: Check[] = [nodeCheck(), homeCheck(ctx.locations.home)];
       for (const tool of TOOLS) checks.push(await toolCheck(tool.name, tool.args, tool.purpose));
-      for (const ep of await probeExecutionProviders()) {
-        checks.push({ name: `onnxruntime:${ep.name}`, ok: ep.ok, optional: ep.name !== 'cpu', detail: ep.ok ? `loads (${ep.ms} ms)` : ep.error! });
+      // The second probe hides the software Vulkan drivers: what `--device auto` would try (docs/serve.md).
+      const [providers, [hardware]] = await Promise.all([probeExecutionProviders(), probeExecutionProviders(['webgpu'], { hardwareOnly: true })]);
+      for (const ep of providers) {
+        const software = ep.name === 'webgpu' && ep.ok && !hardware!.ok ? ', on a software adapter only: --device auto serves from the cpu' : '';
+        checks.push({ name: `onnxruntime:${ep.name}`, ok: ep.ok, optional: ep.name !== 'cpu', detail: ep.ok ? `loads (${ep.ms} ms${software})` : ep.error! });
       }
       checks.push(await keyStoreCheck(resolveKeyStore(undefined, ctx.env, section(ctx.config, 'keys', ctx.locations.configFile).store, ctx.locations.configFile), ctx.locations.home, ctx.env));
       const fromFile = section(ctx.config, 'gate', ctx.locations.configFile).state;

@@ -17,7 +17,7 @@ function siteFlags(cmd: Command): Command {
     .option('-d, --domain <name>', 'a name the site answers to (repeatable or comma-separated)', collect)
     .option('--upstream <host:port>', 'where guardctl serve listens, for example 127.0.0.1:7860 (repeatable: several make a least_conn pool, see docs/scaling.md)', repeat)
     .option('--max-fails <n>', 'with several upstreams: failed attempts within --fail-timeout before a daemon is skipped (default 3)')
-    .option('--fail-timeout <time>', 'with several upstreams: that window, and how long a failed daemon is skipped (default 10s)')
+    .option('--fail-timeout <duration>', 'with several upstreams: that window, and how long a failed daemon is skipped (default 10s)')
     .option('--name <name>', 'the site\'s name: file <name>.conf and its snippets folder (default the first domain)')
     .option('--path <prefix>', 'serve under this URL prefix, like /guard/ (then run guardctl serve --base-path /guard)', '/')
     .option('--cert <lineage>', 'a certificate from guardctl\'s store (see guardctl cert list)')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { GuardError, usageError } from '../core/errors.js';
 import { signRequest, v1Refusal } from '../gate/sign-request.js';
-import { parseDuration } from '../core/duration.js';
+import { secondsOrDuration } from '../core/duration.js';
 import { addClientOptions, type ClientFlags, readBody, resolveCredentials, resolveTarget } from './client-args.js';
 
 interface RequestOpts extends ClientFlags {
@@ -25,8 +25,7 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
       const ctx = contextFor(command);
       const url = resolveTarget(target, opts, ctx.env);
       if (opts.v1 && opts.v2) throw usageError('--v1 and --v2 exclude each other', 'version 2 is the default; pass --v1 only for a version 1 signature');
-      const timeout = opts.timeout.trim();
-      const timeoutMs = /^\d+(\.\d+)?$/.test(timeout) ? Math.ceil(Number(timeout) * 1000) : /^\d+(\.\d+)?(ms|s|m|h)$/.test(timeout) ? parseDuration(timeout, '--timeout') : NaN;
+      const timeoutMs = secondsOrDuration(opts.timeout) ?? NaN;
       if (!(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
         throw usageError(`--timeout must be a positive duration (seconds, or 30s, 2m), got "${opts.timeout}"`, 'for example --timeout 30s');
       }

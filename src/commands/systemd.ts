@@ -4,7 +4,7 @@ import type { ContextFactory } from '../cli.js';
 import { writeFileAtomic, ensurePrivateDir } from '../core/atomic.js';
 import type { Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
-import { renderUnits, underHomeDirs } from '../systemd/units.js';
+import { binPathsUnderHome, renderUnits } from '../systemd/units.js';
 
 export { renderUnits, systemdWord, type SystemdInputs } from '../systemd/units.js';
 
@@ -55,8 +55,10 @@ export function registerSystemd(program: Command, contextFor: ContextFactory): v
         randomizedDelaySec: '12h',
         state: flags.state,
         keys: flags.keys,
+        pathEnv: ctx.env.PATH ?? '',
       });
-      if (underHomeDirs(bin.split(/\s+/)[0]!)) ctx.out.warn(`${bin.split(/\s+/)[0]} is under a home directory: the units say ProtectHome=read-only (not yes) so that systemd can run it; install guardctl outside /home and /root to hide home directories completely`);
+      const inHome = binPathsUnderHome(bin, ctx.env.PATH ?? '');
+      if (inHome.length > 0) ctx.out.warn(`${inHome.join(' and ')} ${inHome.length === 1 ? 'is' : 'are'} under a home directory: the units say ProtectHome=read-only (not yes) so that systemd can run ${inHome.length === 1 ? 'it' : 'them'}; install guardctl and node outside /home and /root to hide home directories completely`);
       const files = Object.entries(units).map(([name, content]) => ({ name, content, ...(flags.out ? { path: path.join(path.resolve(flags.out), name) } : {}) }));
       if (flags.out) {
         ensurePrivateDir(path.resolve(flags.out));

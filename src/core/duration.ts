@@ -9,6 +9,16 @@ export function parseDuration(text: string, what = 'duration'): number {
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
 
+/**
+ * A duration flag that also takes a plain number of seconds (the older spelling, kept for scripts): "90", "45s",
+ * "2m", "500ms" -> milliseconds; undefined where the text is neither.
+ */
+export function secondsOrDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
+  return /^\d+(?:\.\d+)?(ms|s|m|h|d|w)$/.test(t) ? parseDuration(t) : undefined;
+}
+
 /** "--expires 90d" or an ISO 8601 date/time -> absolute epoch milliseconds (must be in the future). */
 export function parseExpiry(text: string, now: number): number {
   let at: number;

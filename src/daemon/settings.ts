@@ -119,11 +119,11 @@ export const SETTINGS: SettingDef[] = ([
   { key: 'maxNewTokens', flag: '--max-new-tokens <n>', description: 'longest answer generated', default: '256', parse: int },
   { key: 'maxBodyBytes', flag: '--max-body <size>', description: 'largest request body (413 beyond)', default: '1m', parse: bytes, unit: 'bytes' },
   {
-    key: 'inferenceTimeoutMs', flag: '--inference-timeout <dur>', description: 'time a request may spend in the engine, queue included (504 beyond)', default: '60s', parse: positiveMs, unit: 'ms',
-    formerly: { flag: '--request-timeout <dur>', env: 'GUARDCTL_REQUEST_TIMEOUT', configKey: 'request_timeout' },
+    key: 'inferenceTimeoutMs', flag: '--inference-timeout <duration>', description: 'time a request may spend in the engine, queue included (504 beyond)', default: '60s', parse: positiveMs, unit: 'ms',
+    formerly: { flag: '--request-timeout <duration>', env: 'GUARDCTL_REQUEST_TIMEOUT', configKey: 'request_timeout' },
   },
-  { key: 'receiveTimeoutMs', flag: '--receive-timeout <dur>', description: 'time to receive a whole request from the client, headers and body (408 beyond)', default: '30s', parse: positiveMs, unit: 'ms' },
-  { key: 'drainTimeoutMs', flag: '--drain-timeout <dur>', description: 'on SIGTERM/SIGINT, how long in-flight requests may finish', default: '30s', parse: ms, unit: 'ms' },
+  { key: 'receiveTimeoutMs', flag: '--receive-timeout <duration>', description: 'time to receive a whole request from the client, headers and body (408 beyond)', default: '30s', parse: positiveMs, unit: 'ms' },
+  { key: 'drainTimeoutMs', flag: '--drain-timeout <duration>', description: 'on SIGTERM/SIGINT, how long in-flight requests may finish', default: '30s', parse: ms, unit: 'ms' },
   { key: 'basePath', flag: '--base-path <path>', description: 'serve under a sub-path, e.g. /guard (also the signed PATH prefix)', default: '', parse: basePath },
   { key: 'tlsCert', flag: '--tls-cert <file>', description: 'serve HTTPS with this certificate chain (reloaded on SIGHUP and change)', default: undefined, parse: text },
   { key: 'tlsKey', flag: '--tls-key <file>', description: 'the private key for --tls-cert', default: undefined, parse: text },
@@ -131,7 +131,7 @@ export const SETTINGS: SettingDef[] = ([
   { key: 'allowPartial', flag: '--allow-partial', description: 'when a model fails to load, serve the others (without it serve stops with the model\'s error, exit 1)', default: false, parse: (t, w) => parseBool(t, w), boolean: true },
   { key: 'state', flag: '--state <kind>', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
   { key: 'keys', flag: '--keys <store>', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
-  { key: 'keysStaleMs', flag: '--keys-stale <dur>', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)), unit: 'ms' },
+  { key: 'keysStaleMs', flag: '--keys-stale <duration>', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)), unit: 'ms' },
   { key: 'auditFile', flag: '--audit-file <file>', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
 ] satisfies Row[]).map(row);
 

@@ -158,11 +158,15 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     }
   }
 
+  /** What a model that cannot take requests is doing: "failed to load: <cause>", "is still loading", "is warming up". */
+  const notReady = (info: ModelInfo): string =>
+    info.state === 'failed' ? `failed to load: ${info.error ?? 'no cause recorded'}` : info.state === 'warming' ? 'is warming up' : 'is still loading';
+
   function ready(name: string): Entry {
     const e = entries.get(name);
     if (!e) throw new EngineError('model_not_found', `no model named ${name}`, { model: name, available: [...entries.keys()] });
     if (closing) throw new EngineError('not_ready', 'the engine is shutting down', { model: name });
-    if (e.info.state !== 'ready') throw new EngineError('not_ready', `model ${name} is ${e.info.state}${e.info.error ? `: ${e.info.error}` : ''}`, { model: name, state: e.info.state });
+    if (e.info.state !== 'ready') throw new EngineError('not_ready', `model ${name} ${notReady(e.info)}`, { model: name, state: e.info.state });
     return e;
   }
 

@@ -46,7 +46,18 @@ const [ortPath, modelB64, names] = process.argv.slice(1);
 })();
 `;
 
-export async function probeExecutionProviders(names: string[] = ['cpu', 'webgpu']): Promise<ProviderProbe[]> {
+/**
+ * The Vulkan drivers that run on the CPU (Mesa's lavapipe, Google's SwiftShader), as globs over their ICD manifest
+ * names for the Vulkan loader's VK_LOADER_DRIVERS_DISABLE. Hidden from a probe, they leave only a hardware adapter.
+ */
+export const SOFTWARE_VULKAN_DRIVERS = '*lvp_icd*,*swiftshader*';
+
+export interface ProbeOptions {
+  /** Probe with the software Vulkan drivers hidden: WebGPU then loads only on a hardware adapter. */
+  hardwareOnly?: boolean;
+}
+
+export async function probeExecutionProviders(names: string[] = ['cpu', 'webgpu'], options: ProbeOptions = {}): Promise<ProviderProbe[]> {
   let ortPath: string;
   try {
     ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
@@ -56,7 +67,7 @@ export async function probeExecutionProviders(names: string[] = ['cpu', 'webgpu'
   const model = Buffer.from(identityModel()).toString('base64');
   const { stdout, failure } = await new Promise<{ stdout: string; failure?: string }>((resolve) => {
     // A hang's bound only: creating a WebGPU device on a software adapter takes seconds on a busy machine.
-    execFile(process.execPath, ['-e', CHILD, ortPath, model, names.join(',')], { timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '' } }, (err, out, errText) => {
+    execFile(process.execPath, ['-e', CHILD, ortPath, model, names.join(',')], { timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '', ...(options.hardwareOnly ? { VK_LOADER_DRIVERS_DISABLE: SOFTWARE_VULKAN_DRIVERS } : {}) } }, (err, out, errText) => {
       resolve({ stdout: out, ...(err && !out.includes(MARK) ? { failure: `${err.message.split('\n')[0]}${errText ? `: ${errText.trim().split('\n').pop()}` : ''}` } : {}) });
     });
   });

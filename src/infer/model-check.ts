@@ -155,7 +155,7 @@ async function smokeRun(dir: string, dtype: Dtype, device: Device, task: Task, m
     await engine.start();
     const loadMs = Math.round(performance.now() - t0);
     const info = engine.models()[0]!;
-    if (info.state !== 'ready') throw new GuardError('GUARD_E_CONFIG', info.error ?? `the model is ${info.state}`, { hint: `serve would mark this model failed on ${device}` });
+    if (info.state !== 'ready') throw new GuardError('GUARD_E_CONFIG', `the model failed to load on ${device}: ${info.error ?? 'no cause recorded'}`, { hint: `serve would mark this model failed on ${device}` });
     const t1 = performance.now();
     let output: string;
     let promptTokens: number;

@@ -1,7 +1,7 @@
 /**
- * Where a model runs: the devices its spec allows (webgpu only where an adapter exists), a load on each, a timed
- * warm-up on each, and the faster device keeps it. With device 'auto' and WebGPU available both are tried; the
- * first warm-up pays one-time costs (WebGPU shader compilation), so when devices compete a second one is timed.
+ * Where a model runs: the devices its spec allows (webgpu only where an adapter exists, and for 'auto' only a
+ * hardware one), a load on each, a timed warm-up on each, and the faster device keeps it. With device 'auto' and
+ * a WebGPU hardware adapter both are tried; the first warm-up pays one-time costs (WebGPU shader compilation), so when devices compete a second one is timed.
  * A device that fails its load or warm-up drops out (with a warning when another remains); the model fails only
  * when none remains.
  */
@@ -28,19 +28,32 @@ export interface Placement {
   warmupMs: Partial<Record<Device, number>>;
 }
 
-/** The WebGPU probe runs once per process: it needs no model and its answer does not change. */
-let webgpuProbe: Promise<ProviderProbe> | undefined;
-const probeWebgpu = () => (webgpuProbe ??= probeExecutionProviders(['webgpu']).then((r) => r[0]!));
+/**
+ * The WebGPU probes run once per process: they need no model and their answer does not change. `auto` asks for a
+ * hardware adapter: a software one (lavapipe) is always slower than the CPU provider, and creating its device in
+ * the serving process makes Dawn print adapter warnings to the terminal.
+ */
+const probes = new Map<boolean, Promise<ProviderProbe>>();
+const probeWebgpu = (hardwareOnly: boolean) => {
+  if (!probes.has(hardwareOnly)) probes.set(hardwareOnly, probeExecutionProviders(['webgpu'], { hardwareOnly }).then((r) => r[0]!));
+  return probes.get(hardwareOnly)!;
+};
 
 /** The devices to try for a model, fastest candidate first. */
 export async function candidateDevices(model: string, choice: DeviceChoice): Promise<Device[]> {
   if (choice === 'cpu') return ['cpu'];
-  const probe = await probeWebgpu();
   if (choice === 'webgpu') {
+    const probe = await probeWebgpu(false);
     if (!probe.ok) throw new GuardError('GUARD_E_CONFIG', `model ${model} asks for device webgpu, which is not available: ${probe.error}`, { hint: 'use --device cpu or auto' });
     return ['webgpu'];
   }
-  return probe.ok ? ['webgpu', 'cpu'] : ['cpu'];
+  return (await probeWebgpu(true)).ok ? ['webgpu', 'cpu'] : ['cpu'];
+}
+
+/** Why `auto` keeps a model off WebGPU (the hardware probe failed). */
+async function whyNotWebgpu(): Promise<string> {
+  const [hardware, any] = await Promise.all([probeWebgpu(true), probeWebgpu(false)]);
+  return any.ok ? 'webgpu has only a software adapter, slower than the cpu provider (--device webgpu uses it anyway)' : `webgpu unavailable (${hardware.error ?? any.error})`;
 }
 
 /**
@@ -51,8 +64,7 @@ export async function candidateDevices(model: string, choice: DeviceChoice): Pro
 export async function placeModel(model: string, choice: DeviceChoice, hooks: PlacementHooks, onLoaded: (kvDtype: FloatType) => void = () => {}): Promise<Placement> {
   const devices = await candidateDevices(model, choice);
   if (choice === 'auto' && !devices.includes('webgpu')) {
-    const probe = await probeWebgpu();
-    hooks.log('info', `model ${model}: webgpu unavailable (${probe.error}), using cpu`, { model, device: 'cpu' });
+    hooks.log('info', `model ${model}: ${await whyNotWebgpu()}; using cpu`, { model, device: 'cpu' });
   }
   const loads = await Promise.allSettled(devices.map((d) => hooks.load(d)));
   const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');

@@ -23,6 +23,8 @@ export interface SystemdInputs {
   /** serve's shared stores (docs/scaling.md): GUARDCTL_STATE and GUARDCTL_KEYS in guardctl.service. */
   state?: string;
   keys?: string;
+  /** The PATH that finds the interpreter of a `#!/usr/bin/env node` script (default this process's). */
+  pathEnv?: string;
 }
 
 /**
@@ -59,9 +61,53 @@ export function underHomeDirs(file: string): boolean {
   try {
     real = fs.realpathSync(file);
   } catch {
-    // not on this machine (rendering for another host): judge the path as given
+    // Not on this machine (rendering for another host): judge the path as given, or a dangling link by its target.
+    try {
+      real = path.resolve(path.dirname(file), fs.readlinkSync(file));
+    } catch {
+      // not a link either
+    }
   }
   return inHome(path.normalize(file)) || inHome(real);
+}
+
+/**
+ * The files systemd runs for `--bin` that ProtectHome=yes would hide: every absolute word (`/usr/bin/node
+ * /home/x/guardctl.js` runs the script too), and the interpreter a script's `#!` line names, `#!/usr/bin/env node`
+ * found on `pathEnv` (best effort: a script that cannot be read here is judged by its words alone).
+ */
+export function binPathsUnderHome(bin: string, pathEnv = process.env.PATH ?? ''): string[] {
+  const words = bin.split(/\s+/).filter((w) => path.isAbsolute(w));
+  const interpreter = words.length > 0 ? shebangInterpreter(words[0]!, pathEnv) : undefined;
+  return [...new Set([...words, ...(interpreter ? [interpreter] : [])])].filter(underHomeDirs);
+}
+
+function shebangInterpreter(file: string, pathEnv: string): string | undefined {
+  let head: string;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(256);
+      head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const m = /^#!\s*(\S+)(?:[ \t]+(?:-S[ \t]+)?(\S+))?/.exec(head);
+  if (!m) return undefined;
+  if (path.basename(m[1]!) !== 'env' || !m[2]) return m[1];
+  for (const dir of pathEnv.split(':').filter((d) => path.isAbsolute(d))) {
+    const candidate = path.join(dir, m[2]);
+    try {
+      fs.lstatSync(candidate);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
 }
 
 function absolutePath(value: string, what: string): string {
@@ -76,9 +122,9 @@ export function renderUnits(inputs: SystemdInputs): Record<(typeof UNITS)[number
   const home = absolutePath(inputs.home, 'the data directory');
   const exec = (args: string[]) => [...bin, '--home', home, ...args].map(systemdWord).join(' ');
   const renewArgs = ['cert', 'renew', '--all', '--keep-going', ...(inputs.onFailure ? ['--on-failure', inputs.onFailure] : [])];
-  // ProtectHome=yes would hide a data directory, a deploy target or the executable itself under /home or /root
-  // (status 203/EXEC): read-only keeps them visible, and ReadWritePaths still limits writes to the data directory.
-  const underHome = [home, ...inputs.rwPaths, bin[0]!].some(underHomeDirs);
+  // ProtectHome=yes would hide a data directory, a deploy target, the executable, its script or its interpreter
+  // under /home or /root (status 203/EXEC): read-only keeps them visible, and ReadWritePaths still limits writes to the data directory.
+  const underHome = [home, ...inputs.rwPaths].some(underHomeDirs) || binPathsUnderHome(inputs.bin, inputs.pathEnv).length > 0;
   const view = {
     user: inputs.user,
     home,

@@ -34,6 +34,9 @@ test('issue options: defaults, provider options and propagation settings; secret
   assert.deepEqual(o.dns, { provider: 'exec', options: { exec: '/usr/local/bin/dns.sh' }, timeoutSec: 30, intervalSec: 0.5, resolvers: ['127.0.0.1:5353', '1.1.1.1:53'] });
   assert.deepEqual(o.eab, { kid: 'kid', hmacKey: 'c2VjcmV0' });
   assert.equal(JSON.stringify(o.dns).includes('c2VjcmV0'), false);
+  // The same flags take durations with units, as every other duration flag does.
+  const units = issueOptionsFrom({ domain: ['a.example.test'], dns: 'manual', dnsInterval: '500ms', dnsTimeout: '2m' }, {});
+  assert.deepEqual([units.dns!.timeoutSec, units.dns!.intervalSec], [120, 0.5]);
   const env = issueOptionsFrom({ domain: ['b.example.test'], dns: 'manual' }, { GUARDCTL_ACME_SERVER: 'letsencrypt-staging', GUARDCTL_ACME_EMAIL: 'ops@example.test' });
   assert.equal(env.server, 'https://acme-staging-v02.api.letsencrypt.org/directory');
   assert.equal(env.email, 'ops@example.test');
@@ -58,7 +61,7 @@ test('bad flags: exit 2 naming the flag, and nothing is created', async (t) => {
     [['-d', 'a.example.test', '--dns', 'manual', '--eab-kid', 'k'], /--eab-kid and --eab-hmac-key go together/],
     [['-d', 'a.example.test', '--dns', 'manual', '--deploy-dir', '/tmp/x', '--key-file', '/tmp/k'], /exclusive/],
     [['-d', 'a.example.test', '--dns', 'manual', '--key-file', '/tmp/k'], /--key-file needs --cert-file or --fullchain-file/],
-    [['-d', 'a.example.test', '--dns', 'manual', '--dns-timeout', 'soon'], /--dns-timeout must be a positive number of seconds/],
+    [['-d', 'a.example.test', '--dns', 'manual', '--dns-timeout', 'soon'], /--dns-timeout must be a positive duration/],
     [['-d', 'a.example.test', '--dns', 'manual', '--dns-resolvers', 'dns.google'], /not a DNS server address/],
     [['-d', 'a.example.test', '--dns', 'manual', '--name', '../etc'], /invalid certificate name/],
   ];

@@ -91,3 +91,30 @@ test('systemd render --bin under /home: ProtectHome=read-only (not yes, which wo
   const quiet = await runCli(['--home', home, 'systemd', 'render', '--bin', '/usr/local/bin/guardctl']);
   assert.equal(quiet.stderr, '');
 });
+
+test('systemd render --bin: every absolute word and a script\'s node count for ProtectHome, not only the first word', async (t) => {
+  const inputs = { home: '/var/lib/guardctl', envFile: '/etc/guardctl/env', rwPaths: [], serveArgs: [], onCalendar: 'daily', randomizedDelaySec: '1h' };
+  const protect = (bin: string, pathEnv = '/usr/bin') => /^ProtectHome=(\S+)$/m.exec(renderUnits({ ...inputs, bin, pathEnv })['guardctl.service'])![1];
+  assert.equal(protect('/usr/bin/node /home/ops/guardctl/bin/guardctl.js'), 'read-only', 'the script run by a system node');
+  assert.equal(protect('/usr/bin/node /opt/guardctl/bin/guardctl.js'), 'yes');
+  // A script whose `#!/usr/bin/env node` finds a node under /home (nvm), here a link to where it would be there.
+  const dir = tempDir(t);
+  const script = path.join(dir, 'guardctl.js');
+  fs.writeFileSync(script, '#!/usr/bin/env node\nimport("./cli.js");\n', { mode: 0o755 });
+  fs.mkdirSync(path.join(dir, 'nvm-bin'));
+  fs.symlinkSync('/home/ops/.nvm/versions/node/v20.19.0/bin/node', path.join(dir, 'nvm-bin', 'node'));
+  assert.equal(protect(script, `/nonexistent:${path.join(dir, 'nvm-bin')}:/usr/bin`), 'read-only', 'node from nvm under /home');
+  assert.equal(protect(script, '/usr/bin'), 'yes', 'a system node');
+  const direct = path.join(dir, 'direct.js');
+  fs.writeFileSync(direct, '#!/home/ops/node/bin/node\n', { mode: 0o755 });
+  assert.equal(protect(direct), 'read-only', 'a #! line naming a node under /home');
+
+  const home = tempDir(t);
+  const words = await runCli(['--home', home, 'systemd', 'render', '--bin', '/usr/bin/node /home/ops/guardctl/bin/guardctl.js']);
+  assert.equal(words.code, 0, words.stderr);
+  assert.match(words.stderr, /warning: \/home\/ops\/guardctl\/bin\/guardctl\.js is under a home directory: the units say ProtectHome=read-only/);
+  assert.match(words.stdout, /^ProtectHome=read-only$/m);
+  const nvm = await runCli(['--home', home, 'systemd', 'render', '--bin', script], { env: { PATH: path.join(dir, 'nvm-bin') } });
+  assert.match(nvm.stderr, /warning: .*nvm-bin\/node is under a home directory/);
+  assert.equal((await runCli(['--home', home, 'systemd', 'render', '--bin', script], { env: { PATH: '/usr/bin' } })).stderr, '');
+});

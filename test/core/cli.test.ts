@@ -74,7 +74,27 @@ test('every --help spells defaults one way: "(default 60s)", never commander\'s 
   assert.doesNotMatch(texts, /default: /);
   assert.match(texts, /--timeout <duration> give up after this long \(a number of seconds, or 30s, 2m\) \(default 120s\)/);
   assert.match(texts, /--grace <duration> .*\(default 24h\)/);
-  assert.match(texts, /--inference-timeout <dur> time a request may spend in the engine, queue included \(504 beyond\) \(default 60s; env GUARDCTL_INFERENCE_TIMEOUT\)/);
+  assert.match(texts, /--inference-timeout <duration> time a request may spend in the engine, queue included \(504 beyond\) \(default 60s; env GUARDCTL_INFERENCE_TIMEOUT\)/);
+});
+
+test('every --help spells a duration one way: <duration>, on the time-span flags of every command', async () => {
+  const { buildProgram } = await import('../../src/cli.js');
+  const { MemoryStream } = await import('../helpers/cli.js');
+  const program = buildProgram({ stdout: new MemoryStream(), stderr: new MemoryStream(), env: {} });
+  type Cmd = typeof program;
+  const options = (c: Cmd, name: string): Array<[string, string]> => [
+    ...c.options.map((o): [string, string] => [name, o.flags]),
+    ...c.commands.flatMap((s) => options(s as Cmd, `${name} ${s.name()}`)),
+  ];
+  const all = options(program, 'guardctl');
+  const other = all.filter(([, flags]) => /<(dur|time|seconds|secs|sec|s|ms|timeout|interval|period|delay)>/i.test(flags));
+  assert.deepEqual(other, [], 'a duration placeholder other than <duration>');
+  // A flag named for a time span takes <duration> (--max-wait-ms <n> names its unit; --batch-wait is no span).
+  const spans = all.filter(([, flags]) => /--(?:[\w-]*-)?(timeout|interval|grace|stale)\b|--wait\b/.test(flags) && /</.test(flags));
+  assert.ok(spans.length >= 12, JSON.stringify(spans));
+  for (const [cmd, flags] of spans) assert.match(flags, /<duration>$/, `${cmd} ${flags}`);
+  const texts = all.map(([, f]) => f).join(' ');
+  for (const flag of ['--dns-timeout', '--dns-interval', '--wait', '--fail-timeout', '--drain-timeout']) assert.match(texts, new RegExp(`${flag} <duration>`));
 });
 
 test('counts agree with their nouns ("1 key", not "1 keys")', async (t) => {

@@ -229,3 +229,22 @@ test('colour off costs no chalk: the plain painter returns its arguments unchang
   assert.equal(coloured.level, 2);
   assert.equal(coloured.red('a'), `${RED}a\u001b[39m`);
 });
+
+test('commander\'s own parse errors get the red "error:" too; without colour their text is unchanged', async () => {
+  const plain = await run(['keys', 'list', '--frobnicate']);
+  assert.equal(plain.code, 2);
+  assert.ok(plain.stderr.startsWith("error: unknown option '--frobnicate'\n"), plain.stderr);
+  const forced = await run(['keys', 'list', '--frobnicate'], { env: { FORCE_COLOR: '1' } });
+  assert.equal(forced.code, 2);
+  assert.ok(forced.stderr.startsWith(`${RED}error:`), JSON.stringify(forced.stderr));
+  // eslint-disable-next-line no-control-regex
+  const strip = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '');
+  assert.equal(strip(forced.stderr), plain.stderr, 'the same words, only coloured');
+  const tty = await run(['keys', 'create', '--name', 'me', '--teir', 'free'], { tty: true });
+  assert.ok(tty.stderr.startsWith(`${RED}error:`), JSON.stringify(tty.stderr));
+  assert.match(strip(tty.stderr), /Did you mean --tier\?/);
+  for (const off of [['--no-color'], ['--json']]) {
+    const r = await run([...off, 'keys', 'list', '--frobnicate'], { env: { FORCE_COLOR: '1' }, tty: true });
+    assert.doesNotMatch(r.stderr, ESC, off.join(' '));
+  }
+});

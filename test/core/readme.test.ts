@@ -22,3 +22,15 @@ test('no .npmrc with keys npm does not know (npm warns about them on every comma
   const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { allowScripts?: Record<string, boolean> };
   assert.equal(pkg.allowScripts?.['onnxruntime-node'], false, 'onnxruntime-node would download CUDA libraries: an offline install fails');
 });
+
+test('README and docs point at nothing outside the repository (its users have no ../shared)', () => {
+  const root = new URL('../../', import.meta.url);
+  const docs = fs.readdirSync(new URL('docs/', root), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  for (const file of ['README.md', ...docs]) {
+    const text = fs.readFileSync(new URL(file, root), 'utf8');
+    assert.doesNotMatch(text, /\.\.\/shared\b/, `${file} refers to ../shared`);
+    // A relative link that climbs out of the repository's root.
+    const depth = file.split('/').length - 1;
+    for (const m of text.matchAll(/\]\(((?:\.\.\/)+)[^)]*\)/g)) assert.ok(m[1]!.length / 3 <= depth, `${file} links outside the repository: ${m[0]}`);
+  }
+});

@@ -93,9 +93,12 @@ test('manual: --wait sleeps instead; without a terminal it is required', async (
   const waited = io(false);
   await createManual(ctx({}, { wait: '90' }).ctx, waited.io).present(record);
   assert.deepEqual(waited.sleeps, [90_000]);
+  const minutes = io(false);
+  await createManual(ctx({}, { wait: '2m' }).ctx, minutes.io).present(record);
+  assert.deepEqual(minutes.sleeps, [120_000]);
   const flag = io(true);
   await createManual(ctx({}, { wait: true }).ctx, flag.io).present(record);
   assert.deepEqual(flag.sleeps, [60_000]);
-  await assert.rejects(createManual(ctx({}).ctx, io(false).io).present(record), (err: GuardError) => /stdin is not a terminal/.test(err.message) && /--wait SECONDS/.test(err.hint ?? ''));
-  assert.throws(() => createManual(ctx({}, { wait: 'later' }).ctx, io(false).io), /--wait must be a number of seconds/);
+  await assert.rejects(createManual(ctx({}).ctx, io(false).io).present(record), (err: GuardError) => /stdin is not a terminal/.test(err.message) && /--wait DURATION/.test(err.hint ?? ''));
+  assert.throws(() => createManual(ctx({}, { wait: 'later' }).ctx, io(false).io), /--wait must be a duration/);
 });

@@ -120,7 +120,7 @@ export function fakeEngine(options: Partial<EngineOptions> = {}, infos: ModelInf
   async function admit(model: string, messages: ChatMessage[], signal?: AbortSignal): Promise<ModelInfo> {
     const info = infos.find((m) => m.name === model);
     if (!info) throw new EngineError('model_not_found', `no model ${model}`);
-    if (info.state !== 'ready') throw new EngineError('not_ready', `model ${model} is ${info.state}`);
+    if (info.state !== 'ready') throw new EngineError('not_ready', info.state === 'failed' ? `model ${model} failed to load` : `model ${model} is still loading`);
     const text = messages.map((m) => m.content).join('\n');
     if (text.includes('[[queue_full]]')) throw new EngineError('queue_full', 'the queue is full');
     if (text.includes('[[timeout]]')) throw new EngineError('timeout', 'deadline passed');

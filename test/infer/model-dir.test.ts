@@ -97,14 +97,19 @@ test('graph checks at load: a broken model is failed with its reason, the others
   const [webgpu] = await probeExecutionProviders(['webgpu']);
   if (webgpu!.ok) assert.equal(byName['gpu-only']!.state, 'ready');
   else failed('gpu-only', /asks for device webgpu, which is not available/);
-  await assert.rejects(engine.generate({ model: 'five-layers', messages: user('Hi'), maxNewTokens: 4 }), { code: 'not_ready' });
+  await assert.rejects(engine.generate({ model: 'five-layers', messages: user('Hi'), maxNewTokens: 4 }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'not_ready');
+    assert.match(err.message, /^model five-layers failed to load: .*num_hidden_layers is 5/);
+    assert.doesNotMatch(err.message, /is failed/);
+    return true;
+  });
   assert.equal((await engine.generate({ model: 'good', messages: user("What's the capital of France?"), maxNewTokens: 16 })).text, 'Safety: Safe\nCategories: None');
 });
 
 test('requests before start() are not_ready', async () => {
   const { createEngine } = await import('../../src/infer/engine.js');
   const engine = createEngine([guard()], { maxBatch: 1, maxWaitMs: 0, maxQueue: 1, maxInputTokens: 100 });
-  await assert.rejects(engine.generate({ model: 'guard', messages: user('Hi'), maxNewTokens: 4 }), { code: 'not_ready' });
+  await assert.rejects(engine.generate({ model: 'guard', messages: user('Hi'), maxNewTokens: 4 }), { code: 'not_ready', message: 'model guard is still loading' });
   assert.equal(engine.models()[0]!.state, 'loading');
   await engine.close();
 });

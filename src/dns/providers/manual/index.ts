@@ -1,5 +1,6 @@
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import { secondsOrDuration } from '../../../core/duration.js';
 import { dnsError, providerLog } from '../../errors.js';
 import type { DnsProvider, ProviderContext, ProviderFactory, ProviderMeta, TxtRecord } from '../../types.js';
 import { normalizeName } from '../../zone.js';
@@ -14,7 +15,7 @@ const DEFAULT_WAIT_SEC = 60;
 
 export const meta: ProviderMeta = {
   name: NAME,
-  description: 'Prints the TXT record to add and waits for Enter (or --wait SECONDS); no credentials',
+  description: 'Prints the TXT record to add and waits for Enter (or --wait DURATION); no credentials',
   env: [],
   parallel: false,
   propagationTimeoutSec: 600,
@@ -27,13 +28,13 @@ export interface ManualIo {
   sleep: (ms: number) => Promise<void>;
 }
 
-/** --wait: a number of seconds, or a bare flag for the default. */
+/** --wait: a duration (or a plain number of seconds), or a bare flag for the default. */
 function waitSeconds(option: string | boolean | undefined): number | undefined {
   if (option === undefined || option === false) return undefined;
   if (option === true) return DEFAULT_WAIT_SEC;
-  const n = Number(option);
-  if (!Number.isFinite(n) || n < 0) throw dnsError(NAME, `--wait must be a number of seconds, not "${option}"`, { hint: 'for example --wait 120' });
-  return n;
+  const ms = secondsOrDuration(option);
+  if (ms === undefined) throw dnsError(NAME, `--wait must be a duration, not "${option}"`, { hint: 'for example --wait 2m or --wait 120s (a plain number counts seconds)' });
+  return ms / 1000;
 }
 
 function waitForEnter(input: Readable): Promise<void> {
@@ -46,7 +47,7 @@ function waitForEnter(input: Readable): Promise<void> {
       resolve();
     });
     rl.once('close', () => {
-      if (!done) reject(dnsError(NAME, 'stdin closed before Enter was pressed', { hint: 'run in a terminal, or pass --wait SECONDS' }));
+      if (!done) reject(dnsError(NAME, 'stdin closed before Enter was pressed', { hint: 'run in a terminal, or pass --wait DURATION' }));
     });
   });
 }
@@ -67,7 +68,7 @@ export function createManual(ctx: ProviderContext, io: ManualIo): DnsProvider {
         await waitForEnter(io.input);
       } else {
         throw dnsError(NAME, 'stdin is not a terminal, so nobody can press Enter', {
-          hint: 'pass --wait SECONDS to wait that long after showing the record instead',
+          hint: 'pass --wait DURATION to wait that long after showing the record instead',
         });
       }
     },
