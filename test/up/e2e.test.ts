@@ -204,7 +204,8 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
 
   await t.test('a re-run whose new daemon cannot bind leaves the old daemon serving on its old port, files as they were', async () => {
     const heldPort = await freePort();
-    const blocker = net.createServer();
+    // Connections are dropped at once: whatever polls this port gets an answer, and close() need not wait.
+    const blocker = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => blocker.listen(heldPort, '127.0.0.1', resolve));
     try {
       const files = () => tree([root, path.join(home, 'certs'), path.join(home, 'up')], ['logs']);
