@@ -89,9 +89,9 @@ const basePath = (text: string, where: string): string => {
 const text = (t: string) => t;
 /** Comma-separated CIDRs, each checked here so a typo stops the start with the flag named. */
 const cidrs = (t: string, where: string): string[] => {
+  // Empty (the file's `trusted_proxies: []`): no proxy is trusted, as without the setting.
   const list = t.split(',').map((x) => x.trim()).filter((x) => x !== '');
   try {
-    if (list.length === 0) throw new Error('no CIDR given');
     parseCidrList(list);
   } catch (err) {
     throw usageError(`${where} must be comma-separated CIDRs such as 127.0.0.1/32,::1/128: ${(err as Error).message}`);

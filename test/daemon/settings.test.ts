@@ -84,6 +84,7 @@ test('--trusted-proxies: none by default; flag > GUARDCTL_TRUSTED_PROXIES > the 
   assert.deepEqual(resolveSettings({}, {}, {}, 'f.yaml', { trusted_proxies: ['10.0.0.0/8', '::1/128'] }).trustedProxies, ['10.0.0.0/8', '::1/128']);
   assert.deepEqual(resolveSettings({}, { GUARDCTL_TRUSTED_PROXIES: '192.0.2.1/32' }, {}, 'f.yaml', { trusted_proxies: ['10.0.0.0/8'] }).trustedProxies, ['192.0.2.1/32']);
   assert.deepEqual(resolveSettings({ trustedProxies: '127.0.0.1/32, ::1/128' }, { GUARDCTL_TRUSTED_PROXIES: '192.0.2.1/32' }, {}, 'f.yaml').trustedProxies, ['127.0.0.1/32', '::1/128']);
+  assert.deepEqual(resolveSettings({}, {}, {}, 'f.yaml', { trusted_proxies: [] }).trustedProxies, []);
   assert.throws(() => resolveSettings({ trustedProxies: '127.0.0.1/33' }, {}, {}, 'f.yaml'), /--trusted-proxies must be comma-separated CIDRs/);
   assert.throws(() => resolveSettings({}, { GUARDCTL_TRUSTED_PROXIES: 'nginx' }, {}, 'f.yaml'), (err: Error & { code?: string }) => err.code === 'GUARD_E_CONFIG' && /GUARDCTL_TRUSTED_PROXIES/.test(err.message));
 });
