@@ -62,6 +62,7 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
       const { upOptionsFrom } = await import('../up/options.js');
       const { runUp } = await import('../up/up.js');
       const { formatPlan } = await import('../up/plan.js');
+      const { colourDiff } = await import('../nginx/diff.js');
       const { stepProgress } = await import('../up/progress.js');
       const { lifecycleDeps } = await import('../acme/deps.js');
       const { createReporter, isInteractive } = await import('../acme/progress.js');
@@ -71,7 +72,7 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
       const result = await runUp(options, { ...c, lifecycle: lifecycleDeps(ctx, reporter), progress: stepProgress(ctx.out, interactive) }, {
         dryRun: flags.dryRun,
         onPlan: (plan) => {
-          if (!ctx.out.json) ctx.out.result(null, () => formatPlan(plan));
+          if (!ctx.out.json) ctx.out.result(null, () => formatPlan(plan, (diff) => colourDiff(diff, ctx.out.paint)));
         },
       });
       ctx.out.result(result, () => {
@@ -85,7 +86,7 @@ export function registerUp(program: Command, contextFor: ContextFactory): void {
           '',
           'Call it:',
           `  export GUARDCTL_SECRET=...   # the secret above`,
-          `  guardctl request POST ${new URL(result.url).pathname.replace(/\/$/, '')}/api/v1/moderate --url ${new URL(result.url).origin} --key ${key ? key.id : 'KEY_ID'} --data '{"text": "hello"}'`,
+          `  guardctl request POST ${new URL(result.url).pathname.replace(/\/$/, '')}/api/v1/${result.task} --url ${new URL(result.url).origin} --key ${key ? key.id : 'KEY_ID'} --data '${result.task === 'moderate' ? '{"text": "hello"}' : '{"text": "hello", "target_lang": "zh"}'}'`,
           'Check it: guardctl status',
         ].join('\n');
       });

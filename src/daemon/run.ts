@@ -5,7 +5,7 @@ import { section, type GuardConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { fileAuditSink, type AuditSink } from '../gate/audit.js';
 import { Gate } from '../gate/gate.js';
-import type { CidrList } from '../gate/ip.js';
+import { parseCidrList, type CidrList } from '../gate/ip.js';
 import { openGateState } from '../gate/open-state.js';
 import { gateOptionsFromConfig } from '../gate/options.js';
 import type { StateHealth } from '../gate/state.js';
@@ -75,7 +75,9 @@ export async function startDaemon(inputs: DaemonInputs): Promise<Daemon> {
     keys = await openDaemonKeys(settings, inputs.home, inputs.env, logger);
     closers.push(...keys.closers);
     const lookup = keys.lookup;
-    const options = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
+    const fileOptions = gateOptionsFromConfig(section(inputs.config, 'gate', inputs.configFile), inputs.configFile);
+    // --trusted-proxies / GUARDCTL_TRUSTED_PROXIES win over the file's list (settings.ts resolved the precedence).
+    const options = settings.trustedProxies ? { ...fileOptions, trustedProxies: parseCidrList(settings.trustedProxies) } : fileOptions;
     trustedProxies = options.trustedProxies;
     const state = openGateState(settings.state, inputs.home, options, (message) => logger.warn(message));
     closers.push(() => state.close());

@@ -3,6 +3,7 @@ import { GuardError, usageError } from '../core/errors.js';
 import { parseDuration, parsePositiveInt } from '../core/duration.js';
 import { pick } from '../core/config.js';
 import type { StateKind } from '../gate/open-state.js';
+import { parseCidrList } from '../gate/ip.js';
 import { isRedisUrl, parseRedisStateUrl } from '../gate/redis-url.js';
 import { parseKeyStore, type KeyStoreSpec } from '../keys/store-spec.js';
 import type { Dtype, EngineSettings } from '../infer/types.js';
@@ -48,6 +49,8 @@ export interface ServeSettings extends EngineSettings, ServerSettings {
   keys: KeyStoreSpec;
   /** With PostgreSQL: how long cached keys keep working once it stops answering (0: refuse at once). */
   keysStaleMs: number;
+  /** Proxies whose X-Forwarded-For names the client (CIDRs); over the file's gate.trusted_proxies. */
+  trustedProxies?: string[];
 }
 
 const oneOf = <T extends string>(values: readonly T[]) => (text: string, where: string): T => {
@@ -84,6 +87,17 @@ const basePath = (text: string, where: string): string => {
   return text;
 };
 const text = (t: string) => t;
+/** Comma-separated CIDRs, each checked here so a typo stops the start with the flag named. */
+const cidrs = (t: string, where: string): string[] => {
+  // Empty (the file's `trusted_proxies: []`): no proxy is trusted, as without the setting.
+  const list = t.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  try {
+    parseCidrList(list);
+  } catch (err) {
+    throw usageError(`${where} must be comma-separated CIDRs such as 127.0.0.1/32,::1/128: ${(err as Error).message}`);
+  }
+  return list;
+};
 const port = (t: string, where: string) => {
   const n = Number(t);
   if (!/^\d+$/.test(t) || n < 0 || n > 65535) throw usageError(`${where} must be a port number (0-65535), got "${t}"`);
@@ -132,6 +146,7 @@ export const SETTINGS: SettingDef[] = ([
   { key: 'state', flag: '--state <kind>', configKey: 'gate.state', description: 'gate state: sqlite (<home>/gate-state.db, survives restarts), memory (lost on restart), or redis://[user:pass@]host:port[/db] shared by several daemons (rediss:// for TLS; Valkey too)', default: 'sqlite', parse: stateKind },
   { key: 'keys', flag: '--keys <store>', configKey: 'keys.store', description: 'key store: sqlite (<home>/keys.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by several daemons (run guardctl keys migrate first)', default: 'sqlite', parse: parseKeyStore },
   { key: 'keysStaleMs', flag: '--keys-stale <duration>', configKey: 'keys.stale', description: 'with PostgreSQL keys: how long cached keys keep working while it is unreachable (0: refuse at once)', default: '60s', parse: (t, w) => (t === '0' ? 0 : ms(t, w)), unit: 'ms' },
+  { key: 'trustedProxies', flag: '--trusted-proxies <cidrs>', configKey: 'gate.trusted_proxies', description: 'proxies (comma-separated CIDRs) whose X-Forwarded-For names the client for rate limits, IP allow-lists and the audit; list the nginx host', default: undefined, parse: cidrs },
   { key: 'auditFile', flag: '--audit-file <file>', description: 'audit log (default <home>/audit/audit.jsonl)', default: undefined, parse: text },
 ] satisfies Row[]).map(row);
 

@@ -59,6 +59,9 @@ export interface UpOptions {
   verify: { caFile?: string; address?: string };
 }
 
+/** The local nginx, as the daemon `up` starts sees it: the proxies it trusts. */
+export const LOCAL_PROXIES = ['127.0.0.1/32', '::1/128'];
+
 /** Where systemd runs as the service manager (sd_booted(3) checks the same folder). */
 export function systemdRuns(): boolean {
   return fs.existsSync('/run/systemd/system');
@@ -111,7 +114,9 @@ export function upOptionsFrom(f: UpFlags, env: NodeJS.ProcessEnv, home: string, 
   const basePath = prefix === '/' ? '' : prefix.slice(0, -1);
   const port = checkPort(f.port, '--port');
   const host = '127.0.0.1';
-  const serveArgs = ['--host', host, '--port', String(port), ...(f.model ?? []).flatMap((m) => ['--model', m]), ...(basePath ? ['--base-path', basePath] : [])];
+  // nginx on this host connects from loopback: trusting it makes X-Forwarded-For (set by the site) the client's
+  // address for the gate's rate limits, blocks, IP allow-lists and audit, instead of 127.0.0.1 for everyone.
+  const serveArgs = ['--host', host, '--port', String(port), '--trusted-proxies', LOCAL_PROXIES.join(','), ...(f.model ?? []).flatMap((m) => ['--model', m]), ...(basePath ? ['--base-path', basePath] : [])];
   const sup = supervisorOf(f.supervisor);
   if (f.caFile !== undefined && !fs.existsSync(f.caFile)) throw usageError(`--ca-file ${f.caFile} does not exist`, 'give the PEM file of the root your CA issues under (for a test CA such as Pebble, its root from the management API)');
   return {

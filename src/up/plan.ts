@@ -4,7 +4,7 @@
  * files it writes with their modes.
  */
 import path from 'node:path';
-import type { UpOptions } from './options.js';
+import { LOCAL_PROXIES, type UpOptions } from './options.js';
 
 export type StepId = 'bootstrap' | 'cert' | 'daemon' | 'site' | 'renewal' | 'keys';
 export type Action = 'create' | 'update' | 'unchanged';
@@ -24,7 +24,8 @@ export interface PlanStep {
 
 export interface Facts {
   now: number;
-  lineage?: { names: string[]; notAfter: string; revoked: boolean; reloadCmd?: string; provider: string };
+  /** placeholder: a self-signed stand-in (src/acme/placeholder.ts) that still needs its first issuance. */
+  lineage?: { names: string[]; notAfter: string; revoked: boolean; reloadCmd?: string; provider: string; placeholder?: boolean };
   site: { installed: boolean; diff: string; servesWebroot: boolean; files: Array<{ path: string; mode: number | 'symlink' }> };
   daemon: { running: boolean; pid?: number; args?: string[] };
   /** Active keys by name. */
@@ -51,13 +52,18 @@ export function siteUrl(o: UpOptions): string {
   return `https://${o.domain}${port}${o.basePath}`;
 }
 
+/** The task `up` verifies and suggests calling: moderation when a model serves it, else translation. */
+export function servedTask(o: Pick<UpOptions, 'models'>): 'moderate' | 'translate' {
+  return o.models.some((m) => m.task === 'moderate') ? 'moderate' : 'translate';
+}
+
 export function reloadHook(o: UpOptions): string {
   return o.nginx.reloadCmd ?? `${o.nginx.bin} -s reload`;
 }
 
 export function certReusable(o: UpOptions, f: Facts): boolean {
   const l = f.lineage;
-  return l !== undefined && l.names.includes(o.domain) && !l.revoked && Date.parse(l.notAfter) > f.now;
+  return l !== undefined && !l.placeholder && l.names.includes(o.domain) && !l.revoked && Date.parse(l.notAfter) > f.now;
 }
 
 export function buildPlan(o: UpOptions, home: string, f: Facts): Plan {
@@ -78,7 +84,7 @@ export function buildPlan(o: UpOptions, home: string, f: Facts): Plan {
     title: `certificate "${o.lineage}" for ${o.domain}`,
     details: reuse
       ? [`reusing the certificate in the store (valid until ${f.lineage!.notAfter}; issuing again would cost rate limit)`]
-      : [`${f.lineage ? 'issue again (the stored one does not cover the domain, expired or was revoked)' : 'issue'} from ${o.issue.server} with ${challenge}`, `key type ${o.issue.keyType}`],
+      : [`${f.lineage?.placeholder ? 'issue, replacing the self-signed placeholder in the store' : f.lineage ? 'issue again (the stored one does not cover the domain, expired or was revoked)' : 'issue'} from ${o.issue.server} with ${challenge}`, `key type ${o.issue.keyType}`],
     files: reuse ? [] : [
       { path: path.join(certDir, 'privkey.pem'), mode: '0600' },
       ...['cert', 'chain', 'fullchain'].map((n) => ({ path: path.join(certDir, `${n}.pem`), mode: '0644' })),
@@ -105,6 +111,7 @@ export function buildPlan(o: UpOptions, home: string, f: Facts): Plan {
       o.supervisor === 'systemd' ? `a systemd unit, guardctl.service (${o.supervisorWhy})` : `a supervised background process with a pid file (${o.supervisorWhy})`,
       `models: ${o.models.map((m) => `${m.name} (${m.task}, ${m.size})`).join(', ')}`,
       `guardctl serve ${o.serveArgs.join(' ')}`,
+      `trusts X-Forwarded-For from the local nginx (${LOCAL_PROXIES.join(', ')}): rate limits, IP allow-lists and the audit see the real client address`,
       ...(daemonSame ? ['already running with these settings'] : f.daemon.running ? [`restart: pid ${f.daemon.pid} runs with other settings`] : []),
     ],
     files: o.supervisor === 'systemd'
@@ -154,15 +161,15 @@ export function buildPlan(o: UpOptions, home: string, f: Facts): Plan {
   };
 }
 
-/** The plan for people: one block per step, then the site diff. */
-export function formatPlan(p: Plan): string {
+/** The plan for people: one block per step, then the site diff (coloured by `paintDiff` on a terminal). */
+export function formatPlan(p: Plan, paintDiff: (diff: string) => string = (d) => d): string {
   const lines = [`Plan for ${p.url}:`];
   p.steps.forEach((s, i) => {
     lines.push(`  ${i + 1}. ${s.title} [${s.action}]`);
     for (const d of s.details) lines.push(`       ${d}`);
     for (const f of s.files) lines.push(`       writes ${f.path} (${f.mode})`);
   });
-  if (p.siteDiff) lines.push('', 'nginx site diff:', p.siteDiff.trimEnd());
+  if (p.siteDiff) lines.push('', 'nginx site diff:', paintDiff(p.siteDiff.trimEnd()));
   if (!p.changes) lines.push('', 'Nothing to change: everything is installed as asked.');
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@
  * problems; any problem makes the command exit 1, so it can serve as a monitoring check.
  */
 import fs from 'node:fs';
+import { isPlaceholder } from '../acme/placeholder.js';
 import { CertStore } from '../acme/store.js';
 import { keyStoreExists, openKeyBackend, type KeyStoreSpec } from '../keys/backend.js';
 import type { Tier } from '../keys/types.js';
@@ -23,7 +24,7 @@ export interface StatusReport {
   deployed: boolean;
   domain: string | null;
   url: string | null;
-  certificate: Part & { name: string; names: string[]; not_after: string; days_left: number; next_renewal_at: string; last_error: string | null } | null;
+  certificate: Part & { name: string; placeholder: boolean; names: string[]; not_after: string; days_left: number; next_renewal_at: string; last_error: string | null } | null;
   site: Part & { name: string; file: string; installed: boolean; matches: boolean } | null;
   daemon: Part & { supervisor: string; address: string; pid: number | null; running: boolean; ready: boolean; models: Array<{ name: string; state: string }>; devices: string[]; queue: Record<string, number> } | null;
   keys: Part & { by_tier: Record<string, number>; expiring_within_7_days: Array<{ id: string; name: string; expires_at: string }> } | null;
@@ -53,6 +54,19 @@ function metricByLabel(text: string, metric: string, label: string): Record<stri
   return out;
 }
 
+/** The daemon's /readyz answer, or undefined when the body is not one (something else answers the address). */
+function daemonReadiness(body: string): { ready: boolean; models: Array<{ name: string; state: string }> } | undefined {
+  let j: unknown;
+  try {
+    j = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (typeof j !== 'object' || j === null || typeof (j as { ready?: unknown }).ready !== 'boolean') return undefined;
+  const models = (j as { models?: unknown }).models;
+  return { ready: (j as { ready: boolean }).ready, models: Array.isArray(models) ? models as Array<{ name: string; state: string }> : [] };
+}
+
 export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
   const state = readState(deps.home);
   const now = deps.now();
@@ -67,11 +81,13 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
     const daysLeft = Math.floor((Date.parse(m.cert.notAfter) - now) / DAY);
     overdue = Date.parse(m.nextRenewalAt) < now;
     const problems = [
+      // A placeholder is self-signed: clients refuse it, so the deployment is not usable until a real issuance.
+      ...(isPlaceholder(m) ? ['a self-signed placeholder, not issued by a CA: run guardctl up (or guardctl cert issue) to replace it'] : []),
       ...(m.revokedAt ? [`revoked at ${m.revokedAt}`] : []),
       ...(daysLeft < 0 ? ['expired'] : daysLeft < 7 ? [`expires in ${daysLeft} days`] : []),
       ...(m.lastError ? [`last renewal failed: ${m.lastError.message}`] : []),
     ];
-    certificate = part({ name: state.lineage, names: m.names, not_after: m.cert.notAfter, days_left: daysLeft, next_renewal_at: m.nextRenewalAt, last_error: m.lastError?.message ?? null }, problems);
+    certificate = part({ name: state.lineage, placeholder: isPlaceholder(m), names: m.names, not_after: m.cert.notAfter, days_left: daysLeft, next_renewal_at: m.nextRenewalAt, last_error: m.lastError?.message ?? null }, problems);
   }
 
   const siteFile = state.site.files[0]!;
@@ -85,15 +101,20 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
   const pid = d.supervisor === 'process' ? runningDaemon(deps.home)?.pid ?? null : null;
   const running = d.supervisor === 'process' ? pid !== null : await unitActive('guardctl.service');
   let ready = false;
+  let foreign = false;
   let models: Array<{ name: string; state: string }> = [];
   let devices: string[] = [];
   let queue: Record<string, number> = {};
   if (running) {
     const r = await httpGet(`http://${address}${d.basePath}/readyz`).catch(() => undefined);
     if (r) {
-      const body = JSON.parse(r.body) as { ready: boolean; models?: Array<{ name: string; state: string }> };
-      ready = body.ready;
-      models = body.models ?? [];
+      const body = daemonReadiness(r.body);
+      if (body) {
+        ready = body.ready && r.status === 200;
+        models = body.models;
+      } else {
+        foreign = true;
+      }
     }
     const metrics = await httpGet(`http://${address}${d.basePath}/metrics`).catch(() => undefined);
     if (metrics?.status === 200) {
@@ -102,7 +123,9 @@ export async function collectStatus(deps: StatusDeps): Promise<StatusReport> {
     }
   }
   const daemon = part({ supervisor: d.supervisor, address, pid, running, ready, models, devices, queue },
-    !running ? [d.supervisor === 'process' ? `not running (pid file ${d.pidFile}); guardctl up starts it again` : 'guardctl.service is not active'] : !ready ? ['running but not ready (/readyz is not 200)'] : []);
+    !running ? [d.supervisor === 'process' ? `not running (pid file ${d.pidFile}); guardctl up starts it again` : 'guardctl.service is not active']
+      : foreign ? [`the daemon address ${address}${d.basePath}/readyz answers but not as guardctl (another program on the port?)`]
+        : !ready ? ['running but not ready (/readyz is not 200)'] : []);
 
   let keys: StatusReport['keys'] = null;
   if (keyStoreExists(deps.keyStore, deps.home)) {
@@ -137,7 +160,7 @@ export function formatStatus(s: StatusReport): string {
   const mark = (p: Part | null) => (p === null ? 'MISSING' : p.ok ? 'ok' : 'ATTENTION');
   const lines = [`${s.domain} (${s.url})`];
   const c = s.certificate;
-  lines.push(`  certificate  ${mark(c)}  ${c ? `${c.names.join(', ')}; expires ${c.not_after} (${c.days_left} days); next renewal ${c.next_renewal_at}; last error ${c.last_error ?? 'none'}` : ''}`);
+  lines.push(`  certificate  ${mark(c)}  ${c ? `${c.placeholder ? 'PLACEHOLDER (self-signed) ' : ''}${c.names.join(', ')}; expires ${c.not_after} (${c.days_left} days); next renewal ${c.next_renewal_at}; last error ${c.last_error ?? 'none'}` : ''}`);
   lines.push(`  nginx site   ${mark(s.site)}  ${s.site ? `${s.site.file}: ${s.site.installed ? 'installed' : 'missing'}, ${s.site.matches ? 'matches' : 'does not match'} what guardctl renders` : ''}`);
   const d = s.daemon;
   lines.push(`  daemon       ${mark(d)}  ${d ? `${d.supervisor} on ${d.address}${d.pid ? ` (pid ${d.pid})` : ''}; ${d.running ? (d.ready ? 'ready' : 'not ready') : 'not running'}; models ${d.models.map((m) => `${m.name}=${m.state}`).join(', ') || '-'}; devices ${d.devices.join(', ') || '-'}; queue ${Object.entries(d.queue).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}` : ''}`);

@@ -7,19 +7,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { issueCertificate } from '../acme/issue.js';
+import { isPlaceholder } from '../acme/placeholder.js';
 import type { LifecycleDeps } from '../acme/obtain.js';
 import { CertStore } from '../acme/store.js';
-import { GuardError } from '../core/errors.js';
+import { GuardError, isGuardError } from '../core/errors.js';
 import { keyStoreExists, openKeyBackend, type KeyBackend, type KeyStoreSpec } from '../keys/backend.js';
 import type { Tier } from '../keys/types.js';
 import type { SiteOptions } from '../nginx/render.js';
 import { runSteps, type Progress, type Step, type StepOutcome, type StepReport } from './apply.js';
-import { runningDaemon, startDaemonProcess, stopDaemonProcess } from './daemon.js';
+import { httpGet, runningDaemon, startDaemonProcess, stopDaemonProcess } from './daemon.js';
 import type { UpOptions } from './options.js';
-import { buildPlan, reloadHook, type Facts, type Plan } from './plan.js';
+import { buildPlan, reloadHook, servedTask, type Facts, type Plan } from './plan.js';
 import { installWithUndo, servesWebroot, siteDiff, siteFiles, siteOptionsFor, targetsOf } from './site.js';
 import { readState, stateFile, writeState, type UpState } from './state.js';
-import { installUnits, unitActive, unitsFor } from './systemd.js';
+import { installUnits, unitActive, unitsFor, waitUnitReady, type Systemctl } from './systemd.js';
 import { verifyDeployment } from './verify.js';
 import type { SystemdInputs } from '../systemd/units.js';
 
@@ -31,6 +32,8 @@ export interface UpDeps {
   keyStore: KeyStoreSpec;
   tiers: Record<string, Tier>;
   progress: Progress;
+  /** systemctl for the systemd path (tests pass one that records calls); default the real one. */
+  systemctl?: Systemctl;
 }
 
 export interface UpResult {
@@ -42,6 +45,8 @@ export interface UpResult {
   keys: Array<{ id: string; name: string; tier: string; secret: string }>;
   verified: string[];
   url: string;
+  /** What the deployment serves: the call `up` suggests. */
+  task: 'moderate' | 'translate';
 }
 
 interface Prepared {
@@ -89,14 +94,14 @@ async function gather(o: UpOptions, deps: UpDeps): Promise<Prepared> {
   const bootstrap = { ...site, bootstrap: true, certFile: undefined, keyFile: undefined, trustedCertFile: undefined };
   const t = targetsOf(o.nginx.root, o.siteName);
   const daemon = o.supervisor === 'process' ? runningDaemon(deps.home) : undefined;
-  const running = o.supervisor === 'systemd' ? await unitActive('guardctl.service') : daemon !== undefined;
+  const running = o.supervisor === 'systemd' ? await unitActive('guardctl.service', deps.systemctl) : daemon !== undefined;
   const keys = keyStoreExists(deps.keyStore, deps.home)
     ? (await withKeys(deps, (s) => s.list())).filter((k) => k.status === 'active').map((k) => ({ id: k.id, name: k.name, tier: k.tier }))
     : [];
   const units = unitsFor(unitInputs(o, deps.home), ['guardctl.service', 'guardctl-renew.service', 'guardctl-renew.timer']);
   const facts: Facts = {
     now: deps.now(),
-    ...(meta ? { lineage: { names: meta.names, notAfter: meta.cert.notAfter, revoked: Boolean(meta.revokedAt), provider: meta.dns.provider, ...(meta.deploy?.reloadCmd ? { reloadCmd: meta.deploy.reloadCmd } : {}) } } : {}),
+    ...(meta ? { lineage: { names: meta.names, notAfter: meta.cert.notAfter, revoked: Boolean(meta.revokedAt), provider: meta.dns.provider, placeholder: isPlaceholder(meta), ...(meta.deploy?.reloadCmd ? { reloadCmd: meta.deploy.reloadCmd } : {}) } } : {}),
     site: { installed: fs.existsSync(t.siteFile), diff: await siteDiff(o.nginx.root, site), servesWebroot: servesWebroot(t, o.webroot), files: siteFiles(t, site) },
     daemon: { running, ...(daemon ? { pid: daemon.pid } : {}), ...(state && running ? { args: state.daemon.serveArgs } : {}) },
     keys,
@@ -119,17 +124,17 @@ const unchanged = (summary: string): StepOutcome => ({ summary, changed: false }
  * keys, the webroot): removed after the undos, so the directory is as it was. The certificate store and the CA
  * account (acme/) stay: a certificate already obtained is kept.
  */
-function newEntriesCleaner(home: string, webroot: string): () => void {
+function newEntriesCleaner(home: string, webroot: string): (alsoKeep?: string[]) => void {
   const before = new Set(fs.existsSync(home) ? fs.readdirSync(home) : []);
   const webrootExisted = fs.existsSync(webroot);
-  const keep = new Set(['certs', 'acme']);
-  return () => {
+  return (alsoKeep: string[] = []) => {
+    const keep = new Set(['certs', 'acme', ...alsoKeep]);
     if (fs.existsSync(home)) for (const n of fs.readdirSync(home)) if (!before.has(n) && !keep.has(n)) fs.rmSync(path.join(home, n), { recursive: true, force: true });
     if (!webrootExisted) fs.rmSync(webroot, { recursive: true, force: true });
   };
 }
 
-function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys'], verified: string[]): Step[] {
+function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys'], verified: string[], daemonLeftover: { value: boolean }): Step[] {
   const action = (id: string) => p.plan.steps.find((s) => s.id === id)?.action ?? 'unchanged';
   const nginx = { root: o.nginx.root, bin: o.nginx.bin, ...(o.nginx.reloadCmd ? { reloadCmd: o.nginx.reloadCmd } : {}) };
   const list: Step[] = [];
@@ -176,20 +181,39 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
     if (action('daemon') === 'unchanged') return unchanged('already running with these settings');
     if (o.supervisor === 'systemd') {
       const units = unitsFor(unitInputs(o, deps.home), ['guardctl.service']);
-      const { undo } = await installUnits(o.unitDir, units, 'guardctl.service');
+      // Type=exec counts the unit started once the process runs: a daemon that cannot bind fails here, not later.
+      const ready = () => waitUnitReady('guardctl.service', `http://${o.daemon.host}:${o.daemon.port}${o.basePath}/readyz`, httpGet, { systemctl: deps.systemctl });
+      const { undo } = await installUnits(o.unitDir, units, 'guardctl.service', { systemctl: deps.systemctl, ready });
       return { summary: `guardctl.service enabled and started (${o.supervisorWhy})`, changed: true, undo };
     }
-    const old = p.state?.daemon;
-    if (action('daemon') === 'update') await stopDaemonProcess(deps.home);
-    const start = (args: string[]) => startDaemonProcess({ home: deps.home, host: o.daemon.host, port: o.daemon.port, basePath: o.basePath, serveArgs: args, env: deps.env });
+    const old = action('daemon') === 'update' ? p.state?.daemon : undefined;
+    if (old) await stopDaemonProcess(deps.home);
+    const start = (d: { host: string; port: number; basePath: string; serveArgs: string[] }) =>
+      startDaemonProcess({ home: deps.home, host: d.host, port: d.port, basePath: d.basePath, serveArgs: d.serveArgs, env: deps.env });
+    // The previous daemon comes back with its own settings, so readiness is polled on its address, not the new one.
+    const restoreOld = async () => {
+      if (old) await start(old);
+    };
     try {
-      const d = await start(o.serveArgs);
+      const d = await start({ ...o.daemon, basePath: o.basePath, serveArgs: o.serveArgs });
       return { summary: `pid ${d.pid} ready (pid file ${d.pidFile}, log ${d.logFile})`, changed: true, undo: async () => {
-        await stopDaemonProcess(deps.home);
-        if (old && action('daemon') === 'update') await start(old.serveArgs);
+        try {
+          await stopDaemonProcess(deps.home);
+          await restoreOld();
+        } catch (err) {
+          daemonLeftover.value = true;
+          throw err;
+        }
       } };
     } catch (err) {
-      if (old && action('daemon') === 'update') await start(old.serveArgs).catch(() => {});
+      try {
+        await restoreOld();
+      } catch (restoreErr) {
+        daemonLeftover.value = true;
+        throw new GuardError('GUARD_E_DAEMON', `${(err as Error).message}, and could not restore the previous daemon: ${(restoreErr as Error).message}`, {
+          hint: isGuardError(err) ? err.hint : undefined, cause: err,
+        });
+      }
       throw err;
     }
   } });
@@ -204,7 +228,7 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
     const hook = reloadHook(o);
     let undoUnits: (() => Promise<void>) | undefined;
     if (o.supervisor === 'systemd' && p.facts.unitsDiffer.timer) {
-      undoUnits = (await installUnits(o.unitDir, unitsFor(unitInputs(o, deps.home), ['guardctl-renew.service', 'guardctl-renew.timer']), 'guardctl-renew.timer')).undo;
+      undoUnits = (await installUnits(o.unitDir, unitsFor(unitInputs(o, deps.home), ['guardctl-renew.service', 'guardctl-renew.timer']), 'guardctl-renew.timer', { systemctl: deps.systemctl })).undo;
     }
     if (meta.deploy?.reloadCmd === hook && !undoUnits) return unchanged(`reload hook already set (${hook})`);
     // deployedSerial: nginx reads the store's files, so the current certificate needs no deploy run of its own.
@@ -215,7 +239,7 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
     } };
   } });
   list.push({ id: 'verify', title: `verify ${p.plan.url} through nginx`, run: async () => {
-    const task = o.models.some((m) => m.task === 'moderate') ? 'moderate' : 'translate';
+    const task = servedTask(o);
     const key = minted[0];
     verified.push(...await verifyDeployment({ baseUrl: p.plan.url, ...o.verify }, key ? { id: key.id, secret: key.secret } : undefined, task));
     return unchanged(key ? 'readyz 200 and a signed request answered' : 'readyz 200 (no new key to sign with)');
@@ -250,16 +274,18 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
 export async function runUp(o: UpOptions, deps: UpDeps, opts: { dryRun?: boolean; onPlan?: (plan: Plan) => void }): Promise<UpResult> {
   const prepared = await gather(o, deps);
   opts.onPlan?.(prepared.plan);
-  const base = { plan: prepared.plan, url: prepared.plan.url, keys: [], verified: [] };
+  const base = { plan: prepared.plan, url: prepared.plan.url, task: servedTask(o), keys: [], verified: [] };
   if (opts.dryRun) return { ...base, dryRun: true, changed: false, steps: [] };
   const minted: UpResult['keys'] = [];
   const verified: string[] = [];
   const cleanNew = newEntriesCleaner(deps.home, o.webroot);
+  const daemonLeftover = { value: false };
   let reports: StepReport[];
   try {
-    reports = await runSteps(steps(o, deps, prepared, minted, verified), deps.progress);
+    reports = await runSteps(steps(o, deps, prepared, minted, verified, daemonLeftover), deps.progress);
   } catch (err) {
-    cleanNew();
+    // A daemon that could not be stopped or restored keeps its pid file: down and the next up find it there.
+    cleanNew(daemonLeftover.value ? ['run'] : []);
     throw err;
   }
   return { ...base, dryRun: false, changed: reports.some((r) => r.changed), steps: reports, keys: minted, verified };

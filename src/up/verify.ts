@@ -17,6 +17,8 @@ export interface VerifyTarget {
   baseUrl: string;
   caFile?: string;
   address?: string;
+  /** Connect from this local address (another loopback address stands for another client in tests). */
+  localAddress?: string;
 }
 
 export interface VerifyCall {
@@ -47,6 +49,7 @@ export function request(t: VerifyTarget, call: VerifyCall, timeoutMs = 60_000): 
       servername: url.hostname,
       ...(t.caFile ? { ca: fs.readFileSync(t.caFile, 'utf8') } : {}),
       ...(t.address ? { lookup: lookupTo(t.address) } : {}),
+      ...(t.localAddress ? { localAddress: t.localAddress } : {}),
       agent: false,
     }, onResponse);
     req.end(call.body);

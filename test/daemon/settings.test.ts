@@ -78,3 +78,13 @@ test('--prefix-cache: on by default; off from the flag, GUARDCTL_PREFIX_CACHE or
   assert.equal(resolveSettings({}, {}, { prefix_cache: false }, 'f.yaml').prefixCache, false);
   assert.throws(() => resolveSettings({}, { GUARDCTL_PREFIX_CACHE: 'maybe' }, {}, 'f.yaml'), /GUARDCTL_PREFIX_CACHE must be on or off, got "maybe"/);
 });
+
+test('--trusted-proxies: none by default; flag > GUARDCTL_TRUSTED_PROXIES > the file\'s gate.trusted_proxies list; bad CIDRs name the source', () => {
+  assert.equal(resolveSettings({}, {}, {}, 'f.yaml').trustedProxies, undefined);
+  assert.deepEqual(resolveSettings({}, {}, {}, 'f.yaml', { trusted_proxies: ['10.0.0.0/8', '::1/128'] }).trustedProxies, ['10.0.0.0/8', '::1/128']);
+  assert.deepEqual(resolveSettings({}, { GUARDCTL_TRUSTED_PROXIES: '192.0.2.1/32' }, {}, 'f.yaml', { trusted_proxies: ['10.0.0.0/8'] }).trustedProxies, ['192.0.2.1/32']);
+  assert.deepEqual(resolveSettings({ trustedProxies: '127.0.0.1/32, ::1/128' }, { GUARDCTL_TRUSTED_PROXIES: '192.0.2.1/32' }, {}, 'f.yaml').trustedProxies, ['127.0.0.1/32', '::1/128']);
+  assert.deepEqual(resolveSettings({}, {}, {}, 'f.yaml', { trusted_proxies: [] }).trustedProxies, []);
+  assert.throws(() => resolveSettings({ trustedProxies: '127.0.0.1/33' }, {}, {}, 'f.yaml'), /--trusted-proxies must be comma-separated CIDRs/);
+  assert.throws(() => resolveSettings({}, { GUARDCTL_TRUSTED_PROXIES: 'nginx' }, {}, 'f.yaml'), (err: Error & { code?: string }) => err.code === 'GUARD_E_CONFIG' && /GUARDCTL_TRUSTED_PROXIES/.test(err.message));
+});

@@ -185,6 +185,50 @@ test('up / status / down: DNS-01 and HTTP-01 through nginx, rollback at each ste
     assert.match(human.stdout, /Nothing changed: https:\/\/guard\.example\.test:\d+ is up as asked/);
   });
 
+  await t.test('through nginx the daemon sees the client\'s own address: a key allowed only from 127.0.0.2 works from there, not from 127.0.0.1', async () => {
+    // 127.0.0.2 is a client other than nginx (which reaches the daemon from 127.0.0.1): without the daemon
+    // trusting nginx as its proxy, every request would look like 127.0.0.1 and this key would be refused.
+    const made = await runCli(['--home', home, '--json', 'keys', 'create', '--name', 'only-127-0-0-2', '--tier', 'free', '--allow-ip', '127.0.0.2'], { env });
+    assert.equal(made.code, 0, made.stderr + made.stdout);
+    const k = made.json<{ id: string; secret: string }>();
+    const body = JSON.stringify({ text: 'hello' });
+    const target = { baseUrl: `https://guard.example.test:${httpsPort}`, caFile, address: '127.0.0.1' };
+    const fromThere = await request({ ...target, localAddress: '127.0.0.2' }, { method: 'POST', path: '/api/v1/moderate', body, key: { id: k.id, secret: k.secret } });
+    assert.equal(fromThere.status, 200, fromThere.body);
+    const fromHere = await request({ ...target, localAddress: '127.0.0.1' }, { method: 'POST', path: '/api/v1/moderate', body, key: { id: k.id, secret: k.secret } });
+    assert.equal(fromHere.status, 403, fromHere.body);
+    assert.match(fromHere.body, /ip_denied/);
+    const revoked = await runCli(['--home', home, '--json', 'keys', 'revoke', k.id], { env });
+    assert.equal(revoked.code, 0, revoked.stderr + revoked.stdout);
+  });
+
+  await t.test('a re-run whose new daemon cannot bind leaves the old daemon serving on its old port, files as they were', async () => {
+    const heldPort = await freePort();
+    // Connections are dropped at once: whatever polls this port gets an answer, and close() need not wait.
+    const blocker = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => blocker.listen(heldPort, '127.0.0.1', resolve));
+    try {
+      const files = () => tree([root, path.join(home, 'certs'), path.join(home, 'up')], ['logs']);
+      const before = files();
+      const r = await up(home, [...guard.filter((_, i) => i !== guard.indexOf('--port') && i !== guard.indexOf('--port') + 1), '--port', String(heldPort)]);
+      assert.equal(r.code, 1, r.stdout);
+      const err = r.json<{ error: { message: string; step: string } }>().error;
+      assert.equal(err.step, 'daemon');
+      assert.match(err.message, /already in use/i);
+      assert.doesNotMatch(err.message, /could not restore the previous daemon/);
+      assert.deepEqual(files(), before);
+      const pid = Number(fs.readFileSync(path.join(home, 'run', 'guardctl-serve.pid'), 'utf8'));
+      assert.ok(isAlive(pid), 'the previous daemon runs again, with its pid file');
+      const ready = await request({ baseUrl: `https://guard.example.test:${httpsPort}`, caFile, address: '127.0.0.1' }, { method: 'GET', path: '/readyz' });
+      assert.equal(ready.status, 200, ready.body);
+      const status = await runCli(['--home', home, '--json', 'status'], { env });
+      assert.equal(status.code, 0, status.stdout);
+      assert.equal(status.json<{ daemon: { address: string } }>().daemon.address, `127.0.0.1:${daemonPort}`);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+
   await t.test('up with HTTP-01 for a second domain: Pebble validates through nginx; wildcards need DNS-01', async () => {
     const wild = await up(home2, ['--domain', '*.example.test', '--http', '--port', String(daemonPort2)]);
     assert.equal(wild.code, 2);

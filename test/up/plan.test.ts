@@ -64,6 +64,31 @@ test('everything in place: nothing to change, and the plan says so', () => {
   assert.equal(expired.steps.find((s) => s.id === 'cert')!.action, 'update');
 });
 
+test('a placeholder certificate is never reused: the plan issues one from the CA in its place', () => {
+  const o = upOptionsFrom(flags({ reloadCmd: 'systemctl reload nginx' }), {}, HOME, DEFAULT_TIERS);
+  const lineage = { names: ['guard.example.com'], notAfter: '2026-12-31T00:00:00Z', revoked: false, provider: '', reloadCmd: 'systemctl reload nginx' };
+  const real = buildPlan(o, HOME, { ...bare, lineage });
+  assert.equal(real.steps.find((s) => s.id === 'cert')!.action, 'unchanged');
+  const plan = buildPlan(o, HOME, { ...bare, lineage: { ...lineage, placeholder: true } });
+  const cert = plan.steps.find((s) => s.id === 'cert')!;
+  assert.equal(cert.action, 'update');
+  assert.match(cert.details[0]!, /issue, replacing the self-signed placeholder/);
+  assert.ok(cert.files.some((f) => f.path.endsWith('/fullchain.pem')));
+});
+
+test('the daemon trusts the local nginx as its proxy, and the plan says so', () => {
+  const o = upOptionsFrom(flags(), {}, HOME, DEFAULT_TIERS);
+  assert.deepEqual(o.serveArgs.slice(o.serveArgs.indexOf('--trusted-proxies'), o.serveArgs.indexOf('--trusted-proxies') + 2), ['--trusted-proxies', '127.0.0.1/32,::1/128']);
+  const details = buildPlan(o, HOME, bare).steps.find((s) => s.id === 'daemon')!.details.join('\n');
+  assert.match(details, /guardctl serve .*--trusted-proxies 127\.0\.0\.1\/32,::1\/128/);
+  assert.match(details, /trusts X-Forwarded-For from the local nginx/);
+});
+
+test('the plan\'s site diff goes through the painter (coloured on a terminal)', () => {
+  const plan = buildPlan(upOptionsFrom(flags(), {}, HOME, DEFAULT_TIERS), HOME, bare);
+  assert.match(formatPlan(plan, (d) => d.split('\n').map((l) => `<${l}>`).join('\n')), /<\+\+\+ \/etc\/nginx\/conf\.d\/guard\.example\.com\.conf>/);
+});
+
 test('HTTP-01 without a site serving the webroot starts with the bootstrap site', () => {
   const o = upOptionsFrom(flags({ dns: undefined, http: true }), {}, HOME, DEFAULT_TIERS);
   const plan = buildPlan(o, HOME, bare);
@@ -82,7 +107,7 @@ test('the systemd path: units in the plan, and systemd-analyze verify accepts th
   assert.deepEqual(daemon.files, [{ path: '/etc/systemd/system/guardctl.service', mode: '0644' }]);
   assert.match(plan.steps.find((s) => s.id === 'renewal')!.details.join(' '), /guardctl-renew.timer runs guardctl cert renew --all/);
   const units = unitsFor(unitInputs(o, HOME), ['guardctl.service', 'guardctl-renew.service', 'guardctl-renew.timer']);
-  assert.match(units['guardctl.service']!, new RegExp(`serve --host 127\\.0\\.0\\.1 --port 7860 --model guard=moderate:${demo}:small --base-path /guard`));
+  assert.match(units['guardctl.service']!, new RegExp(`serve --host 127\\.0\\.0\\.1 --port 7860 --trusted-proxies 127\\.0\\.0\\.1/32,::1/128 --model guard=moderate:${demo}:small --base-path /guard`));
   if (!haveProgram(t, 'systemd-analyze', '--version')) return;
   const dir = tempDir(t);
   for (const [name, text] of Object.entries(units)) fs.writeFileSync(path.join(dir, name), text);
