@@ -84,7 +84,7 @@ test('a bad value names the flag (usage, exit 2), or the variable or file key (G
 });
 
 test('names follow one rule: --a-b <-> GUARDCTL_A_B <-> serve.a_b <-> aB + unit (Ms, Bytes)', () => {
-  const inOtherSections: Record<string, string> = { '--state': 'gate.state', '--keys': 'keys.store', '--keys-stale': 'keys.stale' };
+  const inOtherSections: Record<string, string> = { '--state': 'gate.state', '--keys': 'keys.store', '--keys-stale': 'keys.stale', '--trusted-proxies': 'gate.trusted_proxies' };
   for (const d of SETTINGS) {
     const { name, env, configKey } = namesOf(d.flag);
     assert.equal(d.env, env, d.flag);
