@@ -277,14 +277,8 @@ export class Gate {
     const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now)
       && timingSafeEqual(hmac(s.value, stringToSign), given));
     if (!verified) {
-      // A rotation made by another process reaches the cached lookup only at its next poll: before refusing (and
-      // counting a failure), check once whether the store changed, and if so answer from what it holds now.
-      if (!refreshed && this.deps.keys.refresh) {
-        const changed = this.deps.keys.refresh(keyId!);
-        // From the header stage again: the key's record (status, expiry, allow-list) may have changed too.
-        if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, undefined, true);
-      }
-      return this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
+      return (await this.afterRotation(req, keyId!, refreshed))
+        ?? this.fail('bad_signature', ip, { keyId, tier, stringToSign: options.debug ? stringToSign : undefined });
     }
 
     // 6. nonce, recorded only now so unsigned requests cannot burn a client's nonces. A request that admit() refuses
@@ -316,19 +310,9 @@ export class Gate {
     if (v1) return this.deny(v1.code, ip, {}, { keyId, tier, detail: v1.detail });
 
     // 7. model allowed for the tier
-    const admitted = (modelRefused ?? modelCheck())
-      ? this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model!.name}" is not in this key's tier "${tier}"` })
-      : await this.admit(record, limits, ip, now);
+    const admitted = (modelRefused ?? modelCheck()) ? this.modelNotAllowed(model!, ip, record.id, tier) : await this.admit(record, limits, ip, now);
     if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
-    else if (state.durable) {
-      // The answer waits for the commit, not the request: a commit waits one turn of the event loop, which the model
-      // needs far longer than, so the answer rarely waits at all, while waiting here cost the served path about 5%
-      // of its throughput. A crash before the commit loses only requests that were never answered.
-      const committed = state.durable();
-      committed.catch(() => admitted.release());
-      admitted.committed = committed;
-    }
-    return admitted;
+    return this.committing(admitted);
   }
 
   /** Step 5 for a bearer credential: its secret against the key's; then straight to the limits (no nonce). */
@@ -338,21 +322,36 @@ export class Gate {
     const now = this.now();
     const given = Buffer.from(passed.bearerSecret!, 'utf8');
     const verified = creds.secrets.some((s) => (s.notAfter === null || s.notAfter > now) && s.value.length === given.length && timingSafeEqual(s.value, given));
-    if (!verified) {
-      // As for signatures: a secret rotated by another process a moment ago is read before refusing.
-      if (!refreshed && this.deps.keys.refresh) {
-        const changed = this.deps.keys.refresh(keyId);
-        if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, undefined, true);
-      }
-      return this.fail('bad_bearer', ip, { keyId, tier: record.tier });
-    }
+    if (!verified) return (await this.afterRotation(req, keyId, refreshed)) ?? this.fail('bad_bearer', ip, { keyId, tier: record.tier });
     // 7. model allowed for the tier, then 8 step by step (a bearer request has no nonce to fold in)
     const limits = effectiveLimits(record, this.deps.tiers);
     const model = req.model?.();
-    if (model && !modelAllowed(limits.models, model)) {
-      return this.deny('model_not_allowed', ip, {}, { keyId, tier: record.tier, detail: `model "${model.name}" is not in this key's tier "${record.tier}"` });
-    }
-    const admitted = await this.admit(record, limits, ip, now);
+    if (model && !modelAllowed(limits.models, model)) return this.modelNotAllowed(model, ip, keyId, record.tier);
+    return this.committing(await this.admit(record, limits, ip, now));
+  }
+
+  /**
+   * A rotation made by another process reaches the cached lookup only at its next poll: before refusing (and
+   * counting a failure), check once whether the store changed, and if so answer from what it holds now, from the
+   * header stage again (the key's status, expiry and allow-list may have changed too). Undefined: refuse.
+   */
+  private async afterRotation(req: GateRequest, keyId: string, refreshed: boolean): Promise<GateResult | undefined> {
+    if (refreshed || !this.deps.keys.refresh) return undefined;
+    const changed = this.deps.keys.refresh(keyId);
+    if (changed === true || (changed instanceof Promise && (await changed))) return this.check(req, undefined, true);
+    return undefined;
+  }
+
+  private modelNotAllowed(model: ModelRef, ip: string, keyId: string, tier: string): GateDenial {
+    return this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model.name}" is not in this key's tier "${tier}"` });
+  }
+
+  /**
+   * The answer waits for the durable state's commit, not the request: a commit waits one turn of the event loop,
+   * which the model needs far longer than, so the answer rarely waits at all, while waiting here cost the served
+   * path about 5% of its throughput. A crash before the commit loses only requests that were never answered.
+   */
+  private committing(admitted: GateResult): GateResult {
     if (admitted.ok && this.deps.state.durable) {
       const committed = this.deps.state.durable();
       committed.catch(() => admitted.release());
