@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../core/atomic.js';
 import { GuardError, usageError } from '../core/errors.js';
 import { splitPem } from './certinfo.js';
 import { buildPkcs12 } from './pkcs12.js';
-import { isPlaceholder } from './placeholder.js';
+import { isPlaceholder } from './placeholder-flag.js';
 import { CertStore } from './store.js';
 
 export const EXPORT_FORMATS = ['p12', 'pem-bundle'] as const;

@@ -9,21 +9,10 @@ import forge from 'node-forge';
 import { summarize, toBundle, type Bundle } from './certinfo.js';
 import { CertStore } from './store.js';
 import type { LineageMeta } from './types.js';
-import { PLACEHOLDER_DAYS } from './placeholder-days.js';
+import { isPlaceholder, PLACEHOLDER_DAYS } from './placeholder-flag.js';
 
-export { PLACEHOLDER_DAYS };
+export { isPlaceholder, PLACEHOLDER_DAYS };
 export const PLACEHOLDER_ISSUER = 'guardctl placeholder (self-signed)';
-
-/** True when the lineage's current certificate is a placeholder (the `status` and `cert list` question). */
-export function isPlaceholder(meta: Pick<LineageMeta, 'placeholder'>): boolean {
-  return meta.placeholder === true;
-}
-
-/** Whether the store's lineage `name` is a placeholder; false when it does not exist. */
-export function lineageIsPlaceholder(home: string, name: string): boolean {
-  const store = new CertStore(home);
-  return store.exists(name) && isPlaceholder(store.readMeta(name));
-}
 
 /**
  * A self-signed certificate for `names`. The key is RSA 2048 from node:crypto (forge signs with RSA only, and

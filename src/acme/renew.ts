@@ -8,7 +8,7 @@ import { fetchDirectory, type AcmeDirectory } from './directory.js';
 import { checkDeployWritable, hasDeployFiles } from './deploy.js';
 import { errorLine } from './errors.js';
 import { deployAndReload, metaFor, obtain, type LifecycleDeps } from './obtain.js';
-import { isPlaceholder } from './placeholder.js';
+import { isPlaceholder } from './placeholder-flag.js';
 import { decideRenewal, nextRenewalAt } from './renewal.js';
 import { CertStore } from './store.js';
 import type { LineageMeta } from './types.js';

@@ -2,7 +2,7 @@
 import { usageError } from '../core/errors.js';
 import { openAccount } from './account.js';
 import { acmeError } from './errors.js';
-import { isPlaceholder } from './placeholder.js';
+import { isPlaceholder } from './placeholder-flag.js';
 import type { LifecycleDeps } from './obtain.js';
 import { CertStore } from './store.js';
 import type { LineageMeta } from './types.js';

@@ -15,6 +15,7 @@ import { withLock } from '../core/lock.js';
 import type { Bundle } from './certinfo.js';
 import { lineageBusy, lineageNotFound, storeError } from './errors.js';
 import type { LineageMeta } from './types.js';
+import { isPlaceholder } from './placeholder-flag.js';
 
 export const CERT_FILES = { privkey: 0o600, cert: 0o644, chain: 0o644, fullchain: 0o644 } as const;
 export type CertFile = keyof typeof CERT_FILES;
@@ -117,7 +118,7 @@ export class CertStore {
       fs.rmSync(next, { recursive: true, force: true });
       this.writeSet(next, bundle, meta);
       // A placeholder is no version to roll back to: the first real certificate keeps no previous/.
-      if (!(this.exists(name) && this.readMeta(name).placeholder)) this.snapshotPrevious(dir);
+      if (!(this.exists(name) && isPlaceholder(this.readMeta(name)))) this.snapshotPrevious(dir);
       writeFileAtomic(path.join(next, COMPLETE), '', 0o600);
       this.promote(dir);
       fs.rmSync(next, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /** What `cert list` shows of each lineage (the --json shape). */
 import path from 'node:path';
-import { isPlaceholder } from './placeholder.js';
+import { isPlaceholder } from './placeholder-flag.js';
 import type { CertStore } from './store.js';
 
 export interface LineageRow {

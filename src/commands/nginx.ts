@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { ContextFactory } from '../cli.js';
 import { parseDuration } from '../core/duration.js';
 import { usageError } from '../core/errors.js';
-import { PLACEHOLDER_DAYS } from '../acme/placeholder-days.js';
+import { PLACEHOLDER_DAYS } from '../acme/placeholder-flag.js';
 import { formatBundle } from '../nginx/bundle.js';
 import type { SiteFlags } from '../nginx/flags.js';
 import { checkDomain, checkNginxPath } from '../nginx/validate.js';

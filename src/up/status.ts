@@ -3,7 +3,7 @@
  * problems; any problem makes the command exit 1, so it can serve as a monitoring check.
  */
 import fs from 'node:fs';
-import { isPlaceholder } from '../acme/placeholder.js';
+import { isPlaceholder } from '../acme/placeholder-flag.js';
 import { CertStore } from '../acme/store.js';
 import { keyStoreExists, openKeyBackend, type KeyStoreSpec } from '../keys/backend.js';
 import type { Tier } from '../keys/types.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { issueCertificate } from '../acme/issue.js';
-import { isPlaceholder } from '../acme/placeholder.js';
+import { isPlaceholder } from '../acme/placeholder-flag.js';
 import type { LifecycleDeps } from '../acme/obtain.js';
 import { CertStore } from '../acme/store.js';
 import { GuardError, isGuardError } from '../core/errors.js';
