@@ -6,8 +6,6 @@ import type { Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
 import { binPathsUnderHome, renderUnits } from '../systemd/units.js';
 
-export { renderUnits, systemdWord, type SystemdInputs } from '../systemd/units.js';
-
 /** The folders the store's lineages deploy to: the renew unit must be allowed to write there. */
 async function deployDirs(ctx: Context): Promise<string[]> {
   const { deployPaths } = await import('../acme/deploy.js');

@@ -48,8 +48,7 @@ export async function reloadNginx(conf: string, opts: ReloadOptions = {}): Promi
     }
     const started = [...childrenOf(master.pid)].some((child) => !before.has(child));
     // Confirmed once no old worker still accepts: a client that connects right after sees the new site.
-    if (started && ![...before].some(acceptingOldWorker)) return { ok: true, verified: true, master: master.pid };
-    if (started && Date.now() > deadline) return { ok: true, verified: true, master: master.pid };
+    if (started && (Date.now() > deadline || ![...before].some(acceptingOldWorker))) return { ok: true, verified: true, master: master.pid };
     if (Date.now() > deadline) break;
     await sleep(50);
   }

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { LOCAL_PROXIES, type UpOptions } from './options.js';
+import { runFiles } from './daemon.js';
 
 export type StepId = 'bootstrap' | 'cert' | 'daemon' | 'site' | 'renewal' | 'keys';
 export type Action = 'create' | 'update' | 'unchanged';
@@ -116,7 +117,7 @@ export function buildPlan(o: UpOptions, home: string, f: Facts): Plan {
     ],
     files: o.supervisor === 'systemd'
       ? [{ path: path.join(o.unitDir, 'guardctl.service'), mode: '0644' }]
-      : [{ path: path.join(home, 'run', 'guardctl-serve.pid'), mode: '0600' }, { path: path.join(home, 'run', 'guardctl-serve.log'), mode: '0600' }],
+      : [{ path: runFiles(home).pidFile, mode: '0600' }, { path: runFiles(home).logFile, mode: '0600' }],
   });
 
   steps.push({

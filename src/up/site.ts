@@ -39,10 +39,6 @@ export async function siteOptionsFor(o: UpOptions, home: string, bootstrap: bool
   };
 }
 
-export function targetsOf(root: string, name: string): InstallTargets {
-  return installTargets(root, name);
-}
-
 /** The files the site consists of once installed. */
 export function siteFiles(t: InstallTargets, options: SiteOptions): Array<{ path: string; mode: number | 'symlink' }> {
   const rendered = renderSite(options);

@@ -15,10 +15,11 @@ import { keyStoreExists, openKeyBackend, type KeyBackend, type KeyStoreSpec } fr
 import type { Tier } from '../keys/types.js';
 import type { SiteOptions } from '../nginx/render.js';
 import { runSteps, type Progress, type Step, type StepOutcome, type StepReport } from './apply.js';
-import { httpGet, runningDaemon, startDaemonProcess, stopDaemonProcess } from './daemon.js';
+import { httpGet, runFiles, runningDaemon, startDaemonProcess, stopDaemonProcess } from './daemon.js';
 import type { UpOptions } from './options.js';
 import { buildPlan, reloadHook, servedTask, type Facts, type Plan } from './plan.js';
-import { installWithUndo, servesWebroot, siteDiff, siteFiles, siteOptionsFor, targetsOf } from './site.js';
+import { installWithUndo, servesWebroot, siteDiff, siteFiles, siteOptionsFor } from './site.js';
+import { installTargets } from '../nginx/install.js';
 import { readState, stateFile, writeState, type UpState } from './state.js';
 import { installUnits, unitActive, unitsFor, waitUnitReady, type Systemctl } from './systemd.js';
 import { verifyDeployment } from './verify.js';
@@ -92,7 +93,7 @@ async function gather(o: UpOptions, deps: UpDeps): Promise<Prepared> {
   const meta = store.exists(o.lineage) ? store.readMeta(o.lineage) : undefined;
   const site = await siteOptionsFor(o, deps.home, false);
   const bootstrap = { ...site, bootstrap: true, certFile: undefined, keyFile: undefined, trustedCertFile: undefined };
-  const t = targetsOf(o.nginx.root, o.siteName);
+  const t = installTargets(o.nginx.root, o.siteName);
   const daemon = o.supervisor === 'process' ? runningDaemon(deps.home) : undefined;
   const running = o.supervisor === 'systemd' ? await unitActive('guardctl.service', deps.systemctl) : daemon !== undefined;
   const keys = keyStoreExists(deps.keyStore, deps.home)
@@ -248,7 +249,7 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
     if (!p.plan.changes && p.state) return unchanged(`${stateFile(deps.home)} already describes it`);
     const previous = p.state;
     const keys = [...(p.state?.keys ?? []).filter((k) => p.facts.keys.some((e) => e.id === k.id)), ...minted.map(({ id, name, tier }) => ({ id, name, tier }))];
-    const t = targetsOf(o.nginx.root, o.siteName);
+    const t = installTargets(o.nginx.root, o.siteName);
     const state: UpState = {
       version: 1,
       domain: o.domain,
@@ -256,7 +257,7 @@ function steps(o: UpOptions, deps: UpDeps, p: Prepared, minted: UpResult['keys']
       challenge: o.http ? 'http-01' : 'dns-01',
       site: { root: o.nginx.root, name: o.siteName, options: p.site, files: siteFiles(t, p.site).map((f) => f.path), nginxBin: o.nginx.bin, ...(o.nginx.reloadCmd ? { reloadCmd: o.nginx.reloadCmd } : {}) },
       daemon: { supervisor: o.supervisor, host: o.daemon.host, port: o.daemon.port, basePath: o.basePath, serveArgs: o.serveArgs,
-        ...(o.supervisor === 'process' ? { pidFile: path.join(deps.home, 'run', 'guardctl-serve.pid'), logFile: path.join(deps.home, 'run', 'guardctl-serve.log') } : { units: [path.join(o.unitDir, 'guardctl.service')] }) },
+        ...(o.supervisor === 'process' ? { pidFile: runFiles(deps.home).pidFile, logFile: runFiles(deps.home).logFile } : { units: [path.join(o.unitDir, 'guardctl.service')] }) },
       renewal: { units: o.supervisor === 'systemd' ? ['guardctl-renew.service', 'guardctl-renew.timer'].map((n) => path.join(o.unitDir, n)) : [], reloadCmd: reloadHook(o) },
       keys,
       url: p.plan.url,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { haveProgram } from '../helpers/system.js';
 import { CertStore } from '../../src/acme/store.js';
-import { renderUnits, systemdWord } from '../../src/commands/systemd.js';
+import { renderUnits, systemdWord } from '../../src/systemd/units.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 
 const BIN = new URL('../../bin/guardctl.js', import.meta.url).pathname;
