@@ -28,7 +28,7 @@ export function createSigningFetch(options: SigningFetchOptions): typeof globalT
     // A client that must send an API key (the OpenAI client) puts it here: it is no credential of ours, so it
     // does not travel, and the daemon sees the signature alone.
     headers.delete('authorization');
-    const signed = signRequest({ method: request.method, url: request.url, body: body?.toString('utf8'), bodyBytes: body, keyId, secret, version: 2 });
+    const signed = signRequest({ method: request.method, url: request.url, bodyBytes: body, keyId, secret, version: 2 });
     for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
     return send(request.url, {
       method: request.method, headers, body, signal: request.signal, redirect: request.redirect,

@@ -10,7 +10,7 @@ const repeat = (value: string, previous: string[] = []): string[] => [...previou
 /** What every part of up/status/down needs from the context; imported lazily (ACME, nginx and keys are heavy). */
 async function common(ctx: Context) {
   const { loadTiers } = await import('../keys/tiers.js');
-  const { resolveKeyStore } = await import('../keys/backend.js');
+  const { resolveKeyStore } = await import('../keys/store-spec.js');
   const source = ctx.locations.configFile;
   return {
     home: ctx.locations.home,

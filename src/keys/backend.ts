@@ -27,7 +27,7 @@ export interface KeyBackend {
   close(): Promise<void>;
 }
 
-export { parseKeyStore, resolveKeyStore, type KeyStoreSpec } from './store-spec.js';
+export type { KeyStoreSpec } from './store-spec.js';
 
 export function describeKeyStore(spec: KeyStoreSpec, home: string): string {
   return spec.kind === 'sqlite' ? path.join(home, KEYSTORE_FILE) : redactUrl(spec.url);

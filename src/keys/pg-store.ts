@@ -10,7 +10,7 @@ import { selectImport, verifyExportKey, type ImportResult, type StoreDump } from
 import { isWellFormedToken, KEY_ID_PREFIX } from './token.js';
 import type { KeyCredentials, KeyRecord, Tier } from './types.js';
 import type { CreateKeyInput, KeyEvent, KeyStoreHealth } from './store.js';
-import { checkKeyId } from './store.js';
+import { checkKeyId } from './token.js';
 
 export interface PgKeyStoreOptions {
   url: string;
@@ -310,5 +310,3 @@ async function reach<T>(fn: () => Promise<T>, url: string): Promise<T> {
     throw unreachable(err, url);
   }
 }
-
-export { isPostgresUrl, redactUrl } from './pg-url.js';

@@ -9,9 +9,7 @@ import { createStore, type KeyRow, prepareSchema, tighten, toRecord } from './sc
 import { keyStatusAt } from './status.js';
 import { DEFAULT_TIERS } from './tiers.js';
 import { selectImport, verifyExportKey, type ImportResult, type StoreDump } from './transfer.js';
-import { checkKeyId, describeTokenProblem, isWellFormedToken, KEY_ID_PREFIX } from './token.js';
-
-export { checkKeyId };
+import { checkKeyId, isWellFormedToken, KEY_ID_PREFIX } from './token.js';
 import type { KeyCredentials, KeyRecord, Limits, Tier } from './types.js';
 
 export const KEYSTORE_FILE = 'keys.db';
@@ -241,5 +239,3 @@ export class KeyStore {
     this.db.prepare('INSERT INTO key_events (at, key_id, action, detail) VALUES (?, ?, ?, ?)').run(at, id, action, JSON.stringify(detail));
   }
 }
-
-/** Rejects a mistyped or truncated id offline, by its checksum; the message never repeats the value. */
