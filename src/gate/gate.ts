@@ -370,7 +370,7 @@ export class Gate {
     if (limits.rate !== null) {
       const burst = bucketSize(limits);
       const bucket = await state.consumeRate(record.id, limits.rate, burst);
-      Object.assign(headers, rateLimitHeaders(bucket, `${burst};w=${Math.max(1, Math.round(burst / limits.rate))}`));
+      Object.assign(headers, rateLimitHeaders(bucket, ratePolicy(burst, limits.rate)));
       if (!bucket.allowed) return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(bucket.resetMs) }, { keyId, tier });
     }
     let holdsSlot = false;
@@ -388,10 +388,10 @@ export class Gate {
         release();
         throw err;
       }
-      if (limits.rate === null) Object.assign(headers, rateLimitHeaders(quota, `${limits.daily};w=86400`));
+      if (limits.rate === null) Object.assign(headers, rateLimitHeaders(quota, quotaPolicy(limits.daily)));
       if (!quota.allowed) {
         release();
-        return this.deny('quota_exhausted', ip, { ...rateLimitHeaders(quota, `${limits.daily};w=86400`), 'Retry-After': seconds(quota.resetMs) }, { keyId, tier });
+        return this.deny('quota_exhausted', ip, { ...rateLimitHeaders(quota, quotaPolicy(limits.daily)), 'Retry-After': seconds(quota.resetMs) }, { keyId, tier });
       }
     }
     this.deps.keys.touch?.(record.id, now);
@@ -418,8 +418,8 @@ export class Gate {
       case 'full': return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
       case 'key_full': return this.deny('rate_limited', ip, { 'Retry-After': '1' }, { keyId, tier });
     }
-    const headers: Record<string, string> = out.rate ? rateLimitHeaders(out.rate, `${burst};w=${Math.max(1, Math.round(burst / limits.rate!))}`) : {};
-    const quotaHeaders = out.quota && rateLimitHeaders(out.quota, `${limits.daily};w=86400`);
+    const headers: Record<string, string> = out.rate ? rateLimitHeaders(out.rate, ratePolicy(burst, limits.rate!)) : {};
+    const quotaHeaders = out.quota && rateLimitHeaders(out.quota, quotaPolicy(limits.daily!));
     switch (out.outcome) {
       case 'rate_limited': return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(out.rate!.resetMs) }, { keyId, tier });
       case 'concurrency_limited': return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
@@ -492,6 +492,16 @@ interface DenialExtra {
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** The RateLimit-Policy of a token bucket: its size, over the seconds it takes to refill. */
+function ratePolicy(burst: number, rate: number): string {
+  return `${burst};w=${Math.max(1, Math.round(burst / rate))}`;
+}
+
+/** The RateLimit-Policy of a daily quota. */
+function quotaPolicy(daily: number): string {
+  return `${daily};w=86400`;
 }
 
 function seconds(ms: number): string {

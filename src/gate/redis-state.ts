@@ -122,7 +122,7 @@ export class RedisGateState implements GateState {
     const resetMs = msUntilUtcMidnight(now);
     // Kept a day past its own, so that a daemon whose clock is a little behind still finds yesterday's count.
     const [allowed, used] = (await this.run('gkQuota', this.k('q', utcDay(now), keyId), daily, resetMs + 86_400_000)) as number[];
-    return allowed === 1 ? { allowed: true, limit: daily, remaining: daily - used!, resetMs } : { allowed: false, limit: daily, remaining: 0, resetMs };
+    return quotaOutcome(allowed === 1, daily, used!, resetMs);
   }
 
   async recordAuthFailure(ip: string): Promise<number> {
@@ -164,8 +164,7 @@ export class RedisGateState implements GateState {
     if (what === 'replayed' || what === 'key_full' || what === 'full') return { outcome: what };
     const rate: LimitOutcome | undefined = a.rate ? { allowed: what !== 'rate', limit: a.rate.burst, remaining: x!, resetMs: y! } : undefined;
     const quota: LimitOutcome | undefined = a.daily === null || what === 'rate' || what === 'slot' ? undefined
-      : what === 'quota' ? { allowed: false, limit: a.daily, remaining: 0, resetMs }
-      : { allowed: true, limit: a.daily, remaining: a.daily - used!, resetMs };
+      : quotaOutcome(what !== 'quota', a.daily, used!, resetMs);
     if (what === 'ok' && slot) this.holdSlot(keyId, slot);
     const outcome = what === 'ok' ? 'ok' : what === 'rate' ? 'rate_limited' : what === 'slot' ? 'concurrency_limited' : 'quota_exhausted';
     return { outcome, rate, quota };
@@ -272,4 +271,9 @@ export class RedisGateState implements GateState {
     this.lastError = (err as Error).message;
     return new StateUnavailableError(`the gate state ${this.describe} did not answer: ${this.lastError}`, { cause: err });
   }
+}
+
+/** A daily quota's answer from gkQuota's or gkAdmit's count: nothing remains once it refuses. */
+function quotaOutcome(allowed: boolean, daily: number, used: number, resetMs: number): LimitOutcome {
+  return allowed ? { allowed: true, limit: daily, remaining: daily - used, resetMs } : { allowed: false, limit: daily, remaining: 0, resetMs };
 }
