@@ -25,11 +25,14 @@ export interface OutputStreams {
 
 /** `colour` carries the environment and --no-color; without it colour follows the streams alone (tests). */
 export function createOutput({ stdout, stderr }: OutputStreams, json: boolean, colour: Omit<ColourSettings, 'json'> = { env: {} }): Output {
-  const paint = colourFor(stdout, { ...colour, json });
-  const errPaint = colourFor(stderr, { ...colour, json });
+  // Made when first used: on a terminal a painter loads chalk, which most commands never need.
+  let paint: ChalkInstance | undefined;
+  let errPaint: ChalkInstance | undefined;
   return {
     json,
-    paint,
+    get paint() {
+      return (paint ??= colourFor(stdout, { ...colour, json }));
+    },
     result(data, human) {
       const text = json ? JSON.stringify(data, null, 2) : human();
       if (text !== '') stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -38,6 +41,7 @@ export function createOutput({ stdout, stderr }: OutputStreams, json: boolean, c
       if (!json) stderr.write(`${message}\n`);
     },
     warn(message) {
+      errPaint ??= colourFor(stderr, { ...colour, json });
       stderr.write(`${errPaint.yellow('warning:')} ${message}\n`);
     },
   };
