@@ -63,10 +63,11 @@ async function whyNotWebgpu(): Promise<string> {
  */
 export async function placeModel(model: string, choice: DeviceChoice, hooks: PlacementHooks, onLoaded: (kvDtype: FloatType) => void = () => {}): Promise<Placement> {
   const devices = await candidateDevices(model, choice);
-  if (choice === 'auto' && !devices.includes('webgpu')) {
-    hooks.log('info', `model ${model}: ${await whyNotWebgpu()}; using cpu`, { model, device: 'cpu' });
-  }
+  // Only the wording of a log line waits for the second probe (a process of its own): the loads do not.
+  const why = choice === 'auto' && !devices.includes('webgpu') ? whyNotWebgpu() : undefined;
+  why?.catch(() => {}); // awaited below, after the loads: not an unhandled rejection meanwhile
   const loads = await Promise.allSettled(devices.map((d) => hooks.load(d)));
+  if (why) hooks.log('info', `model ${model}: ${await why}; using cpu`, { model, device: 'cpu' });
   const loaded = devices.filter((_, i) => loads[i]!.status === 'fulfilled');
   loads.forEach((r, i) => {
     if (r.status === 'rejected' && loaded.length > 0) hooks.log('warn', `model ${model} does not load on ${devices[i]}: ${(r.reason as Error).message}`);
