@@ -29,10 +29,11 @@ export function registerRequest(program: Command, contextFor: ContextFactory): v
       if (!(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
         throw usageError(`--timeout must be a positive duration (seconds, or 30s, 2m), got "${opts.timeout}"`, 'for example --timeout 30s');
       }
+      // Credentials first, as sign does: a usage error must not come after stdin was read to its end.
+      const credentials = resolveCredentials(opts, ctx.env);
       const body = await readBody(opts.data, ctx.stdin);
       const headers: Record<string, string> = { accept: 'application/json' };
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const credentials = resolveCredentials(opts, ctx.env);
       if (credentials) {
         if (opts.v1) {
           // Version 1 signs only the query and the body's top-level strings, numbers and booleans: the daemon
