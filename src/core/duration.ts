@@ -1,10 +1,12 @@
 import { usageError } from './errors.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** A number with a unit: the one spelling of a duration. */
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
 
 /** "90d", "24h", "30m", "45s", "500ms" -> milliseconds. */
 export function parseDuration(text: string, what = 'duration'): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
+  const m = DURATION.exec(text.trim());
   if (!m) throw usageError(`invalid ${what} "${text}"`, 'use a number with a unit: 500ms, 45s, 30m, 24h, 90d, 2w');
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
@@ -16,13 +18,13 @@ export function parseDuration(text: string, what = 'duration'): number {
 export function secondsOrDuration(text: string): number | undefined {
   const t = text.trim();
   if (/^\d+(?:\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  return /^\d+(?:\.\d+)?(ms|s|m|h|d|w)$/.test(t) ? parseDuration(t) : undefined;
+  return DURATION.test(t) ? parseDuration(t) : undefined;
 }
 
 /** "--expires 90d" or an ISO 8601 date/time -> absolute epoch milliseconds (must be in the future). */
 export function parseExpiry(text: string, now: number): number {
   let at: number;
-  if (/^\d+(?:\.\d+)?(ms|s|m|h|d|w)$/.test(text.trim())) at = now + parseDuration(text, 'expiry');
+  if (DURATION.test(text.trim())) at = now + parseDuration(text, 'expiry');
   else {
     at = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
     if (Number.isNaN(at)) throw usageError(`invalid expiry "${text}"`, 'use a duration such as 90d or an ISO date such as 2027-01-31 or 2027-01-31T12:00:00Z');
