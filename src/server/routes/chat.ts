@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { openaiErrorFields } from '../../core/openai-error.js';
 import { modelAllowed } from '../../keys/tiers.js';
-import type { ModelRef } from '../../keys/types.js';
-import type { ModelInfo } from '../../infer/types.js';
 import { EngineError } from '../../infer/types.js';
 import { ChatInputError, chatMessages, StopMatcher, stopSequences } from '../../tasks/chat.js';
 import { ApiError, toApiError } from '../errors.js';
 import { SAMPLING_FIELDS, samplingFromBody } from '../sampling-params.js';
 import { openSse, type SseWriter } from '../sse.js';
-import { clientSignal, gatedConfig, requireJson, type RouteContext } from './shared.js';
+import { clientSignal, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface ChatBody {
   model?: unknown;
@@ -66,14 +64,8 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       },
     },
   };
-  const gate = !ctx.config.insecureNoAuth ? { gate: { model: (request: FastifyRequest): ModelRef | undefined => {
-    const name = (request.body as ChatBody | undefined)?.model;
-    const m = typeof name === 'string' ? ctx.engine.models().find((x) => x.name === name) : undefined;
-    // An unknown model passes the tier check here and is answered 404 by the handler.
-    return m ? { name: m.name, size: m.size } : undefined;
-  } } } : {};
 
-  app.post<{ Body: ChatBody }>(ctx.path('/v1/chat/completions'), { schema, config: gate, preValidation: requireJson }, async (request, reply) => {
+  app.post<{ Body: ChatBody }>(ctx.path('/v1/chat/completions'), { schema, config: gatedConfig(ctx, 'any'), preValidation: requireJson }, async (request, reply) => {
     const body = request.body;
     let messages: ReturnType<typeof chatMessages>;
     let stops: string[];
@@ -85,7 +77,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       throw err;
     }
     refuseUnsupported(body);
-    const model = chatModel(ctx.engine.models(), body.model as string);
+    const model = modelFor(ctx, 'any', request);
     const cap = ctx.config.maxNewTokens;
     const maxTokens = answerLength(body);
     const { sampling, maxTokens: requested } = samplingFromBody({ ...body, max_tokens: maxTokens.value }, { maxTokens: cap, vocabSize: model.vocabSize }, maxTokens.field);
@@ -163,15 +155,6 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
     events.end();
     return reply;
   });
-}
-
-/** The model a chat request names: any served model, of either task. */
-function chatModel(models: ModelInfo[], name: string): ModelInfo {
-  const model = models.find((m) => m.name === name);
-  if (!model) throw new ApiError('model_not_found', `no model is named "${name.length > 64 ? `${name.slice(0, 64)}...` : name}"; see GET /v1/models`, { field: 'model' });
-  if (model.state === 'failed') throw new ApiError('not_ready', `model "${model.name}" failed to load`);
-  if (model.state !== 'ready') throw new ApiError('not_ready', `model "${model.name}" is still ${model.state}`, {}, { 'Retry-After': '5' });
-  return model;
 }
 
 /** max_tokens (deprecated by OpenAI) and max_completion_tokens mean the same; both set must agree. */

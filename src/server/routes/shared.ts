@@ -24,7 +24,10 @@ const TASK_NAMES: Record<Task, string> = { moderate: 'moderation', translate: 't
 /** The model a request will use: the one it names, or the first ready model of the task. Memoized per request. */
 const chosen = new WeakMap<FastifyRequest, ModelInfo | ApiError>();
 
-export function chooseModel(engine: Engine, task: Task, request: FastifyRequest): ModelInfo | ApiError {
+/** The models a route serves: one task's, or 'any' for a route that serves every model and must be told which. */
+export type ModelScope = Task | 'any';
+
+export function chooseModel(engine: Engine, task: ModelScope, request: FastifyRequest): ModelInfo | ApiError {
   let choice = chosen.get(request);
   if (choice === undefined) {
     const name = (request.body as { model?: unknown } | undefined)?.model;
@@ -34,8 +37,12 @@ export function chooseModel(engine: Engine, task: Task, request: FastifyRequest)
   return choice;
 }
 
-export function resolveModel(models: ModelInfo[], task: Task, name: string | undefined): ModelInfo | ApiError {
-  if (name === undefined) {
+export function resolveModel(models: ModelInfo[], task: ModelScope, name: string | undefined): ModelInfo | ApiError {
+  // The OpenAI-style route lists its models at /v1/models, the task routes at /api/v1/models.
+  const list = task === 'any' ? 'GET /v1/models' : 'GET /api/v1/models';
+  if (task === 'any') {
+    if (name === undefined) return new ApiError('model_not_found', `name a model; see ${list}`, { field: 'model' });
+  } else if (name === undefined) {
     const ofTask = models.filter((m) => m.task === task);
     const ready = ofTask.find((m) => m.state === 'ready');
     if (ready) return ready;
@@ -43,8 +50,8 @@ export function resolveModel(models: ModelInfo[], task: Task, name: string | und
     return new ApiError('not_ready', `no ${TASK_NAMES[task]} model is ready yet`, {}, { 'Retry-After': '5' });
   }
   const model = models.find((m) => m.name === name);
-  if (!model) return new ApiError('model_not_found', `no model is named "${clip(name)}"; see GET /api/v1/models`, { field: 'model' });
-  if (model.task !== task) {
+  if (!model) return new ApiError('model_not_found', `no model is named "${clip(name)}"; see ${list}`, { field: 'model' });
+  if (task !== 'any' && model.task !== task) {
     return new ApiError('wrong_task', `model "${model.name}" is a ${TASK_NAMES[model.task]} model; this route needs a ${TASK_NAMES[task]} model`, { field: 'model' });
   }
   if (model.state === 'failed') return new ApiError('not_ready', `model "${model.name}" failed to load`);
@@ -53,7 +60,7 @@ export function resolveModel(models: ModelInfo[], task: Task, name: string | und
 }
 
 /** The route config for a model route: behind the gate (when auth is on) with the model the request will use. */
-export function gatedConfig(ctx: RouteContext, task: Task | null): { gate?: { model?: (request: FastifyRequest) => ModelRef | undefined } } {
+export function gatedConfig(ctx: RouteContext, task: ModelScope | null): { gate?: { model?: (request: FastifyRequest) => ModelRef | undefined } } {
   if (ctx.config.insecureNoAuth) return {};
   if (task === null) return { gate: {} };
   return {
@@ -68,7 +75,7 @@ export function gatedConfig(ctx: RouteContext, task: Task | null): { gate?: { mo
 }
 
 /** The model for the handler, or the reason there is none. */
-export function modelFor(ctx: RouteContext, task: Task, request: FastifyRequest): ModelInfo {
+export function modelFor(ctx: RouteContext, task: ModelScope, request: FastifyRequest): ModelInfo {
   const m = chooseModel(ctx.engine, task, request);
   if (m instanceof ApiError) throw m;
   return m;
