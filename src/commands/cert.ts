@@ -7,8 +7,8 @@ import type { IssueFlags } from '../acme/options.js';
 import type { RenewDeps, RenewOutcome } from '../acme/renew.js';
 import type { LineageRow } from '../acme/summary.js';
 import { readSecretSource } from './secret-source.js';
+import { collect } from './flag-lists.js';
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 // acme-client, the DNS providers and the lifecycle load when a cert command runs, not at every start-up.
 const load = () => import('./cert-run.js');
 

@@ -16,11 +16,11 @@ import { bearerAllowed, effectiveLimits, loadTiers, validateSelector } from '../
 import type { KeyRecord, Limits, Tier } from '../keys/types.js';
 import { validateAllowIps, validateKeyName, validateTier } from '../keys/validate.js';
 import { count } from '../core/plural.js';
+import { collect } from './flag-lists.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const show = (t: number | null, none = '-'): string => iso(t) ?? none;
 const limit = (n: number | null, unit = ''): string => (n === null ? 'unlimited' : `${Number(n.toFixed(3))}${unit}`);
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 function tiersOf(ctx: Context): Record<string, Tier> {
   return loadTiers(section(ctx.config, 'tiers', ctx.locations.configFile), ctx.locations.configFile);

@@ -7,9 +7,7 @@ import { PLACEHOLDER_DAYS } from '../acme/placeholder-flag.js';
 import { formatBundle } from '../nginx/bundle.js';
 import type { SiteFlags } from '../nginx/flags.js';
 import { checkDomain, checkNginxPath } from '../nginx/validate.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-const repeat = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { collect, repeat } from './flag-lists.js';
 
 /** The flags that describe a site, shared by render and install. */
 function siteFlags(cmd: Command): Command {

@@ -4,8 +4,7 @@ import type { ContextFactory } from '../cli.js';
 import { section } from '../core/config.js';
 import type { Context } from '../core/context.js';
 import { usageError } from '../core/errors.js';
-
-const repeat = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { repeat } from './flag-lists.js';
 
 /** What every part of up/status/down needs from the context; imported lazily (ACME, nginx and keys are heavy). */
 async function common(ctx: Context) {
