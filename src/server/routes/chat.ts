@@ -7,7 +7,7 @@ import { ChatInputError, chatMessages, StopMatcher, stopSequences } from '../../
 import { ApiError, toApiError } from '../errors.js';
 import { SAMPLING_FIELDS, samplingFromBody } from '../sampling-params.js';
 import { openSse, type SseWriter } from '../sse.js';
-import { clientSignal, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
+import { answerTokens, clientSignal, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface ChatBody {
   model?: unknown;
@@ -114,7 +114,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
     let promptTokens = 0;
     try {
       const result = await ctx.engine.generate({
-        model: model.name, messages, maxNewTokens: requested ?? Math.min(cap, model.defaultMaxNewTokens ?? cap),
+        model: model.name, messages, maxNewTokens: answerTokens(ctx, model, requested),
         // Always sampled with the model's generation_config.json under the request's overrides, as vLLM does.
         sampling,
         signal: AbortSignal.any([client.signal, stopped.signal]),

@@ -74,6 +74,15 @@ export function gatedConfig(ctx: RouteContext, task: ModelScope | null): { gate?
   };
 }
 
+/**
+ * How many tokens an answer may have: what the request asked for (already checked against the cap), else the
+ * model's own default (generation_config.json's max_new_tokens) within the server's cap.
+ */
+export function answerTokens(ctx: RouteContext, model: ModelInfo, requested: number | undefined): number {
+  const cap = ctx.config.maxNewTokens;
+  return requested ?? Math.min(cap, model.defaultMaxNewTokens ?? cap);
+}
+
 /** The model for the handler, or the reason there is none. */
 export function modelFor(ctx: RouteContext, task: ModelScope, request: FastifyRequest): ModelInfo {
   const m = chooseModel(ctx.engine, task, request);

@@ -3,7 +3,7 @@ import { resolveLanguages, translate, TranslateInputError, type Translation } fr
 import { ApiError, toApiError } from '../errors.js';
 import { openSse } from '../sse.js';
 import { SAMPLING_FIELDS, samplingFromBody, type SamplingBody } from '../sampling-params.js';
-import { boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
+import { answerTokens, boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface TranslateBody extends SamplingBody {
   text: string;
@@ -94,7 +94,7 @@ export function translateRoutes(app: FastifyInstance, ctx: RouteContext): void {
       text: body.text, source, target, terms: body.terms, context: body.context, preserveFormat,
       style: body.style, preferences: body.preferences, keepDelimiters: body.keep_delimiters, dataFormat: body.data_format, background: body.background,
     }, {
-      model: model.name, template: model.translateTemplate ?? 'hy-mt', maxNewTokens: maxTokens ?? Math.min(cap, model.defaultMaxNewTokens ?? cap), sampling,
+      model: model.name, template: model.translateTemplate ?? 'hy-mt', maxNewTokens: answerTokens(ctx, model, maxTokens), sampling,
       signal: controller.signal, deadline: Date.now() + ctx.config.inferenceTimeoutMs, ...(onDelta ? { onDelta } : {}),
     });
     try {
