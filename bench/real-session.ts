@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import ort from 'onnxruntime-node';
 import { validateGraph } from '../src/infer/graph.js';
 import { lastPositionLogits } from '../src/infer/last-logits.js';
+import { argmax as argmaxOf } from '../src/infer/logits.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
 import { addPresentDeltas } from '../src/infer/present-delta.js';
 import type { ModelDir } from '../src/infer/model-dir.js';
@@ -61,11 +62,7 @@ export function guardPromptIds(tok: ChatTokenizer, text: string): number[] {
   return tok.encode(tok.render(guardMessages({ text }), SCORE_PREFIX));
 }
 
-/** Greedy next tokens from last-position logits. */
+/** Greedy next tokens from last-position logits, as the engine picks them (logits.ts). */
 export function argmax(rows: readonly Float32Array[]): number[] {
-  return rows.map((l) => {
-    let best = 0;
-    for (let i = 1; i < l.length; i++) if (l[i]! > l[best]!) best = i;
-    return best;
-  });
+  return rows.map(argmaxOf);
 }

@@ -122,11 +122,12 @@ async function stepsChild(dir: string, dtype: Dtype, fullPresents: boolean): Pro
   const profileDir = mkdtempSync(path.join(os.tmpdir(), 'guardctl-real-profile-'));
   const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { fullPresents, extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
   const STEPS = 6;
-  const result: Record<number, { runMs: number; wallMs: number; past: number }> = {};
-  const windows: Array<[number, number]> = [];
+  const result: Record<number, { runMs: number; wallMs: number; past: number; slots: number }> = {};
+  const prefillRuns: number[] = [];
   for (const batch of [1, 8]) {
     const prompts = Array.from({ length: batch }, (_, i) => guardPromptIds(tok, SHORT_TEXTS[i % SHORT_TEXTS.length]!));
     const pre = await runner.prefill(prompts, true);
+    prefillRuns.push(pre.runs.length);
     let kv = pre.kv!;
     let next = argmax(pre.logits);
     const runMs: number[] = [];
@@ -139,12 +140,11 @@ async function stepsChild(dir: string, dtype: Dtype, fullPresents: boolean): Pro
       wallMs.push(performance.now() - started);
       runMs.push(out.ms);
     }
-    result[batch] = { runMs: median(runMs), wallMs: median(wallMs), past: kv.length };
-    windows.push([batch, STEPS]);
+    result[batch] = { runMs: median(runMs), wallMs: median(wallMs), past: kv.used ?? kv.length, slots: kv.length };
   }
   session.endProfiling();
   const file = readdirSync(profileDir).map((f) => path.join(profileDir, f))[0];
-  const profile = file ? opsOfDecodeSteps(JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[], STEPS) : {};
+  const profile = file ? opsOfDecodeSteps(JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[], STEPS, prefillRuns) : {};
   rmSync(profileDir, { recursive: true, force: true });
   return { steps: result, profile };
 }
@@ -157,18 +157,17 @@ interface ProfileEvent {
   args?: { op_name?: string };
 }
 
-/** Per batch size (in run order: 1, then 8), ms per decode step by operator type, from the runs after each prefill. */
-function opsOfDecodeSteps(events: ProfileEvent[], steps: number): Record<string, Record<string, number>> {
+/** Per batch size (in run order: 1, then 8), ms per decode step by operator type, from the runs after each prefill
+ * (prefillRuns[k] runs: a large batch is prefilled in row groups). */
+function opsOfDecodeSteps(events: ProfileEvent[], steps: number, prefillRuns: number[]): Record<string, Record<string, number>> {
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
   // Runs: warm prefill chunks are absent (no warm-up here); each batch is [prefill runs..., steps decode runs].
   const out: Record<string, Record<string, number>> = {};
   const decodeRuns: ProfileEvent[][] = [];
   let i = 0;
-  for (const batch of [1, 8]) {
-    // The prefill is one run (last-logits graph: no chunks), then the steps.
-    decodeRuns.push(runs.slice(i + 1, i + 1 + steps));
-    i += 1 + steps;
-    void batch;
+  for (const prefill of prefillRuns) {
+    decodeRuns.push(runs.slice(i + prefill, i + prefill + steps));
+    i += prefill + steps;
   }
   [1, 8].forEach((batch, k) => {
     const byOp: Record<string, number> = {};
@@ -226,15 +225,15 @@ async function parent(): Promise<void> {
   }
   if (runs(3)) {
     say('\n3. decode steps after the guard prompt, fp32 (median of 6; goal batch 8 <= 2x batch 1)');
-    type Steps = { steps: Record<number, { runMs: number; wallMs: number; past: number }>; profile: Record<string, Record<string, number>> };
+    type Steps = { steps: Record<number, { runMs: number; wallMs: number; past: number; slots: number }>; profile: Record<string, Record<string, number>> };
     const variants: Array<[string, Steps]> = [];
     for (const full of [true, false]) {
       const s = child('steps', dir, 'fp32', full ? 'full' : 'delta') as Steps;
       variants.push([full ? 'whole presents fetched' : 'new positions fetched (present-delta)', s]);
-      say(full ? 'whole presents fetched every step (before):' : 'new positions only, past grown in reused buffers (present-delta.ts, the default):');
+      say(full ? 'whole presents fetched every step (before):' : 'new positions only, written into free slots of the past in place (present-delta.ts, kv-append.ts; the default):');
       for (const b of [1, 8]) {
         const st = s.steps[b]!;
-        say(`  batch ${b}: past ${st.past}: session.run ${st.runMs.toFixed(0)} ms, step ${st.wallMs.toFixed(0)} ms; ORT profile ms/step: ${Object.entries(s.profile[b] ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        say(`  batch ${b}: past ${st.past}${st.slots > st.past ? ` (in ${st.slots} slots)` : ''}: session.run ${st.runMs.toFixed(0)} ms, step ${st.wallMs.toFixed(0)} ms; ORT profile ms/step: ${Object.entries(s.profile[b] ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       }
       say(`  batch 8 / batch 1 step: ${(s.steps[8]!.wallMs / s.steps[1]!.wallMs).toFixed(2)}x`);
     }

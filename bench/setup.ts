@@ -45,10 +45,15 @@ export async function benchKeys(overrides?: Partial<Limits>): Promise<BenchKeys>
 /** sqlite (the default), memory, and a loopback Redis of the bench's own when redis-server can be run. */
 export const STATE_KINDS: StateKind[] = ['sqlite', 'memory'];
 
-/** STATE_KINDS, plus `--state redis://...` on a redis-server the bench starts (bench/redis.ts). */
+/**
+ * STATE_KINDS, plus `--state redis://...` on a redis-server the bench starts (bench/redis.ts);
+ * GUARDCTL_BENCH_STATES=redis,sqlite (a comma list) picks some of them.
+ */
 export async function stateKinds(say: (line: string) => void): Promise<StateKind[]> {
-  const redis = await benchRedis(say);
-  return redis ? [...STATE_KINDS, redis.url as StateKind] : STATE_KINDS;
+  const picked = process.env.GUARDCTL_BENCH_STATES?.split(',').map((s) => s.trim());
+  const wanted = (kind: string) => !picked || picked.includes(kind);
+  const redis = wanted('redis') ? await benchRedis(say) : undefined;
+  return [...STATE_KINDS.filter(wanted), ...(redis ? [redis.url as StateKind] : [])];
 }
 
 /**

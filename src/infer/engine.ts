@@ -70,6 +70,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
           ...(options.maxBatchTokens ? { maxBatchTokens: options.maxBatchTokens } : {}),
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
+          ...(options.prefillKvBudget ? { prefillKvBudget: options.prefillKvBudget } : {}),
           ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.fullPresents ? { fullPresents: true } : {}),
           ...(options.threads ? { threads: options.threads } : {}),

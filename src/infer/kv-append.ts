@@ -1,29 +1,36 @@
 /**
- * The past grown by a run's new positions (present-delta.ts), written into a buffer the caller reuses, so a
- * decode step neither receives the whole cache from ONNX Runtime nor touches fresh memory for it: each step
- * writes into the buffers the step before last read from.
+ * The past grown by a run's new positions (present-delta.ts) without copying the whole cache every step. A past
+ * [rows, kvHeads, length, headDim] is fed to ONNX Runtime whole, so a step cannot append to it in place: each
+ * (row, head) slab's stride is its length. Instead a grown past gets free slots at the end of every slab, masked
+ * out for every row, and the next steps write their new positions into those slots in place. Attention does not
+ * care where in the past a position sits (its rotary position was applied when it was computed, and position
+ * ids are counted from the mask), so a slot holds a position as well as the end of the slab would.
+ *
+ * A step then moves its new positions only; once the slots are used up, one step copies the past into a larger
+ * buffer. The cost is attention over the free slots too, which are masked: at most an eighth more positions.
  */
-import type { KvArray, KvShape } from './kv.js';
+import type { KvArray } from './kv.js';
 
-/** Positions of room a new buffer gets beyond what it holds, so that the next steps fit without another one. */
-export const HEADROOM_POSITIONS = 64;
+/** Free slots a grown past gets: an eighth of the positions it holds, at least 16. */
+export function roomFor(used: number): number {
+  return Math.max(16, Math.ceil(used / 8));
+}
+
+/** Writes added ([slabs, seq, d]) into positions [at, at + seq) of every slab of kv ([slabs, length, d]), in place. */
+export function writePositions(kv: KvArray, length: number, added: KvArray, seq: number, at: number, slabs: number, d: number): KvArray {
+  for (let s = 0; s < slabs; s++) kv.set(added.subarray(s * seq * d, (s + 1) * seq * d), (s * length + at) * d);
+  return kv;
+}
 
 /**
- * [rows, kvHeads, pastLen + seq, headDim]: each (row, head) slab of past, then that slab's seq new positions
- * from added ([rows, kvHeads, seq, headDim]). Written into `into` when it is large enough, else into a new
- * buffer with HEADROOM_POSITIONS to spare. The result is a view from offset 0.
+ * A new [slabs, length, d] buffer: each slab's first `used` positions of past ([slabs, pastLen, d]), then its
+ * seq positions of added, then zeros up to length.
  */
-export function appendPositions(past: KvArray, pastLen: number, added: KvArray, seq: number, rows: number, shape: KvShape, into?: ArrayBuffer): KvArray {
-  const slabs = rows * shape.kvHeads;
-  const d = shape.headDim;
-  const length = pastLen + seq;
-  const Ctor = past.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => KvArray;
-  const bytes = slabs * length * d * past.BYTES_PER_ELEMENT;
-  const buffer = into && into.byteLength >= bytes && into !== past.buffer && into !== added.buffer ? into : new ArrayBuffer(slabs * (length + HEADROOM_POSITIONS) * d * past.BYTES_PER_ELEMENT);
-  const out = new Ctor(buffer, 0, slabs * length * d);
+export function grownPast(past: KvArray, pastLen: number, used: number, added: KvArray, seq: number, slabs: number, d: number, length: number): KvArray {
+  const out = new (past.constructor as new (n: number) => KvArray)(slabs * length * d);
   for (let s = 0; s < slabs; s++) {
-    out.set(past.subarray(s * pastLen * d, (s + 1) * pastLen * d), s * length * d);
-    out.set(added.subarray(s * seq * d, (s + 1) * seq * d), s * length * d + pastLen * d);
+    out.set(past.subarray(s * pastLen * d, (s * pastLen + used) * d), s * length * d);
+    out.set(added.subarray(s * seq * d, (s + 1) * seq * d), (s * length + used) * d);
   }
   return out;
 }

@@ -20,8 +20,13 @@ export interface KvShape {
 
 export interface KvState<T> {
   rows: number;
-  /** Past length shared by all rows (padding included). */
+  /** Past length shared by all rows (padding included): the positions the tensors hold. */
   length: number;
+  /**
+   * Positions in use, where a decode step on the CPU left free slots to write the next ones into in place
+   * (runner.ts): [used, length) is masked out for every row. Absent: all of them.
+   */
+  used?: number;
   /** Real (unpadded) tokens per row: the ones in its mask, and its next position id. */
   lens: number[];
   /** [rows, length]: 1 where the position holds a real token of the row, 0 on padding. */
@@ -36,20 +41,24 @@ function alloc(like: KvArray, n: number): KvArray {
 }
 
 /**
- * Rows of a, then rows of b, in one buffer of past length max(aLen, bLen): the shorter side is left-padded
- * with zeros (its mask is 0 there, so the values are never attended to).
+ * Rows of a, then rows of b, in one buffer of past length max(aUsed, bUsed): the shorter side is left-padded
+ * with zeros (its mask is 0 there, so the values are never attended to). Each side's positions from its `used`
+ * to its length are free slots, left out.
  */
-export function concatRows(a: KvArray, aRows: number, aLen: number, b: KvArray, bRows: number, bLen: number, shape: KvShape): { data: KvArray; length: number } {
-  const length = Math.max(aLen, bLen);
+export function concatRows(a: KvArray, aRows: number, aLen: number, b: KvArray, bRows: number, bLen: number, shape: KvShape, aUsed = aLen, bUsed = bLen): { data: KvArray; length: number } {
+  const length = Math.max(aUsed, bUsed);
   const out = alloc(a, (aRows + bRows) * shape.kvHeads * length * shape.headDim);
-  copySlabs(a, aRows, aLen, 0, out, 0, length, shape);
-  copySlabs(b, bRows, bLen, 0, out, aRows, length, shape);
+  copySlabs(a, aRows, aLen, aUsed, out, 0, length, shape);
+  copySlabs(b, bRows, bLen, bUsed, out, aRows, length, shape);
   return { data: out, length };
 }
 
-/** The given rows (in that order), without the first `trim` positions of the past (padding for all of them). */
-export function selectRows(src: KvArray, srcLen: number, rows: readonly number[], trim: number, shape: KvShape): { data: KvArray; length: number } {
-  const length = srcLen - trim;
+/**
+ * The given rows (in that order), without the first `trim` positions of the past (padding for all of them) and
+ * without the free slots from `used` on.
+ */
+export function selectRows(src: KvArray, srcLen: number, rows: readonly number[], trim: number, shape: KvShape, used = srcLen): { data: KvArray; length: number } {
+  const length = used - trim;
   const out = alloc(src, rows.length * shape.kvHeads * length * shape.headDim);
   const slab = srcLen * shape.headDim;
   const keep = length * shape.headDim;
@@ -62,15 +71,17 @@ export function selectRows(src: KvArray, srcLen: number, rows: readonly number[]
   return { data: out, length };
 }
 
-/** Copies `rows` rows of past length srcLen into out (past length outLen) at row `atRow`, right-aligned. */
-function copySlabs(src: KvArray, rows: number, srcLen: number, fromRow: number, out: KvArray, atRow: number, outLen: number, shape: KvShape): void {
+/** Copies the first `used` positions of `rows` rows of past length srcLen into out (past length outLen) at row
+ * `atRow`, right-aligned. */
+function copySlabs(src: KvArray, rows: number, srcLen: number, used: number, out: KvArray, atRow: number, outLen: number, shape: KvShape): void {
   const slab = srcLen * shape.headDim;
+  const keep = used * shape.headDim;
   const outSlab = outLen * shape.headDim;
-  const pad = (outLen - srcLen) * shape.headDim;
+  const pad = (outLen - used) * shape.headDim;
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < shape.kvHeads; h++) {
-      const from = ((fromRow + r) * shape.kvHeads + h) * slab;
-      out.set(src.subarray(from, from + slab), ((atRow + r) * shape.kvHeads + h) * outSlab + pad);
+      const from = (r * shape.kvHeads + h) * slab;
+      out.set(src.subarray(from, from + keep), ((atRow + r) * shape.kvHeads + h) * outSlab + pad);
     }
   }
 }
@@ -91,19 +102,20 @@ export function storedMask(mask: BigInt64Array): Uint8Array {
   return Uint8Array.from(mask, (v) => (v === 0n ? 0 : 1));
 }
 
-/** Rows of a, then rows of b, left-padded to max(aLen, bLen) with zeros, as concatRows pads their KV. */
-export function concatMasks(a: Uint8Array, aRows: number, aLen: number, b: Uint8Array, bRows: number, bLen: number): Uint8Array {
-  const length = Math.max(aLen, bLen);
+/** Rows of a, then rows of b, left-padded to max(aUsed, bUsed) with zeros, as concatRows pads their KV. */
+export function concatMasks(a: Uint8Array, aRows: number, aLen: number, b: Uint8Array, bRows: number, bLen: number, aUsed = aLen, bUsed = bLen): Uint8Array {
+  const length = Math.max(aUsed, bUsed);
   const out = new Uint8Array((aRows + bRows) * length);
-  for (let r = 0; r < aRows; r++) out.set(a.subarray(r * aLen, (r + 1) * aLen), r * length + length - aLen);
-  for (let r = 0; r < bRows; r++) out.set(b.subarray(r * bLen, (r + 1) * bLen), (aRows + r) * length + length - bLen);
+  for (let r = 0; r < aRows; r++) out.set(a.subarray(r * aLen, r * aLen + aUsed), r * length + length - aUsed);
+  for (let r = 0; r < bRows; r++) out.set(b.subarray(r * bLen, r * bLen + bUsed), (aRows + r) * length + length - bUsed);
   return out;
 }
 
-/** The given rows' masks without the first `trim` positions, as selectRows cuts their KV. */
-export function selectMask(mask: Uint8Array, length: number, rows: readonly number[], trim: number): Uint8Array {
-  const out = new Uint8Array(rows.length * (length - trim));
-  rows.forEach((row, i) => out.set(mask.subarray(row * length + trim, (row + 1) * length), i * (length - trim)));
+/** The given rows' masks without the first `trim` positions and the free slots from `used` on, as selectRows cuts
+ * their KV. */
+export function selectMask(mask: Uint8Array, length: number, rows: readonly number[], trim: number, used = length): Uint8Array {
+  const out = new Uint8Array(rows.length * (used - trim));
+  rows.forEach((row, i) => out.set(mask.subarray(row * length + trim, row * length + used), i * (used - trim)));
   return out;
 }
 

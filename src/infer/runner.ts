@@ -17,7 +17,7 @@ import type { ModelConfig } from './model-dir.js';
 import { commonPadding, concatMasks, concatRows, extendMask, selectMask, selectRows, storedMask } from './kv.js';
 import type { KvArray, KvState } from './kv.js';
 import { lastPositionLogits } from './logits.js';
-import { appendPositions } from './kv-append.js';
+import { grownPast, roomFor, writePositions } from './kv-append.js';
 import { deltaName } from './present-delta.js';
 import { PrefixCache } from './prefix-cache.js';
 import type { CachedHead } from './prefix-cache.js';
@@ -42,18 +42,16 @@ export interface StepOutput {
  * prompts is prefilled in sequence chunks instead of materialising [batch, seq, vocab] at once. */
 export const DEFAULT_LOGITS_BUDGET = 64 * 1024 * 1024;
 
+/** KV bytes one CPU prefill run may produce (prefill() runs larger batches in row groups): 256 MB. A group of
+ * ~300-token prompts on Qwen3-0.6B's shape in fp32 is then 3 rows; the demo models' batches are never split. */
+export const DEFAULT_PREFILL_KV_BUDGET = 256 * 1024 * 1024;
+
 export class Runner {
   readonly gpu: boolean;
   /** GPU tensors received from runs and not yet disposed: 0 whenever no batch is running, or they leak. */
   private gpuLive = 0;
   /** CPU with present_delta outputs (present-delta.ts): the names fetched instead of the presents. */
   private readonly deltaNames?: string[];
-  /**
-   * Per past: the buffers its own past lived in, which the next run writes the grown past into. So a Kv handed
-   * to a run is consumed for good: two runs later its buffers hold another step. A caller that keeps a Kv for
-   * reuse (a shared prefix) must run on a copy of it (select() and merge() copy).
-   */
-  private readonly spares = new WeakMap<Kv, ArrayBuffer[]>();
   /** Shared heads prefilled once (cacheHeads); empty: every prompt is prefilled in full. */
   readonly prefixes = new PrefixCache();
 
@@ -64,6 +62,7 @@ export class Runner {
     private readonly config: ModelConfig,
     private readonly logitsBudget = DEFAULT_LOGITS_BUDGET,
     presentDeltas = false,
+    private readonly prefillKvBudget = DEFAULT_PREFILL_KV_BUDGET,
   ) {
     this.gpu = device === 'webgpu';
     if (presentDeltas && !this.gpu) this.deltaNames = graph.presentNames.map(deltaName);
@@ -119,7 +118,7 @@ export class Runner {
       result.logits = lastPositionLogits(logits.data as Float32Array | Uint16Array, rows, logits.dims[1] ?? seq, this.config.vocabSize);
     }
     const presents = fetchKv ? { rows, length: past.length + seq, lens, mask: storedMask(mask), tensors: kvNames.map((n) => out[n] as ort.Tensor) } : undefined;
-    if (presents && this.deltaNames && past.length > 0) this.grow(past, presents, seq);
+    if (presents && this.deltaNames && past.length > 0) this.place(past, presents, seq);
     if (want.kv) result.kv = presents;
     else if (presents) this.dispose(presents);
     return result;
@@ -129,13 +128,69 @@ export class Runner {
    * Prefills left-padded prompts: attention_mask 0 on pads, position_ids = cumsum(mask) - 1 clipped at 0. When
    * every prompt starts with a cached head, the past starts as the head's KV and only the rest is prefilled.
    * With keepKv false (scoring) only the logits are fetched.
+   *
+   * On the CPU, rows run in groups whose KV fits prefillKvBudget, each group's KV copied into the batch's own
+   * buffers as it arrives. One run of the whole batch holds its KV up to three times over at its end (ONNX
+   * Runtime's presents, their new-position slices, the binding's copies) and all its activations: 3.4x the KV
+   * of a batch-32 prefill of Qwen3Guard's ~300-token prompts on the 0.6B shape. In groups, the peak is the
+   * batch's KV plus one group's. Every group is padded to the batch's width, so the rows line up and no row
+   * computes more than it would in one run.
    */
   async prefill(prompts: readonly (readonly number[])[], keepKv: boolean): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
-    const rows = prompts.length;
     const head = this.prefixes.match(prompts);
     const base = head ? head.ids.length : 0;
     const tails = head ? prompts.map((p) => p.slice(base)) : prompts;
     const width = Math.max(...tails.map((p) => p.length));
+    const group = this.gpu ? tails.length : Math.max(1, Math.floor(this.prefillKvBudget / ((base + width) * this.kvBytesPerPosition())));
+    if (group >= tails.length) return this.prefillRows(tails, head, width, keepKv);
+    const logits: Float32Array[] = [];
+    const runs: PrefillRun[] = [];
+    let kv: Kv | undefined;
+    for (let at = 0; at < tails.length; at += group) {
+      const part = await this.prefillRows(tails.slice(at, at + group), head, width, keepKv);
+      logits.push(...part.logits);
+      runs.push(...part.runs);
+      if (part.kv) kv = this.stackRows(kv, part.kv, at, tails.length);
+    }
+    const ms = runs.reduce((n, r) => n + r.ms, 0);
+    return { logits, ms, runs, ...(kv ? { kv } : {}) };
+  }
+
+  /** KV bytes one position of one row takes, over every layer's keys and values. */
+  private kvBytesPerPosition(): number {
+    return this.graph.pastNames.length * this.config.kvHeads * this.config.headDim * (this.graph.kvDtype === 'float16' ? 2 : 4);
+  }
+
+  /**
+   * Copies a row group's KV into the batch's at row `at`, allocating the batch's (`rows` rows of the group's
+   * length: every group is padded alike) with the first group. [rows, heads, length, dim] is row-major, so a group
+   * is one contiguous block, and once copied its own arrays are garbage: the batch's KV and one group's are all
+   * that is alive at a time.
+   */
+  private stackRows(into: Kv | undefined, part: Kv, at: number, rows: number): Kv {
+    const { length } = part;
+    const rowElements = this.config.kvHeads * length * this.config.headDim;
+    const kv: Kv = into ?? {
+      rows,
+      length,
+      lens: new Array<number>(rows).fill(0),
+      mask: new Uint8Array(rows * length),
+      tensors: part.tensors.map((t) => {
+        const like = t.data as KvArray;
+        return new ort.Tensor(this.graph.kvDtype, new (like.constructor as new (n: number) => KvArray)(rows * rowElements), this.kvShape(rows, length));
+      }),
+      ...(part.used !== undefined ? { used: part.used } : {}),
+    };
+    part.tensors.forEach((t, i) => (kv.tensors[i]!.data as KvArray).set((t.data as KvArray).subarray(0, part.rows * rowElements), at * rowElements));
+    kv.mask.set(part.mask, at * length);
+    kv.lens.splice(at, part.rows, ...part.lens);
+    return kv;
+  }
+
+  /** One prefill (in sequence chunks where the graph's logits cover every position) of rows padded to width. */
+  private async prefillRows(tails: readonly (readonly number[])[], head: CachedHead | undefined, width: number, keepKv: boolean): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
+    const rows = tails.length;
+    const base = head ? head.ids.length : 0;
     const pads = tails.map((p) => width - p.length);
     // Chunks bound the logits of a run; a graph that computes the last position only needs none.
     const chunk = this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
@@ -147,17 +202,17 @@ export class Runner {
       const last = to === width;
       const ids = new BigInt64Array(rows * seq);
       const positions = new BigInt64Array(rows * seq);
-      const span = base + to;
-      const mask = new BigInt64Array(rows * span);
+      // The past's own mask (the head, then the row's padding and tokens so far, then any free slots), then
+      // this chunk's positions: padding or the row's own tokens.
+      const span = past.length + seq;
+      const mask = extendMask(past.mask, rows, past.length, seq);
       tails.forEach((tail, r) => {
         const pad = pads[r]!;
         for (let j = from; j < to; j++) {
           ids[r * seq + j - from] = BigInt(j < pad ? this.config.padId : tail[j - pad]!);
           positions[r * seq + j - from] = BigInt(base + Math.max(0, j - pad));
         }
-        // The head, then this row's padding, then its own tokens.
-        mask.fill(1n, r * span, r * span + base);
-        mask.fill(1n, r * span + base + Math.min(pad, to), (r + 1) * span);
+        mask.fill(0n, r * span + past.length, r * span + past.length + Math.max(0, Math.min(pad, to) - from));
       });
       const lens = pads.map((pad) => base + Math.max(0, to - pad));
       const out = await this.run(ids, seq, mask, positions, past, lens, { logits: last, kv: !last || keepKv });
@@ -178,7 +233,9 @@ export class Runner {
       const { kv } = await this.prefill([ids], true);
       try {
         if (kv!.tensors.some((t) => t.location !== 'cpu')) throw new Error('the session keeps its presents on the device');
-        cached.push({ ids: [...ids], kv: kv!.tensors.map((t) => t.data as KvArray) });
+        // Chunked prefills leave free slots after the head: the cache keeps its positions only.
+        const whole = kv!.used !== undefined && kv!.used < kv!.length ? this.select(kv!, [0]) : kv!;
+        cached.push({ ids: [...ids], kv: whole.tensors.map((t) => t.data as KvArray) });
       } finally {
         this.dispose(kv!);
       }
@@ -221,29 +278,47 @@ export class Runner {
     return { logits: out.logits!, kv: out.kv!, ms: out.ms };
   }
 
-  /** Turns presents holding a run's new positions into past + them, in the buffers `past`'s own past used. */
-  private grow(past: Kv, next: Kv, seq: number): void {
-    // Reused only as a set of distinct buffers: two tensors written into one would overwrite each other.
-    const owned = this.spares.get(past);
-    const spare = owned && new Set(owned).size === owned.length ? owned : undefined;
+  /**
+   * Turns presents holding a run's new positions into past + them (kv-append.ts): written into the past's free
+   * slots in place when they fit, else into a larger buffer with free slots to spare. So a Kv handed to a run is
+   * consumed for good: its buffers now hold the next step. A caller that keeps a Kv for reuse (a shared prefix)
+   * runs on a copy of it (PrefixCache.repeat, select() and merge() copy).
+   */
+  private place(past: Kv, next: Kv, seq: number): void {
+    const used = past.used ?? past.length;
+    const fits = used + seq <= past.length;
+    const length = fits ? past.length : used + seq + roomFor(used + seq);
+    const slabs = past.rows * this.config.kvHeads;
+    const d = this.config.headDim;
     next.tensors = next.tensors.map((added, i) => {
-      const data = appendPositions(past.tensors[i]!.data as KvArray, past.length, added.data as KvArray, seq, past.rows, this.config, spare?.[i]);
-      return new ort.Tensor(this.graph.kvDtype, data, this.kvShape(past.rows, next.length));
+      const data = fits
+        ? writePositions(past.tensors[i]!.data as KvArray, past.length, added.data as KvArray, seq, used, slabs, d)
+        : grownPast(past.tensors[i]!.data as KvArray, past.length, used, added.data as KvArray, seq, slabs, d, length);
+      return new ort.Tensor(this.graph.kvDtype, data, this.kvShape(past.rows, length));
     });
-    this.spares.set(next, past.tensors.map((t) => (t.data as KvArray).buffer as ArrayBuffer));
+    // The run's mask ([rows, past.length + seq]) ends with the new positions' columns: they go into the slots.
+    const fed = next.mask;
+    const mask = new Uint8Array(past.rows * length);
+    for (let r = 0; r < past.rows; r++) {
+      mask.set(past.mask.subarray(r * past.length, r * past.length + used), r * length);
+      const newCols = (r + 1) * (past.length + seq) - seq;
+      mask.set(fed.subarray(newCols, newCols + seq), r * length + used);
+    }
+    Object.assign(next, { length, mask, used: used + seq });
   }
 
-  /** CPU only: rows of a then rows of b in one batch (left-padding the shorter past). Consumes a and b. */
+  /** CPU only: rows of a then rows of b in one batch (left-padding the shorter past, free slots left out).
+   * Consumes a and b. */
   merge(a: Kv, b: Kv): Kv {
     this.assertCpu('merge');
     let length = Math.max(a.length, b.length);
     const tensors = a.tensors.map((ta, i) => {
       const tb = b.tensors[i]!;
-      const joined = concatRows(ta.data as KvArray, a.rows, a.length, tb.data as KvArray, b.rows, b.length, this.config);
+      const joined = concatRows(ta.data as KvArray, a.rows, a.length, tb.data as KvArray, b.rows, b.length, this.config, a.used, b.used);
       length = joined.length;
       return new ort.Tensor(this.graph.kvDtype, joined.data, this.kvShape(a.rows + b.rows, joined.length));
     });
-    return { rows: a.rows + b.rows, length, lens: [...a.lens, ...b.lens], mask: concatMasks(a.mask, a.rows, a.length, b.mask, b.rows, b.length), tensors };
+    return { rows: a.rows + b.rows, length, lens: [...a.lens, ...b.lens], mask: concatMasks(a.mask, a.rows, a.length, b.mask, b.rows, b.length, a.used, b.used), tensors };
   }
 
   /** CPU only: keeps the given rows, cutting positions that are padding for all of them. Consumes kv. */
@@ -252,10 +327,11 @@ export class Runner {
     const lens = rows.map((r) => kv.lens[r]!);
     const trim = commonPadding(kv.mask, kv.length, rows);
     const tensors = kv.tensors.map((t) => {
-      const picked = selectRows(t.data as KvArray, kv.length, rows, trim, this.config);
+      const picked = selectRows(t.data as KvArray, kv.length, rows, trim, this.config, kv.used);
       return new ort.Tensor(this.graph.kvDtype, picked.data, this.kvShape(rows.length, picked.length));
     });
-    return { rows: rows.length, length: kv.length - trim, lens, mask: selectMask(kv.mask, kv.length, rows, trim), tensors };
+    const used = kv.used ?? kv.length;
+    return { rows: rows.length, length: used - trim, lens, mask: selectMask(kv.mask, kv.length, rows, trim, used), tensors };
   }
 
   /** Frees a KvState's tensors now (GPU buffers); harmless for CPU tensors. */

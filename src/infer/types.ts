@@ -190,6 +190,8 @@ export interface EngineOptions extends Pick<EngineSettings, RequiredEngineSettin
   continuousAdmission?: boolean;
   /** Logits elements one prefill run may produce before it is split into sequence chunks. */
   logitsBudget?: number;
+  /** KV bytes one CPU prefill run may produce before a batch is prefilled in row groups (runner.ts). */
+  prefillKvBudget?: number;
   /** Serve the graph's logits for every position, as exported (last-logits.ts is skipped): benchmarks' baseline. */
   fullLogits?: boolean;
   /** CPU: fetch the whole presents every step instead of their new positions (present-delta.ts): benchmarks' baseline. */

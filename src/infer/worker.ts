@@ -106,7 +106,7 @@ async function load(model: string, onnxPath: string, config: ModelConfig, heads:
   }
   try {
     const graph = validateGraph(onnxPath, config, session.inputMetadata, session.outputMetadata);
-    const runner = new Runner(session, init.device, graph, config, init.tuning.logitsBudget, used.deltas);
+    const runner = new Runner(session, init.device, graph, config, init.tuning.logitsBudget, used.deltas, init.tuning.prefillKvBudget);
     await cacheHeads(model, runner, heads, () => {
       // Same graph and provider, presents returned to host memory: onnxruntime-node 1.30 cannot read a GPU
       // buffer back (getData() aborts the process), and output locations are fixed per session.
