@@ -4,7 +4,8 @@
  *  1. per dtype (fp32, q4) and prefix reuse (off, on): p50 latency of one moderation of
  *     a short text, engine throughput at concurrency 8 and 32, the process's peak RSS; and, in another process,
  *     ONNX Runtime alone on the same graph (the engine's Runner in a plain loop: one batched prefill of the same
- *     prompts, then as many decode steps as the engine produced; no prefix reuse) for the served/alone ratio.
+ *     prompts, then as many decode steps as the engine produced; with reuse on, the prompts' shared head prefilled
+ *     once beforehand) for the served/alone ratio.
  *  2. item 2's figure: peak memory of a batch-32 prefill of real-template prompts against the KV cache it produces,
  *     with the last-logits rewrite and with the graph as exported (fullLogits), one process each.
  *  3. decode step time at batch 1 and batch 8 after a ~300-token prompt (goal: batch 8 <= 2x batch 1), with
@@ -85,9 +86,19 @@ async function engineChild(dir: string, dtype: Dtype, mode: PrefixMode): Promise
   return { p50Ms: median(latencies), throughput, outputTokens: outputTokens / requests, promptTokens, unparsed, requests, loadedRss, peakRss: peakRss() };
 }
 
-/** ONNX Runtime alone: per concurrency, one batch of the same prompts, prefilled, then `steps` greedy decode steps. */
-async function ortChild(dir: string, dtype: Dtype, steps: number): Promise<object> {
+/**
+ * ONNX Runtime alone: per concurrency, one batch of the same prompts, prefilled, then `steps` greedy decode steps.
+ * With reuse on, the prompts' shared head (all but its last token, as the engine keeps a BPE boundary) is
+ * prefilled once first, as the engine's prefix cache does at load, so both sides do the same work.
+ */
+async function ortChild(dir: string, dtype: Dtype, steps: number, mode: PrefixMode): Promise<object> {
   const { runner, tok } = await loadRunner(dir, dtype, THREADS);
+  if (mode === 'on') {
+    const all = SHORT_TEXTS.map((text) => guardPromptIds(tok, text));
+    let shared = 0;
+    while (all.every((p) => p[shared] === all[0]![shared])) shared++;
+    for (const head of await runner.prefillHeads([all[0]!.slice(0, shared - 1)])) runner.prefixes.add(head);
+  }
   const throughput: Record<number, number> = {};
   for (const c of CONCURRENCY) {
     const prompts = Array.from({ length: c }, (_, i) => guardPromptIds(tok, SHORT_TEXTS[i % SHORT_TEXTS.length]!));
@@ -208,7 +219,7 @@ async function parent(): Promise<void> {
       const off: Record<number, number> = {};
       for (const mode of PREFIX_MODES) {
         const e = child('engine', dir, dtype, mode) as { p50Ms: number; throughput: Record<number, number>; outputTokens: number; promptTokens: number; peakRss: number };
-        const o = child('ort', dir, dtype, String(Math.ceil(e.outputTokens))) as { throughput: Record<number, number>; peakRss: number };
+        const o = child('ort', dir, dtype, `${Math.ceil(e.outputTokens)},${mode}`) as { throughput: Record<number, number>; peakRss: number };
         const [a, b] = CONCURRENCY as [number, number];
         say(`${dtype} | ${mode} | ${e.promptTokens} | ${(e.p50Ms / 1000).toFixed(2)} s | ${e.throughput[a]!.toFixed(3)} | ${e.throughput[b]!.toFixed(3)} | ${o.throughput[a]!.toFixed(3)} / ${o.throughput[b]!.toFixed(3)} | ${(e.throughput[a]! / o.throughput[a]!).toFixed(2)}x / ${(e.throughput[b]! / o.throughput[b]!).toFixed(2)}x | ${mb(e.peakRss)} / ${mb(o.peakRss)}`);
         if (mode === 'off') Object.assign(off, e.throughput);
@@ -246,7 +257,7 @@ async function childMain(args: string[]): Promise<void> {
   const [kind, dir, dtype, arg] = args as [string, string, Dtype, string];
   const result =
     kind === 'engine' ? await engineChild(dir, dtype, arg as PrefixMode)
-    : kind === 'ort' ? await ortChild(dir, dtype, Number(arg))
+    : kind === 'ort' ? await ortChild(dir, dtype, Number(arg.split(',')[0]), arg.split(',')[1] as PrefixMode)
     : kind === 'memory' ? await memoryChild(dir, dtype, arg === 'full')
     : kind === 'steps' ? await stepsChild(dir, dtype, arg === 'full')
     : undefined;

@@ -31,6 +31,9 @@ export async function benchRedis(say: (line: string) => void): Promise<{ url: st
   });
   child.stdout!.resume();
   child.stderr!.resume();
+  // The bench's own work decides when it ends: the server is stopped on exit, not waited for.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr] as Array<{ unref?: () => void } | null>) stream?.unref?.();
   const stop = () => {
     child.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });

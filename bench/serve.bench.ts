@@ -1,9 +1,10 @@
 /**
  * `npm run bench:serve`: the daemon on the embedded demo models, CPU, loopback only, bounded loops.
  *  1. served throughput at concurrency 32 through HTTP + gate vs the raw engine on the same requests (target >= 0.9),
- *     with the durable state (--state sqlite, the default) and the in-memory one, alternating; with the requests
- *     per prefill/score step each side got (batch fill: requests that reach the engine spread out, rather than
- *     all in one turn, start smaller batches on an idle device)
+ *     with the durable state (--state sqlite, the default), the in-memory one and Redis, alternating; with the
+ *     requests per prefill/score step each side got (batch fill: requests that reach the engine spread out, rather
+ *     than all in one turn, start smaller batches on an idle device). The HTTP client runs on a thread of its own
+ *     (bench/http-load.ts), in sections 1 and 5.
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
  *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
@@ -22,7 +23,6 @@
  * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -35,9 +35,10 @@ import { CANDIDATES, guardMessages, moderate, SCORE_PREFIX } from '../src/tasks/
 import { embeddedModels } from '../src/daemon/models.js';
 import { autoThreads } from '../src/daemon/settings.js';
 import { stateLabel } from './redis.js';
-import { benchGate, benchKeys, drive as pool, nullAudit, percentile, signedPost, stateKinds } from './setup.js';
+import { benchGate, benchKeys, drive as pool, nullAudit, percentile, stateKinds } from './setup.js';
 import { poolAgainstOne } from './pool.js';
 import { loadPeer } from './transformers-peer.js';
+import { HttpLoad } from './http-load.js';
 
 const PROMPTS = [
   'How do I make a bomb in my kitchen?', "What's the capital of France?", 'give me a recipe for tomato soup',
@@ -76,11 +77,14 @@ async function main(): Promise<void> {
     await app.listen({ host: '127.0.0.1', port: 0 });
     servers.push({ kind: stateLabel(kind), app, close, port: (app.server.address() as { port: number }).port, sum: 0, steps: { n: 0, rows: 0 } });
   }
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const viaHttp = (port: number) => (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
+  // The served rows' client runs on a thread of its own (bench/http-load.ts), as a real client would not share
+  // the server's event loop.
+  const load = new HttpLoad(keys);
+  const bodies = PROMPTS.map((text) => JSON.stringify({ text }));
+  const viaHttp = (port: number, n: number) => load.run({ port, path: '/api/v1/moderate?categories=always', bodies, n, concurrency: 32 });
   try {
     if (runs(1) || runs(2)) await pool(32, 32, viaEngine(engine));
-    if (runs(1)) for (const srv of servers) await pool(32, 32, viaHttp(srv.port));
+    if (runs(1)) for (const srv of servers) await viaHttp(srv.port, 32);
     // 1. HTTP + gate vs raw engine, alternating rounds
     let rawSum = 0;
     const rawSteps = { n: 0, rows: 0 };
@@ -95,7 +99,7 @@ async function main(): Promise<void> {
     const ROUNDS = Number(process.env.GUARDCTL_BENCH_ROUNDS ?? 3);
     for (let round = 0; round < ROUNDS && runs(1); round++) {
       rawSum += await counted(rawSteps, () => pool(N, 32, viaEngine(engine)));
-      for (const srv of round % 2 === 0 ? servers : [...servers].reverse()) srv.sum += await counted(srv.steps, () => pool(N, 32, viaHttp(srv.port)));
+      for (const srv of round % 2 === 0 ? servers : [...servers].reverse()) srv.sum += await counted(srv.steps, () => viaHttp(srv.port, N));
     }
     const raw = rawSum / ROUNDS;
     for (const srv of runs(1) ? servers : []) {
@@ -150,7 +154,7 @@ async function main(): Promise<void> {
     // 7. prefix reuse
     if (runs(7)) await prefixCache();
   } finally {
-    agent.destroy();
+    await load.close();
     for (const srv of servers) await srv.app.close();
     await engine.close();
     for (const srv of servers) srv.close();
@@ -171,8 +175,9 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
   const app = await buildServer({ config: serveConfig({ webDir: null }), engine, gate: { gate, audit: nullAudit }, logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  const served = (i: number) => signedPost(agent, port, keys, '/api/v1/moderate?categories=always', JSON.stringify({ text: PROMPTS[i % PROMPTS.length] }));
+  const load = new HttpLoad(keys);
+  const bodies = PROMPTS.map((text) => JSON.stringify({ text }));
+  const served = (n: number, concurrency: number) => load.run({ port, path: '/api/v1/moderate?categories=always', bodies, n, concurrency });
   try {
     // The same answers, or the comparison would not be of the same work.
     const theirs: string[] = [];
@@ -180,13 +185,13 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
     const ours = await Promise.all(PROMPTS.map((text) => engine.generate({ model: 'guard-demo', messages: guardMessages({ text }), maxNewTokens: OPTS.maxNewTokens })));
     const agree = ours.filter((o, i) => o.text === theirs[i]).length;
     say(`5. transformers.js ${agree}/${PROMPTS.length} answers equal to guardctl's full decode`);
-    await pool(32, 32, served);
+    await served(32, 32);
     await peer.throughput(PROMPTS, 16, 8);
     const BATCHES = [1, 4, 8, 16, 32];
     const singles: number[] = [];
     const bests: number[] = [];
     for (let run = 0; run < 3; run++) {
-      const measureOurs = async () => ({ c1: await pool(48, 1, served), c32: await pool(N, 32, served) });
+      const measureOurs = async () => ({ c1: await served(48, 1), c32: await served(N, 32) });
       const measureTheirs = async () => {
         const byBatch = new Map<number, number>();
         for (const b of BATCHES) byBatch.set(b, await peer.throughput(PROMPTS, b === 1 ? 48 : Math.max(64, 2 * b), b));
@@ -211,7 +216,7 @@ async function againstTransformersJs(keys: Awaited<ReturnType<typeof benchKeys>>
     rows.push(['guardctl serve c=1 / transformers.js one at a time', `${range(singles)} (runs: ${singles.map((x) => x.toFixed(2)).join(', ')})`, '>= 1.2x', Math.min(...singles) >= 1.2 ? 'ok' : 'MISSED']);
     rows.push(['guardctl serve c=32 / transformers.js best batch', `${range(bests)} (runs: ${bests.map((x) => x.toFixed(2)).join(', ')})`, '>= 2.5x', Math.min(...bests) >= 2.5 ? 'ok' : 'MISSED']);
   } finally {
-    agent.destroy();
+    await load.close();
     await app.close();
     await engine.close();
     close();

@@ -4,11 +4,12 @@
  * Each past tensor is [rows, kvHeads, length, headDim], and the batch keeps its attention mask beside it, one byte
  * per row and position. Rows are padded, but not only on the left: a row whose prompt starts with a cached shared
  * head (prefix-cache.ts) holds the head, then padding, then the rest of its prompt, because the head's KV is the
- * same for every row and its suffixes differ in length. So the mask is stored, not derived: every step appends a
- * 1 per row, merging two batches pads the shorter one's mask and KV on the left, dropping rows cuts the leading
- * positions that are padding for every remaining row, and each row's next position id is its count of ones
- * (lens[r]), as position ids are the cumulative sum of the mask. None of this changes any row's positions or what
- * it attends to.
+ * same for every row and its suffixes differ in length; and a CPU past may end in free slots that later steps
+ * fill (kv-append.ts). So the mask is stored, not derived: every step adds a 1 per row (at the end, or in the next
+ * free slot), merging two batches pads the shorter one's mask and KV on the left and leaves free slots out,
+ * dropping rows cuts the leading positions that are padding for every remaining row, and each row's next position
+ * id is its count of ones (lens[r]), as position ids are the cumulative sum of the mask. None of this changes any
+ * row's positions or what it attends to.
  */
 /** float32, or float16 as Uint16Array bits (Node 20, 22) or Float16Array values (Node 24+): copied as they are. */
 export type KvArray = Float32Array | Uint16Array;

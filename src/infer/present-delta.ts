@@ -6,8 +6,9 @@
  *
  * So on CPU the graph gets, for each present.N.key/value, an extra output present_delta.N.key/value: its last
  * sequence_length positions (Slice on axis 2), which are exactly the step's new keys and values because a
- * decoder's present is Concat(past, new) along that axis. The runner fetches only those and appends them to the
- * past in buffers it reuses (runner.ts), so the per-step traffic through the binding is the new positions.
+ * decoder's present is Concat(past, new) along that axis. The runner fetches only those and writes them into
+ * free slots of the past in place (runner.ts, kv-append.ts), so the per-step traffic through the binding is the
+ * new positions.
  * Every other byte of the model is copied unchanged; a graph without presents is served as it is.
  */
 import { int64Initializer, nameOf } from './last-logits.js';

@@ -142,13 +142,17 @@ export class Runner {
     const tails = head ? prompts.map((p) => p.slice(base)) : prompts;
     const width = Math.max(...tails.map((p) => p.length));
     const group = this.gpu ? tails.length : Math.max(1, Math.floor(this.prefillKvBudget / ((base + width) * this.kvBytesPerPosition())));
-    if (group >= tails.length) return this.prefillRows(tails, head, width, keepKv);
+    if (group >= tails.length) return this.prefillRows(tails, head, width, keepKv, this.chunkOf(tails.length, width));
+    // Every group runs the same sequence chunks (those of a full group), so every group's past comes out with
+    // the same length and free slots, and the groups stack.
+    const chunk = this.chunkOf(group, width);
     const logits: Float32Array[] = [];
     const runs: PrefillRun[] = [];
     let kv: Kv | undefined;
     for (let at = 0; at < tails.length; at += group) {
-      const part = await this.prefillRows(tails.slice(at, at + group), head, width, keepKv);
-      logits.push(...part.logits);
+      const part = await this.prefillRows(tails.slice(at, at + group), head, width, keepKv, chunk);
+      // Copies: a row's logits may be a view of the run's whole [rows, seq, vocab] output.
+      logits.push(...part.logits.map((row) => row.slice()));
       runs.push(...part.runs);
       if (part.kv) kv = this.stackRows(kv, part.kv, at, tails.length);
     }
@@ -169,6 +173,7 @@ export class Runner {
    */
   private stackRows(into: Kv | undefined, part: Kv, at: number, rows: number): Kv {
     const { length } = part;
+    if (into && (into.length !== length || into.used !== part.used)) throw new Error(`prefill groups of different pasts (${into.length}/${into.used} and ${length}/${part.used})`);
     const rowElements = this.config.kvHeads * length * this.config.headDim;
     const kv: Kv = into ?? {
       rows,
@@ -187,13 +192,17 @@ export class Runner {
     return kv;
   }
 
-  /** One prefill (in sequence chunks where the graph's logits cover every position) of rows padded to width. */
-  private async prefillRows(tails: readonly (readonly number[])[], head: CachedHead | undefined, width: number, keepKv: boolean): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
+  /** Positions per run of a prefill of `rows` rows: chunks bound the logits of a run; a graph that computes the
+   * last position only needs none. */
+  private chunkOf(rows: number, width: number): number {
+    return this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
+  }
+
+  /** One prefill, in sequence chunks of `chunk` positions, of rows padded to width. */
+  private async prefillRows(tails: readonly (readonly number[])[], head: CachedHead | undefined, width: number, keepKv: boolean, chunk: number): Promise<StepOutput & { kv?: Kv; runs: PrefillRun[] }> {
     const rows = tails.length;
     const base = head ? head.ids.length : 0;
     const pads = tails.map((p) => width - p.length);
-    // Chunks bound the logits of a run; a graph that computes the last position only needs none.
-    const chunk = this.graph.logitsPositions === 'last' ? width : Math.max(1, Math.floor(this.logitsBudget / (rows * this.config.vocabSize)));
     let past = head ? this.cpuPast(PrefixCache.repeat(head, rows), rows, base) : this.emptyPast(rows);
     const runs: PrefillRun[] = [];
     for (let from = 0; from < width; from += chunk) {

@@ -1,7 +1,10 @@
 /**
- * A CPU prefill larger than the runner's KV budget runs in row groups (runner.ts) and must be the same prefill:
- * the same last logits, the same past (length, lens, mask, keys and values), the same reused-token count, and
- * decode steps from the stacked past give the same logits; with and without a cached head.
+ * A CPU prefill larger than the runner's KV budget runs in row groups (runner.ts), and decode steps write their
+ * new positions into free slots of the past (kv-append.ts). Against a runner that does neither (one run per
+ * prefill, whole presents fetched, no free slots): the same last logits, the same past (positions in use, lens,
+ * mask), the same reused-token count, and the same logits after decode steps, an admission (merge) and a row
+ * dropped (select); with and without a cached head; on the last-logits graph and on the graph as exported
+ * (logits for every position, prefilled in sequence chunks), with groups of unequal size.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,77 +15,136 @@ import type { KvArray } from '../../src/infer/kv.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { addPresentDeltas } from '../../src/infer/present-delta.js';
 import { lastPositionLogits } from '../../src/infer/last-logits.js';
-import { Runner, type Kv } from '../../src/infer/runner.js';
+import { DEFAULT_LOGITS_BUDGET, Runner, type Kv } from '../../src/infer/runner.js';
 import { realFixtures } from '../helpers/real-fixture.js';
 
-async function runner(dir: string, prefillKvBudget?: number): Promise<Runner> {
+interface Choice {
+  /** The graph as exported: logits for every position. */
+  full?: boolean;
+  deltas: boolean;
+  prefillKvBudget?: number;
+  logitsBudget?: number;
+}
+
+async function runner(dir: string, c: Choice): Promise<Runner> {
   const model = loadModelDir(dir, 'fp32');
-  const last = lastPositionLogits(fs.readFileSync(model.onnxPath));
-  assert.ok(last.rewritten);
-  const deltas = addPresentDeltas(last.model);
-  assert.ok(deltas.rewritten);
-  const session = await ort.InferenceSession.create(deltas.model, { executionProviders: ['cpu'], intraOpNumThreads: 1, extra: { session: { model_external_initializers_file_folder_path: `${dir}/onnx` } } });
+  let bytes: Uint8Array = fs.readFileSync(model.onnxPath);
+  if (!c.full) {
+    const last = lastPositionLogits(bytes);
+    assert.ok(last.rewritten);
+    bytes = last.model;
+  }
+  if (c.deltas) {
+    const deltas = addPresentDeltas(bytes);
+    assert.ok(deltas.rewritten);
+    bytes = deltas.model;
+  }
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], intraOpNumThreads: 1, extra: { session: { model_external_initializers_file_folder_path: `${dir}/onnx` } } });
   const graph = validateGraph(model.onnxPath, model.config, session.inputMetadata, session.outputMetadata);
-  return new Runner(session, 'cpu', graph, model.config, undefined, true, prefillKvBudget);
+  return new Runner(session, 'cpu', graph, model.config, c.logitsBudget ?? DEFAULT_LOGITS_BUDGET, c.deltas, c.prefillKvBudget);
 }
 
 const argmax = (l: Float32Array) => l.reduce((best, v, i) => (v > l[best]! ? i : best), 0);
 
-function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
-
-function assertSamePast(a: Kv, b: Kv, what: string): void {
-  assert.equal(b.rows, a.rows, `${what}: rows`);
-  assert.equal(b.length, a.length, `${what}: past length`);
-  assert.deepEqual(b.lens, a.lens, `${what}: lens`);
-  assert.deepEqual(b.mask, a.mask, `${what}: mask`);
-  a.tensors.forEach((t, i) => {
-    assert.deepEqual(b.tensors[i]!.dims, t.dims, `${what}: dims of tensor ${i}`);
-    const d = worstDiff(t.data as KvArray, b.tensors[i]!.data as KvArray);
-    assert.ok(d <= 1e-4, `${what}: tensor ${i} differs by ${d}`);
+function assertCloseLogits(a: readonly Float32Array[], b: readonly Float32Array[], what: string): void {
+  assert.equal(b.length, a.length, `${what}: rows`);
+  a.forEach((row, r) => {
+    let worst = 0;
+    for (let i = 0; i < row.length; i++) worst = Math.max(worst, Math.abs(row[i]! - b[r]![i]!));
+    assert.ok(worst <= 1e-4, `${what}: logits of row ${r} differ by ${worst}`);
   });
 }
 
-test('prefill in row groups: the same logits and past as one run, with and without a cached head, and decoding goes on alike', async (t) => {
+/** b holds a's positions (a has no free slots) and masks its own free slots out. */
+function assertSamePast(a: Kv, b: Kv, what: string, d: number): void {
+  assert.equal(a.used ?? a.length, a.length, `${what}: the reference has no free slots`);
+  assert.equal(b.rows, a.rows, `${what}: rows`);
+  assert.equal(b.used ?? b.length, a.length, `${what}: positions in use`);
+  assert.deepEqual(b.lens, a.lens, `${what}: lens`);
+  for (let r = 0; r < a.rows; r++) {
+    assert.deepEqual(b.mask.subarray(r * b.length, r * b.length + a.length), a.mask.subarray(r * a.length, (r + 1) * a.length), `${what}: mask of row ${r}`);
+    assert.ok(b.mask.subarray(r * b.length + a.length, (r + 1) * b.length).every((m) => m === 0), `${what}: free slots of row ${r} masked out`);
+  }
+  // Positions a row attends to only: what padding holds depends on how it was computed, and is never read.
+  a.tensors.forEach((t, i) => {
+    const [x, y] = [t.data as KvArray, b.tensors[i]!.data as KvArray];
+    const heads = t.dims[1] as number;
+    let worst = 0;
+    for (let s = 0; s < a.rows * heads; s++) {
+      const row = Math.floor(s / heads);
+      for (let p = 0; p < a.length; p++) {
+        if (!a.mask[row * a.length + p]) continue;
+        for (let j = 0; j < d; j++) worst = Math.max(worst, Math.abs(x[(s * a.length + p) * d + j]! - y[(s * b.length + p) * d + j]!));
+      }
+    }
+    assert.ok(worst <= 1e-4, `${what}: tensor ${i} differs by ${worst}`);
+  });
+}
+
+/** Greedy steps on both, comparing logits; returns both pasts and the next tokens. */
+async function stepBoth(ref: Runner, sub: Runner, ka: Kv, kb: Kv, tokens: number[], steps: number, what: string): Promise<[Kv, Kv, number[]]> {
+  for (let step = 0; step < steps; step++) {
+    const [sa, sb] = [await ref.decode(ka, tokens), await sub.decode(kb, tokens)];
+    assertCloseLogits(sa.logits, sb.logits, `${what}, step ${step}`);
+    [ka, kb] = [sa.kv, sb.kv];
+    tokens = sa.logits.map(argmax);
+  }
+  return [ka, kb, tokens];
+}
+
+test('prefill in row groups and steps into free slots: the same answers as one run and whole presents, through admission and a dropped row', async (t) => {
   const fx = realFixtures(t);
   if (!fx) return;
-  const whole = await runner(fx.guard);
-  // One position of one row is 2 x layers x kvHeads x headDim floats: a budget of 1.5 rows of 12 positions
-  // makes groups of one row.
-  const probe = loadModelDir(fx.guard, 'fp32').config;
-  const rowBytes = 12 * 2 * probe.layers * probe.kvHeads * probe.headDim * 4;
-  const grouped = await runner(fx.guard, Math.floor(1.5 * rowBytes));
+  const config = loadModelDir(fx.guard, 'fp32').config;
+  const d = config.headDim;
+  // One position of one row is 2 x layers x kvHeads x headDim floats; prompts here are 12 positions at most.
+  const rowBytes = 12 * 2 * config.layers * config.kvHeads * config.headDim * 4;
+  const ref = await runner(fx.guard, { deltas: false });
+  const subjects: Array<[string, Runner, number]> = [
+    // Groups of one row, one run each.
+    ['last-logits graph, groups of 1', await runner(fx.guard, { deltas: true, prefillKvBudget: Math.floor(1.5 * rowBytes) }), 3],
+    // Groups of 2 + 1 whose prefill runs in chunks of 3 positions (the budget of a full group), so later chunks
+    // grow a past with free slots: both groups must come out alike.
+    ['exported graph, groups of 2 + 1, chunked', await runner(fx.guard, { full: true, deltas: true, prefillKvBudget: Math.floor(2.5 * rowBytes), logitsBudget: 2 * 3 * config.vocabSize }), 2],
+  ];
   try {
     const headIds = [151644, 872, 198, 9707, 1052, 11];
     const tails = [[3555, 374, 279, 6722, 151645], [14990, 151645], [40, 1079, 264, 1273, 315, 13, 151645]];
+    const extra = [[...headIds, 1573, 151645]];
     for (const withHead of [false, true]) {
-      if (withHead) for (const r of [whole, grouped]) for (const h of await r.prefillHeads([headIds])) r.prefixes.add(h);
+      if (withHead) for (const r of [ref, ...subjects.map((s) => s[1])]) for (const h of await r.prefillHeads([headIds])) r.prefixes.add(h);
       const prompts = tails.map((tail) => [...headIds, ...tail]);
-      const [a, b] = [await whole.prefill(prompts, true), await grouped.prefill(prompts, true)];
-      const what = withHead ? 'with a cached head' : 'without a head';
-      assert.equal(a.runs.length, 1, `${what}: the default budget prefills in one run`);
-      assert.equal(b.runs.length, 3, `${what}: one run per row`);
-      assert.equal(b.runs.reduce((n, r) => n + (r.reused ?? 0), 0), a.runs.reduce((n, r) => n + (r.reused ?? 0), 0), `${what}: reused tokens`);
-      assert.equal(b.runs.reduce((n, r) => n + r.tokens, 0), a.runs.reduce((n, r) => n + r.tokens, 0), `${what}: prefilled tokens`);
+      const a = await ref.prefill(prompts, true);
+      assert.equal(a.runs.length, 1, 'the reference prefills in one run');
       if (withHead) assert.equal(a.runs[0]!.reused, 3 * headIds.length, 'the head was reused');
-      a.logits.forEach((row, r) => assert.ok(worstDiff(row, b.logits[r]!) <= 1e-4, `${what}: prefill logits of row ${r}`));
-      let [ka, kb] = [a.kv!, b.kv!];
-      assertSamePast(ka, kb, `${what}: prefill`);
-      let tokens = a.logits.map(argmax);
-      for (let step = 0; step < 3; step++) {
-        const [sa, sb] = [await whole.decode(ka, tokens), await grouped.decode(kb, tokens)];
-        sa.logits.forEach((row, r) => assert.ok(worstDiff(row, sb.logits[r]!) <= 1e-4, `${what}: step ${step} row ${r}`));
-        [ka, kb] = [sa.kv, sb.kv];
-        tokens = sa.logits.map(argmax);
+      for (const [name, sub, groups] of subjects) {
+        const what = `${name}, ${withHead ? 'with a cached head' : 'without a head'}`;
+        const b = await sub.prefill(prompts, true);
+        assert.ok(b.runs.length >= groups, `${what}: ${groups} groups at least (${b.runs.length} runs)`);
+        assert.equal(b.runs.reduce((n, r) => n + (r.reused ?? 0), 0), a.runs[0]!.reused ?? 0, `${what}: reused tokens`);
+        assert.equal(b.runs.reduce((n, r) => n + r.tokens, 0), a.runs[0]!.tokens, `${what}: prefilled tokens`);
+        assertCloseLogits(a.logits, b.logits, `${what}: prefill`);
+        const copy = (kv: Kv, r: Runner) => r.select(kv, [0, 1, 2]);
+        let [ka, kb] = [copy(a.kv!, ref), b.kv!];
+        assertSamePast(ka, kb, `${what}: prefill`, d);
+        let tokens: number[];
+        [ka, kb, tokens] = await stepBoth(ref, sub, ka, kb, a.logits.map(argmax), 3, what);
+        assertSamePast(ka, kb, `${what}: after 3 steps`, d);
+        // Admission: one more prompt prefilled and merged into the running batch (the subject's past has free
+        // slots, the newcomer's may too).
+        const [na, nb] = [await ref.prefill(extra, true), await sub.prefill(extra, true)];
+        [ka, kb] = [ref.merge(ka, na.kv!), sub.merge(kb, nb.kv!)];
+        assertSamePast(ka, kb, `${what}: after a merge`, d);
+        [ka, kb, tokens] = await stepBoth(ref, sub, ka, kb, [...tokens, argmax(na.logits[0]!)], 2, `${what}, after a merge`);
+        // A finished row leaves.
+        [ka, kb] = [ref.select(ka, [0, 2, 3]), sub.select(kb, [0, 2, 3])];
+        assertSamePast(ka, kb, `${what}: after a select`, d);
+        await stepBoth(ref, sub, ka, kb, [tokens[0]!, tokens[2]!, tokens[3]!], 2, `${what}, after a select`);
       }
-      assertSamePast(ka, kb, `${what}: after 3 steps`);
+      // The reference's own past was copied for the subjects' comparisons; it is not reused.
     }
   } finally {
-    await whole.release();
-    await grouped.release();
+    await ref.release();
+    for (const [, sub] of subjects) await sub.release();
   }
 });

@@ -108,7 +108,7 @@ for (const dtype of ['fp32', 'fp16'] as const) {
         buffers.push((kb.tensors[0]!.data as KvArray).buffer);
         tokens = a.logits.map(argmax);
       }
-      // The chunked prefill's later chunks left free slots (9 positions used, 16 free): every step wrote into
+      // The chunked prefill's later chunks left free slots (9 positions used, 13 free): every step wrote into
       // them, in the prefill's own buffer.
       const prefillBuffer = (pb.kv!.tensors[0]!.data as KvArray).buffer;
       assert.ok(pb.kv!.length > pb.kv!.used!, 'the prefill left free slots');
