@@ -25,6 +25,9 @@ interface Slot {
 }
 
 /** Padded tokens one prefill may process when the tuning names no budget: text-embeddings-inference's default. */
+/** Passes over the inbox an idle device makes while each one brings more requests (kick()). */
+const SETTLE_PASSES = 8;
+
 export const DEFAULT_MAX_BATCH_TOKENS = 16_384;
 
 export class Scheduler {
@@ -33,6 +36,8 @@ export class Scheduler {
   private readonly inflight = new Map<number, string>();
   private cursor = 0;
   private pumping = false;
+  /** Requests submitted so far: kick() reads the inbox again while this grows. */
+  private arrivals = 0;
   private closing = false;
   private wake: (() => void) | undefined;
   /** The task in progress: sessions are released only after it returns (its run may already be scheduled). */
@@ -77,6 +82,7 @@ export class Scheduler {
     const slot = this.slots.get(item.model);
     if (!slot) return this.send({ type: 'failed', id: item.id, code: 'model_not_found', message: `model ${item.model} is not loaded on this device` });
     slot.queue.push({ item, arrived: performance.now() });
+    this.arrivals++;
     this.kick();
   }
 
@@ -107,8 +113,19 @@ export class Scheduler {
     if (this.pumping || this.closing) return;
     this.pumping = true;
     // Decided once the messages that came with this one are queued too: requests sent together share a prefill.
-    // (Not a wait: the worker only finishes reading its inbox.)
-    setImmediate(() => void this.pump());
+    // (Not a wait: the worker only finishes reading its inbox.) Requests sent in one burst can reach the inbox a
+    // few microseconds apart, after the first was read: so the inbox is read again while each pass brought more,
+    // up to SETTLE_PASSES. Otherwise the first of 8 requests sent together was prefilled alone in most rounds
+    // (1 + 7), which on a real-size model costs a lone prefill of seconds.
+    let seen = this.arrivals;
+    let passes = 0;
+    const settle = () => {
+      if (this.arrivals !== seen && ++passes < SETTLE_PASSES) {
+        seen = this.arrivals;
+        setImmediate(settle);
+      } else void this.pump();
+    };
+    setImmediate(settle);
   }
 
   private async pump(): Promise<void> {

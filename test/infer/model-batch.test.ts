@@ -103,6 +103,36 @@ test('a lone request on an idle device is prefilled at once: a batching window o
   assert.deepEqual(events, ['admitted', 'prefill', 'decode', 'done']);
 });
 
+test('an idle device reads its inbox again while each pass brings more: requests that arrive a pass apart share the first prefill, and a steady stream cannot hold it back', async () => {
+  for (const [stream, expected] of [[2, 3], [40, 9]] as const) {
+    const prefills: number[] = [];
+    const answered = new Set<number>();
+    const scheduler = new Scheduler({ maxBatch: 64, maxWaitMs: 10 * HANG_BOUND_MS, continuousAdmission: false }, (msg) => {
+      if (msg.type === 'step' && msg.event.kind === 'prefill') prefills.push(msg.event.batchSize);
+      if (msg.type === 'done') answered.add(msg.id);
+    });
+    scheduler.addModel('m', scriptedRunner(), [2], 0);
+    // Request 1 now, then one more in each of the next `stream` passes of the event loop (as messages sent in one
+    // burst reach a worker's inbox a few microseconds apart).
+    let next = 2;
+    const more = () => {
+      if (next > stream + 1) return;
+      scheduler.submit(item(next++, 1));
+      setImmediate(more);
+    };
+    setImmediate(more);
+    scheduler.submit(item(1, 1));
+    try {
+      await waitFor(() => answered.size === stream + 1, () => `every request to be answered (${answered.size} of ${stream + 1})`);
+    } finally {
+      await scheduler.close();
+    }
+    // Before, the first pass started a prefill of what it had: requests 1 and 2. Now the inbox is read again while
+    // a pass brought more, up to 8 passes: 3 requests, or 9 of a stream that goes on.
+    assert.equal(prefills[0], expected, `first prefill of ${stream + 1} requests arriving a pass apart: ${prefills.join('+')}`);
+  }
+});
+
 test('a score that continues keeps its prefill: fed its continuation, then decodes; one that stops is answered by the prefill', async (t) => {
   for (const reshapes of [false, true]) await t.test(reshapes ? 'CPU: the continuation in one run' : 'WebGPU-style: one token per step', () => continuedScore(reshapes));
 });
