@@ -4,7 +4,8 @@
  * events mean; the translate route and OpenAI-style chunks both write through this.
  */
 import { PassThrough } from 'node:stream';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type ApiError, toApiError } from './errors.js';
 
 /** nginx honours X-Accel-Buffering per response, so the stream is not held back even where proxy_buffering is on. */
 export const SSE_HEADERS = {
@@ -51,4 +52,16 @@ export function openSse(reply: FastifyReply): SseWriter {
       return open();
     },
   };
+}
+
+/**
+ * A failure after a stream began, when its status line is long gone: recorded on the request for the audit and
+ * metrics (a client that went away is 'cancelled'), and logged at error level when it is the server's failure
+ * (5xx, a shutdown aside) as a JSON error would be. Returns the error for the route to word as its event.
+ */
+export function streamFailed(request: FastifyRequest, err: unknown, clientGone = false): ApiError {
+  const api = toApiError(err);
+  request.failureCode = clientGone ? 'cancelled' : (request.failureCode ?? api.code);
+  if (!clientGone && api.status >= 500 && api.code !== 'shutting_down') request.log.error({ err: { code: api.code } }, 'stream failed');
+  return api;
 }

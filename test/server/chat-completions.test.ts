@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import type { FastifyBaseLogger } from 'fastify';
 import OpenAI from 'openai';
+import { pino } from 'pino';
 import { EngineError, type GenerateRequest } from '../../src/infer/types.js';
 import { bearerToken, newKeyId, newSecret } from '../../src/keys/token.js';
 import { StopMatcher } from '../../src/tasks/chat.js';
+import { MemoryStream } from '../helpers/cli.js';
 import { fakeEngine } from '../helpers/fake-engine.js';
 import { serverFixture } from '../helpers/server-app.js';
 
@@ -107,4 +110,20 @@ test('StopMatcher holds back only what may still become a stop sequence', () => 
   assert.equal(m.push('tail</end>gone'), 'tail');
   assert.equal(m.stopped, true);
   assert.equal(m.push('more'), '');
+});
+
+test('a failure after the stream began is an error event, and the server logs it once as its own failure, on chat and translate alike', async (t) => {
+  const stream = new MemoryStream();
+  const f = await serverFixture(t, { config: { insecureNoAuth: true }, logger: pino({ level: 'info' }, stream) as unknown as FastifyBaseLogger });
+  const chat = await f.send({ url: '/v1/chat/completions', body: { model: 'mt-demo', stream: true, messages: [{ role: 'user', content: '[[fail_mid_stream]]' }] } });
+  assert.equal(chat.statusCode, 200);
+  const last = JSON.parse(chat.body.split('\n\n').filter(Boolean).at(-1)!.slice(6)) as { error: { code: string } };
+  assert.equal(last.error.code, 'timeout');
+  const translate = await f.send({ url: '/api/v1/translate?source_lang=zh&target_lang=en&stream=true', body: { text: '[[fail_mid_stream]]' } });
+  assert.equal(translate.statusCode, 200);
+  assert.match(translate.body, /event: error/);
+  const failed = stream.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; err?: { code: string }; reqId?: string })
+    .filter((l) => l.msg === 'stream failed');
+  assert.deepEqual(failed.map((l) => [l.level, l.err?.code]), [[50, 'timeout'], [50, 'timeout']], 'one error line per failed stream');
+  assert.deepEqual(new Set(failed.map((l) => l.reqId)), new Set([chat.headers['x-request-id'], translate.headers['x-request-id']]));
 });

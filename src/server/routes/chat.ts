@@ -4,9 +4,9 @@ import { openaiErrorFields } from '../../core/openai-error.js';
 import { modelAllowed } from '../../keys/tiers.js';
 import { EngineError } from '../../infer/types.js';
 import { ChatInputError, chatMessages, StopMatcher, stopSequences } from '../../tasks/chat.js';
-import { ApiError, toApiError } from '../errors.js';
+import { ApiError } from '../errors.js';
 import { SAMPLING_FIELDS, samplingFromBody } from '../sampling-params.js';
-import { openSse, type SseWriter } from '../sse.js';
+import { openSse, streamFailed, type SseWriter } from '../sse.js';
 import { answerTokens, clientSignal, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
 interface ChatBody {
@@ -130,8 +130,7 @@ export function chatRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (!(stopped.signal.aborted && !client.signal.aborted && err instanceof EngineError && err.code === 'cancelled')) {
         if (!sse) throw err;
         // The stream has begun: the error can only be an event now (when the client is still there to read it).
-        const api = toApiError(err);
-        request.failureCode = client.signal.aborted ? 'cancelled' : api.code;
+        const api = streamFailed(request, err, client.signal.aborted);
         sse.send({ error: { message: api.message, ...openaiErrorFields(api.status, api.extra.field), code: api.code } });
         sse.end();
         return reply;

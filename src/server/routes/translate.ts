@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { resolveLanguages, translate, TranslateInputError, type Translation } from '../../tasks/translate.js';
-import { ApiError, toApiError } from '../errors.js';
-import { openSse } from '../sse.js';
+import { ApiError } from '../errors.js';
+import { openSse, streamFailed } from '../sse.js';
 import { SAMPLING_FIELDS, samplingFromBody, type SamplingBody } from '../sampling-params.js';
 import { answerTokens, boolString, clientSignal, elapsedMs, gatedConfig, modelFor, requireJson, type RouteContext } from './shared.js';
 
@@ -133,9 +133,7 @@ async function streamed(
   try {
     sse.send(answer(await job), 'done');
   } catch (err) {
-    const api = toApiError(err);
-    request.failureCode ??= api.code;
-    if (api.status >= 500 && api.code !== 'shutting_down') request.log.error({ err: { code: api.code } }, 'stream failed');
+    const api = streamFailed(request, err);
     sse.send({ error: { code: api.code, message: api.message, request_id: request.id } }, 'error');
   } finally {
     sse.end();
