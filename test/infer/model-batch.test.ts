@@ -178,3 +178,28 @@ async function continuedScore(reshapes: boolean): Promise<void> {
     assert.deepEqual(fed, [[40, 0], [41, 0], [42, 0], [1, 0], [1, 0]]);
   }
 }
+
+test('CPU: finished rows ride along until they are a quarter of the batch, then leave in one copy', async () => {
+  const decodes: number[] = [];
+  let selects = 0;
+  const runner = scriptedRunner();
+  const select = runner.select.bind(runner);
+  runner.select = ((state: Kv, rows: readonly number[]) => (selects++, select(state, rows))) as Runner['select'];
+  const answered = new Set<number>();
+  const scheduler = new Scheduler({ maxBatch: 8, maxWaitMs: 0, continuousAdmission: true, batchWait: 'always' }, (msg) => {
+    if (msg.type === 'step' && msg.event.kind === 'decode') decodes.push(msg.event.batchSize);
+    if (msg.type === 'done') answered.add(msg.id);
+  });
+  scheduler.addModel('m', runner, [2], 0);
+  // Eight rows that finish one per step (the prefill gives each its first token).
+  for (let id = 1; id <= 8; id++) scheduler.submit(item(id, id + 1));
+  try {
+    await waitFor(() => answered.size === 8, () => `every request to be answered (${answered.size} of 8)`);
+  } finally {
+    await scheduler.close();
+  }
+  // Each step answers one row. Two finished rows are a quarter of 8: they leave together (8 -> 6); then one of 6
+  // is not a quarter, two are (6 -> 4); one of 4 is (4 -> 3 -> 2 -> 1). Dropping each as it finished took 7 copies.
+  assert.deepEqual(decodes, [8, 8, 6, 6, 4, 3, 2, 1]);
+  assert.equal(selects, 5);
+});
