@@ -16,6 +16,7 @@ import { loadModelDir } from '../../src/infer/model-dir.js';
 import { addPresentDeltas } from '../../src/infer/present-delta.js';
 import { lastPositionLogits } from '../../src/infer/last-logits.js';
 import { DEFAULT_LOGITS_BUDGET, Runner, type Kv } from '../../src/infer/runner.js';
+import { assertSamePastLayout } from '../helpers/kv-past.js';
 import { realFixtures } from '../helpers/real-fixture.js';
 
 interface Choice {
@@ -57,14 +58,7 @@ function assertCloseLogits(a: readonly Float32Array[], b: readonly Float32Array[
 
 /** b holds a's positions (a has no free slots) and masks its own free slots out. */
 function assertSamePast(a: Kv, b: Kv, what: string, d: number): void {
-  assert.equal(a.used ?? a.length, a.length, `${what}: the reference has no free slots`);
-  assert.equal(b.rows, a.rows, `${what}: rows`);
-  assert.equal(b.used ?? b.length, a.length, `${what}: positions in use`);
-  assert.deepEqual(b.lens, a.lens, `${what}: lens`);
-  for (let r = 0; r < a.rows; r++) {
-    assert.deepEqual(b.mask.subarray(r * b.length, r * b.length + a.length), a.mask.subarray(r * a.length, (r + 1) * a.length), `${what}: mask of row ${r}`);
-    assert.ok(b.mask.subarray(r * b.length + a.length, (r + 1) * b.length).every((m) => m === 0), `${what}: free slots of row ${r} masked out`);
-  }
+  assertSamePastLayout(a, b, what);
   // Positions a row attends to only: what padding holds depends on how it was computed, and is never read.
   a.tensors.forEach((t, i) => {
     const [x, y] = [t.data as KvArray, b.tensors[i]!.data as KvArray];

@@ -14,6 +14,7 @@ import { loadModelDir } from '../../src/infer/model-dir.js';
 import { addPresentDeltas } from '../../src/infer/present-delta.js';
 import { Runner, type Kv } from '../../src/infer/runner.js';
 import type { Dtype } from '../../src/infer/types.js';
+import { assertSamePastLayout } from '../helpers/kv-past.js';
 import { realFixtures } from '../helpers/real-fixture.js';
 
 async function runner(dir: string, dtype: Dtype, deltas: boolean): Promise<Runner> {
@@ -64,13 +65,7 @@ function values(a: KvArray): Float64Array {
 
 /** b (free slots from b.used on) holds a's positions (a has none free) and masks its free slots out. */
 function assertSameKv(a: Kv, b: Kv, what: string, d: number): void {
-  assert.equal(a.used ?? a.length, a.length, `${what}: whole presents leave no free slots`);
-  assert.equal(b.used ?? b.length, a.length, `${what}: positions in use`);
-  assert.deepEqual(b.lens, a.lens, `${what}: lens`);
-  for (let r = 0; r < a.rows; r++) {
-    assert.deepEqual(b.mask.subarray(r * b.length, r * b.length + a.length), a.mask.subarray(r * a.length, (r + 1) * a.length), `${what}: mask of row ${r}`);
-    assert.ok(b.mask.subarray(r * b.length + a.length, (r + 1) * b.length).every((m) => m === 0), `${what}: free slots of row ${r} masked out`);
-  }
+  assertSamePastLayout(a, b, what);
   a.tensors.forEach((t, i) => {
     const [rows, heads, , dim] = t.dims as number[];
     assert.deepEqual(b.tensors[i]!.dims, [rows, heads, b.length, dim], `${what}: dims of tensor ${i}`);
