@@ -167,14 +167,17 @@ export class Runner {
 
   /**
    * Copies a row group's KV into the batch's at row `at`, allocating the batch's (`rows` rows of the group's
-   * length: every group is padded alike) with the first group. [rows, heads, length, dim] is row-major, so a group
-   * is one contiguous block, and once copied its own arrays are garbage: the batch's KV and one group's are all
-   * that is alive at a time.
+   * positions: every group is padded alike) with the first group, so that once copied a group's own arrays are
+   * garbage: the batch's KV and one group's are all that is alive at a time. With present deltas the batch's KV
+   * gets free slots at once (kv-append.ts): otherwise the first decode step would copy the whole cache again
+   * into new memory to make room, which here costs as much as the copy itself several times over (page faults).
    */
   private stackRows(into: Kv | undefined, part: Kv, at: number, rows: number): Kv {
-    const { length } = part;
-    if (into && (into.length !== length || into.used !== part.used)) throw new Error(`prefill groups of different pasts (${into.length}/${into.used} and ${length}/${part.used})`);
-    const rowElements = this.config.kvHeads * length * this.config.headDim;
+    if (into && ((into.used ?? into.length) !== (part.used ?? part.length))) throw new Error(`prefill groups of different pasts (${into.used ?? into.length} and ${part.used ?? part.length} positions)`);
+    const used = part.used ?? part.length;
+    const length = into ? into.length : part.used === undefined && this.deltaNames ? used + roomFor(used) : part.length;
+    const d = this.config.headDim;
+    const heads = this.config.kvHeads;
     const kv: Kv = into ?? {
       rows,
       length,
@@ -182,12 +185,15 @@ export class Runner {
       mask: new Uint8Array(rows * length),
       tensors: part.tensors.map((t) => {
         const like = t.data as KvArray;
-        return new ort.Tensor(this.graph.kvDtype, new (like.constructor as new (n: number) => KvArray)(rows * rowElements), this.kvShape(rows, length));
+        return new ort.Tensor(this.graph.kvDtype, new (like.constructor as new (n: number) => KvArray)(rows * heads * length * d), this.kvShape(rows, length));
       }),
-      ...(part.used !== undefined ? { used: part.used } : {}),
+      ...(length > used ? { used } : {}),
     };
-    part.tensors.forEach((t, i) => (kv.tensors[i]!.data as KvArray).set((t.data as KvArray).subarray(0, part.rows * rowElements), at * rowElements));
-    kv.mask.set(part.mask, at * length);
+    part.tensors.forEach((t, i) => {
+      const [src, dst] = [t.data as KvArray, kv.tensors[i]!.data as KvArray];
+      for (let s = 0; s < part.rows * heads; s++) dst.set(src.subarray(s * part.length * d, (s * part.length + used) * d), (at * heads + s) * length * d);
+    });
+    for (let r = 0; r < part.rows; r++) kv.mask.set(part.mask.subarray(r * part.length, r * part.length + used), (at + r) * length);
     kv.lens.splice(at, part.rows, ...part.lens);
     return kv;
   }

@@ -121,9 +121,13 @@ test('prefill in row groups and steps into free slots: the same answers as one r
         const copy = (kv: Kv, r: Runner) => r.select(kv, [0, 1, 2]);
         let [ka, kb] = [copy(a.kv!, ref), b.kv!];
         assertSamePast(ka, kb, `${what}: prefill`, d);
+        // The batch's past was made with free slots: the first steps write into it rather than into new memory.
+        assert.ok(kb.length > kb.used!, `${what}: the grouped prefill's past has free slots`);
+        const prefilled = (kb.tensors[0]!.data as KvArray).buffer;
         let tokens: number[];
         [ka, kb, tokens] = await stepBoth(ref, sub, ka, kb, a.logits.map(argmax), 3, what);
         assertSamePast(ka, kb, `${what}: after 3 steps`, d);
+        assert.equal((kb.tensors[0]!.data as KvArray).buffer, prefilled, `${what}: the steps wrote in place`);
         // Admission: one more prompt prefilled and merged into the running batch (the subject's past has free
         // slots, the newcomer's may too).
         const [na, nb] = [await ref.prefill(extra, true), await sub.prefill(extra, true)];
