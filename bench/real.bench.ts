@@ -125,7 +125,9 @@ async function memoryChild(dir: string, dtype: Dtype, fullLogits: boolean): Prom
   const prompts = Array.from({ length: 32 }, (_, i) => guardPromptIds(tok, SHORT_TEXTS[i % SHORT_TEXTS.length]!));
   const out = await runner.prefill(prompts, true);
   const peak = peakRss();
-  return { kvBytes: runner.bytesOf(out.kv!), loadedRss, loadPeak, peak, growth: peak - loadedRss, tokens: prompts.reduce((n, p) => n + p.length, 0), runs: out.runs.length, ms: out.ms };
+  // The KV of the positions in use: free slots for later steps (kv-append.ts) are not what the prefill produced.
+  const kv = out.kv!;
+  return { kvBytes: (runner.bytesOf(kv) * (kv.used ?? kv.length)) / kv.length, loadedRss, loadPeak, peak, growth: peak - loadedRss, tokens: prompts.reduce((n, p) => n + p.length, 0), runs: out.runs.length, ms: out.ms };
 }
 
 /** Item 3: decode step times at batch 1 and 8 after the guard prompt (~300 tokens), and ORT's profile of them. */
