@@ -93,8 +93,10 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     return w;
   };
 
-  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void) =>
-    worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now() }, signal, onTokens);
+  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void) => {
+    const following = tokenizing.get(worker) ?? 0;
+    return worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now(), ...(following > 0 ? { following } : {}) }, signal, onTokens);
+  };
 
   // A prompt whose text beyond the template is this short costs at most about a millisecond to tokenize here, even
   // made of one unbroken CJK run (the worst case measured: 128 characters, 1-2 ms; 512, 7 ms; 1 MB, 5.8 s): cheaper

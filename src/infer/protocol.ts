@@ -30,6 +30,11 @@ export interface WorkItem {
   deadline?: number;
   /** Epoch ms when the engine accepted it, for queueMs. */
   submittedAt: number;
+  /**
+   * Requests for this device that the engine had tokenized or was tokenizing when it sent this one: on their way.
+   * An idle device waits for them (briefly) so that requests sent together share a prefill.
+   */
+  following?: number;
 }
 
 /** What a device worker is told of the engine's options: the same fields, under the same names (types.ts). */
@@ -38,6 +43,8 @@ export type WorkerTuning = Pick<EngineOptions, 'maxBatch' | 'maxWaitMs'>
   & {
     /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
     continuousAdmission: boolean;
+    /** How long an idle device waits for requests announced as on their way (WorkItem.following); tests only. */
+    announcedWaitMs?: number;
   };
 
 export interface WorkerInit {

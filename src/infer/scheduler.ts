@@ -27,6 +27,8 @@ interface Slot {
 /** Padded tokens one prefill may process when the tuning names no budget: text-embeddings-inference's default. */
 /** Passes over the inbox an idle device makes while each one brings more requests (kick()). */
 const SETTLE_PASSES = 8;
+/** How long an idle device waits for requests announced as on their way (WorkItem.following). */
+const ANNOUNCED_WAIT_MS = 5;
 
 export const DEFAULT_MAX_BATCH_TOKENS = 16_384;
 
@@ -38,6 +40,8 @@ export class Scheduler {
   private pumping = false;
   /** Requests submitted so far: kick() reads the inbox again while this grows. */
   private arrivals = 0;
+  /** Requests the last submission said were on their way behind it (WorkItem.following). */
+  private announced = 0;
   private closing = false;
   private wake: (() => void) | undefined;
   /** The task in progress: sessions are released only after it returns (its run may already be scheduled). */
@@ -83,6 +87,7 @@ export class Scheduler {
     if (!slot) return this.send({ type: 'failed', id: item.id, code: 'model_not_found', message: `model ${item.model} is not loaded on this device` });
     slot.queue.push({ item, arrived: performance.now() });
     this.arrivals++;
+    this.announced = item.following ?? 0;
     this.kick();
   }
 
@@ -113,17 +118,23 @@ export class Scheduler {
     if (this.pumping || this.closing) return;
     this.pumping = true;
     // Decided once the messages that came with this one are queued too: requests sent together share a prefill.
-    // (Not a wait: the worker only finishes reading its inbox.) Requests sent in one burst can reach the inbox a
-    // few microseconds apart, after the first was read: so the inbox is read again while each pass brought more,
-    // up to SETTLE_PASSES. Otherwise the first of 8 requests sent together was prefilled alone in most rounds
-    // (1 + 7), which on a real-size model costs a lone prefill of seconds.
+    // Requests sent in one burst reach the inbox apart, after the first was read: a few microseconds, or
+    // milliseconds when the sending thread is descheduled. Before, 8 moderations sent together were often
+    // prefilled 1 + 7, which on a real-size model costs a lone prefill of seconds. So the device waits for the
+    // requests the last one announced (WorkItem.following), at most ANNOUNCED_WAIT_MS, and otherwise reads its
+    // inbox again while each pass brings more (at most SETTLE_PASSES): no timer for a lone request.
     let seen = this.arrivals;
     let passes = 0;
+    const until = performance.now() + (this.tuning.announcedWaitMs ?? ANNOUNCED_WAIT_MS);
     const settle = () => {
-      if (this.arrivals !== seen && ++passes < SETTLE_PASSES) {
-        seen = this.arrivals;
-        setImmediate(settle);
-      } else void this.pump();
+      const more = this.arrivals !== seen;
+      seen = this.arrivals;
+      const left = until - performance.now();
+      if (!this.closing && this.announced > 0 && left > 0) {
+        const timer = setTimeout(settle, left);
+        this.wake = () => (clearTimeout(timer), settle());
+      } else if (!this.closing && more && ++passes < SETTLE_PASSES) setImmediate(settle);
+      else void this.pump();
     };
     setImmediate(settle);
   }

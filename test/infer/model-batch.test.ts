@@ -203,3 +203,32 @@ test('CPU: finished rows ride along until they are a quarter of the batch, then 
   assert.deepEqual(decodes, [8, 8, 6, 6, 4, 3, 2, 1]);
   assert.equal(selects, 5);
 });
+
+test('an idle device waits for the requests the first one announced, and no longer than its bound for those that never come', async () => {
+  for (const [bound, followersCome, expected] of [[10 * HANG_BOUND_MS, true, 3], [1, false, 1]] as const) {
+    const prefills: number[] = [];
+    const answered = new Set<number>();
+    const scheduler = new Scheduler({ maxBatch: 64, maxWaitMs: 10 * HANG_BOUND_MS, continuousAdmission: false, announcedWaitMs: bound }, (msg) => {
+      if (msg.type === 'step' && msg.event.kind === 'prefill') prefills.push(msg.event.batchSize);
+      if (msg.type === 'done') answered.add(msg.id);
+    });
+    scheduler.addModel('m', scriptedRunner(), [2], 0);
+    // Request 1 says two more are on their way (the engine was tokenizing them); they come 20 passes of the event
+    // loop later, well after the inbox has stopped bringing anything.
+    scheduler.submit({ ...item(1, 1), following: 2 });
+    let passes = 0;
+    const later = () => {
+      if (++passes < 20) return void setImmediate(later);
+      scheduler.submit({ ...item(2, 1), following: 1 });
+      scheduler.submit(item(3, 1));
+    };
+    if (followersCome) setImmediate(later);
+    const all = followersCome ? 3 : 1;
+    try {
+      await waitFor(() => answered.size === all, () => `every request to be answered (${answered.size} of ${all})`);
+    } finally {
+      await scheduler.close();
+    }
+    assert.equal(prefills[0], expected, `first prefill: ${prefills.join('+')}`);
+  }
+});
