@@ -24,12 +24,12 @@ interface Slot {
   queue: Waiting[];
 }
 
-/** Padded tokens one prefill may process when the tuning names no budget: text-embeddings-inference's default. */
 /** Passes over the inbox an idle device makes while each one brings more requests (kick()). */
 const SETTLE_PASSES = 8;
 /** How long an idle device waits for requests announced as on their way (WorkItem.following). */
 const ANNOUNCED_WAIT_MS = 5;
 
+/** Padded tokens one prefill may process when the tuning names no budget: text-embeddings-inference's default. */
 export const DEFAULT_MAX_BATCH_TOKENS = 16_384;
 
 export class Scheduler {
