@@ -71,6 +71,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
           continuousAdmission: device === 'cpu' && options.continuousAdmission !== false,
           ...(options.logitsBudget ? { logitsBudget: options.logitsBudget } : {}),
           ...(options.prefillKvBudget ? { prefillKvBudget: options.prefillKvBudget } : {}),
+          ...(options.announcedWaitMs !== undefined ? { announcedWaitMs: options.announcedWaitMs } : {}),
           ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.fullPresents ? { fullPresents: true } : {}),
           ...(options.threads ? { threads: options.threads } : {}),
@@ -93,8 +94,10 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     return w;
   };
 
-  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void) => {
-    const following = tokenizing.get(worker) ?? 0;
+  /** Sends a request to its device; `arrived` ends its place among those on their way (tokenizeAndAdmit). */
+  const send = (e: Entry, worker: DeviceWorker, item: Omit<WorkItem, 'id' | 'model' | 'submittedAt'>, signal?: AbortSignal, onTokens?: (tokens: number[]) => void, arrived?: () => void) => {
+    arrived?.();
+    const following = approaching.get(worker) ?? 0;
     return worker.submit({ ...item, id: nextId++, model: e.spec.name, submittedAt: Date.now(), ...(following > 0 ? { following } : {}) }, signal, onTokens);
   };
 
@@ -185,6 +188,12 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
   const limitDetails = (e: Entry) => ({ maxInputTokens: options.maxInputTokens, modelContext: e.info.maxContext });
   /** Requests being tokenized, per device worker: they hold a place in its queue (maxQueue, load()). */
   const tokenizing = new Map<DeviceWorker, number>();
+  /**
+   * Requests admitted for a device and not yet sent to it (being tokenized, or tokenized and about to be sent):
+   * each sent request tells its device how many follow it (WorkItem.following), so that an idle device waits for
+   * them and requests that came together share a prefill.
+   */
+  const approaching = new Map<DeviceWorker, number>();
   const waiting = (w: DeviceWorker) => w.queued + (tokenizing.get(w) ?? 0);
 
   function refuseEarly(req: { signal?: AbortSignal; deadline?: number }): void {
@@ -200,7 +209,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
    */
   async function tokenizeAndAdmit(
     e: Entry, prompt: string, req: { signal?: AbortSignal; deadline?: number }, candidates?: readonly string[], continuations?: readonly (string | null)[],
-  ): Promise<Encoded & { worker: DeviceWorker }> {
+  ): Promise<Encoded & { worker: DeviceWorker; arrived: () => void }> {
     refuseEarly(req);
     const worker = e.worker!;
     if (waiting(worker) >= options.maxQueue) throw new EngineError('queue_full', `${count(waiting(worker), 'request is', 'requests are')} already waiting on ${worker.device}`, { maxQueue: options.maxQueue, device: worker.device });
@@ -212,18 +221,31 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
       throw new EngineError('input_too_long', `the prompt is ${bytes} bytes, and more than ${maxBytes} bytes cannot fit in ${limit} tokens; ${limitWhy(e, limit)}`, { limit, maxBytes, bytes, ...limitDetails(e) });
     }
     tokenizing.set(worker, (tokenizing.get(worker) ?? 0) + 1);
-    let encoded: Encoded;
+    approaching.set(worker, (approaching.get(worker) ?? 0) + 1);
+    let left = false;
+    // Idempotent: called by send(), and by the caller's finally whatever happened before it.
+    const arrived = () => {
+      if (left) return;
+      left = true;
+      approaching.set(worker, approaching.get(worker)! - 1);
+    };
     try {
-      encoded = await encode(e, prompt, limit, candidates, continuations);
-    } finally {
-      tokenizing.set(worker, tokenizing.get(worker)! - 1);
+      let encoded: Encoded;
+      try {
+        encoded = await encode(e, prompt, limit, candidates, continuations);
+      } finally {
+        tokenizing.set(worker, tokenizing.get(worker)! - 1);
+      }
+      // Waiting requests are cancelled when the engine closes; this one was waiting for its tokens.
+      if (closing) throw new EngineError('cancelled', 'the engine is closing');
+      refuseEarly(req);
+      const { ids } = encoded;
+      if (ids.length > limit) throw new EngineError('input_too_long', `the prompt has ${count(ids.length, 'token')}; ${limitWhy(e, limit)}`, { limit, actual: ids.length, ...limitDetails(e) });
+      return { ...encoded, worker, arrived };
+    } catch (err) {
+      arrived();
+      throw err;
     }
-    // Waiting requests are cancelled when the engine closes; this one was waiting for its tokens.
-    if (closing) throw new EngineError('cancelled', 'the engine is closing');
-    refuseEarly(req);
-    const { ids } = encoded;
-    if (ids.length > limit) throw new EngineError('input_too_long', `the prompt has ${count(ids.length, 'token')}; ${limitWhy(e, limit)}`, { limit, actual: ids.length, ...limitDetails(e) });
-    return { ...encoded, worker };
   }
 
   return {
@@ -245,9 +267,16 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     async generate(req: GenerateRequest): Promise<GenerateResult> {
       const e = ready(req.model);
       if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) throw new EngineError('engine_failed', `maxNewTokens must be a positive integer (got ${req.maxNewTokens})`);
-      const { ids, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
+      const { ids, worker, arrived } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix ?? ''), req);
+      let sampling;
+      try {
+        sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
+      } catch (err) {
+        // Refused before it was sent: no longer on its way.
+        arrived();
+        throw err;
+      }
       const maxNewTokens = Math.min(req.maxNewTokens, e.info.maxContext - ids.length);
-      const sampling = req.sampling && resolveSampling(req.sampling, e.dir!.config.generation, e.info.vocabSize);
       const item = {
         kind: 'generate' as const, ids, maxNewTokens, ...(sampling ? { sampling } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}), ...(req.onText ? { stream: true } : {}),
       };
@@ -263,7 +292,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
       });
       let done: Done<GenerateDone>;
       try {
-        done = (await send(e, worker, item, req.signal, onTokens)) as Done<GenerateDone>;
+        done = (await send(e, worker, item, req.signal, onTokens, arrived)) as Done<GenerateDone>;
       } catch (err) {
         // A caller that stopped the answer itself (a stop sequence) still reports the prompt's length.
         if (err instanceof EngineError) Object.assign(err.details, { promptTokens: ids.length });
@@ -283,12 +312,12 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     async score(req: ScoreRequest): Promise<ScoreResult> {
       const e = ready(req.model);
       const then = req.continueWith;
-      const { ids, candidateIds, continuationIds, worker } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix), req, req.candidates, then?.texts);
+      const { ids, candidateIds, continuationIds, worker, arrived } = await tokenizeAndAdmit(e, e.tok!.render(req.messages, req.prefix), req, req.candidates, then?.texts);
       const continuations = continuationIds?.some((c) => c !== null) ? continuationIds : undefined;
       const longest = Math.max(0, ...(continuations ?? []).map((c) => c?.length ?? 0));
       const maxNewTokens = continuations ? Math.max(1, Math.min(then!.maxNewTokens, e.info.maxContext - ids.length - longest)) : 0;
       const item = { kind: 'score' as const, ids, maxNewTokens, candidateIds, ...(continuations ? { continuations } : {}), ...(req.deadline !== undefined ? { deadline: req.deadline } : {}) };
-      const done = (await send(e, worker, item, req.signal)) as Done<ScoreDone>;
+      const done = (await send(e, worker, item, req.signal, undefined, arrived)) as Done<ScoreDone>;
       const { probabilities, continued } = done.result;
       const result: ScoreResult = { probabilities, promptTokens: ids.length, queueMs: done.queueMs, engineMs: done.engineMs };
       if (continued) {

@@ -68,6 +68,21 @@ test('one prefill per moderation, with the answers of a score followed by a seco
   assert.ok(auto.some((m) => m.level === 'unsafe' && m.categories.length > 0));
 });
 
+test('moderations sent together to an idle device share its first prefill without a batching window: each says how many follow it', { timeout: 4 * HANG_BOUND_MS }, async (t) => {
+  // The default batch wait (none on an idle device); the announced followers are waited for as long as a test
+  // may take, so the verdict does not depend on how fast this machine sends them.
+  const rec = await startEngine(t, [guard()], { maxBatch: 32, maxWaitMs: 10 * HANG_BOUND_MS, announcedWaitMs: 10 * HANG_BOUND_MS });
+  for (let wave = 0; wave < 3; wave++) {
+    rec.steps.length = 0;
+    await Promise.all(CHATS.map((c) => moderate(rec.engine, c, { ...OPTS, categories: 'always' })));
+    assert.deepEqual(prefills(rec.steps).map((s) => s.batchSize), [CHATS.length], `wave ${wave}: ${JSON.stringify(rec.steps)}`);
+  }
+  // A lone request after them announces nobody: it starts at once (a window of ten hang bounds never runs out).
+  rec.steps.length = 0;
+  await moderate(rec.engine, CHATS[0]!, { ...OPTS, categories: 'always' });
+  assert.deepEqual(prefills(rec.steps).map((s) => s.batchSize), [1]);
+});
+
 test('moderations sent together: one batched prefill, same answers on CPU batches and WebGPU-style batches', { timeout: 4 * HANG_BOUND_MS }, async (t) => {
   const single = await startEngine(t, [guard()], { maxBatch: 1, maxWaitMs: 0 });
   // maxBatch = the number of chats: the batch forms when all arrived (batchWait always), so it is one prefill.
