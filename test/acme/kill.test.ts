@@ -46,8 +46,8 @@ printf 'server 127.0.0.1 ${bind.port}\\nupdate %s %s 60 TXT "%s"\\nsend\\n' "$op
     '--dns', 'exec', '--dns-exec', script, '--dns-resolvers', `127.0.0.1:${bind.port}`, '--dns-interval', '0.2'], { env: { ...env, GUARDCTL_ACME_CA_CERTIFICATES: pebble.caFile } });
   assert.equal(issued.code, 0, issued.stderr + issued.stdout);
   const dir = path.join(home, 'certs', 'kill.example.test');
-  const original = fs.readFileSync(path.join(dir, 'fullchain.pem'), 'utf8');
-  const serial = assertConsistent(dir);
+  let original = fs.readFileSync(path.join(dir, 'fullchain.pem'), 'utf8');
+  let serial = assertConsistent(dir);
 
   const renew = () => {
     const child = spawn(process.execPath, [BIN, '--home', home, 'cert', 'renew', 'kill.example.test', '--force'], {
@@ -72,13 +72,25 @@ printf 'server 127.0.0.1 ${bind.port}\\nupdate %s %s 60 TXT "%s"\\nsend\\n' "$op
     return { child, exited, output: () => out, kill };
   };
 
-  // 1. Killed while the provider is writing the challenge.
+  // 1. Killed while the provider is writing the challenge. A run that finishes without reaching the provider (the
+  // CA had nothing left to challenge, seen once in four suite runs here) renewed whole: its certificate is the one
+  // to keep, and another run tries again.
   fs.writeFileSync(path.join(state, 'hang'), '');
-  const first = renew();
-  const deadline = Date.now() + HANG_BOUND_MS;
-  while (!fs.existsSync(path.join(state, 'presenting'))) {
-    assert.ok(Date.now() < deadline, `the renewal never reached the provider:\n${first.output()}`);
-    await new Promise((r) => setTimeout(r, 25));
+  let first = renew();
+  for (let attempt = 1; ; attempt++) {
+    let finished = false;
+    void first.exited.then(() => (finished = true));
+    const deadline = Date.now() + HANG_BOUND_MS;
+    while (!fs.existsSync(path.join(state, 'presenting')) && !finished) {
+      assert.ok(Date.now() < deadline, `the renewal never reached the provider:\n${first.output()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!finished) break;
+    assert.equal(await first.exited, 0, first.output());
+    assert.ok(attempt < 3, `${attempt} renewals in a row never reached the provider:\n${first.output()}`);
+    original = fs.readFileSync(path.join(dir, 'fullchain.pem'), 'utf8');
+    serial = assertConsistent(dir);
+    first = renew();
   }
   first.kill();
   assert.equal(await first.exited, null, 'killed by a signal');
