@@ -186,15 +186,14 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     ? `the limit is ${limit} tokens: model ${e.spec.name} has ${e.info.maxContext} positions (max_position_embeddings) for prompt and answer, one kept for the answer, fewer than --max-input-tokens ${options.maxInputTokens}`
     : `the limit is ${limit} tokens (--max-input-tokens)`);
   const limitDetails = (e: Entry) => ({ maxInputTokens: options.maxInputTokens, modelContext: e.info.maxContext });
-  /** Requests being tokenized, per device worker: they hold a place in its queue (maxQueue, load()). */
-  const tokenizing = new Map<DeviceWorker, number>();
   /**
-   * Requests admitted for a device and not yet sent to it (being tokenized, or tokenized and about to be sent):
-   * each sent request tells its device how many follow it (WorkItem.following), so that an idle device waits for
-   * them and requests that came together share a prefill.
+   * Requests admitted for a device and not yet sent to it (being tokenized, or tokenized and about to be sent),
+   * per device worker. They hold a place in its queue (maxQueue, load()), and each sent request tells its device
+   * how many follow it (WorkItem.following), so that an idle device waits for them and requests that came
+   * together share a prefill.
    */
   const approaching = new Map<DeviceWorker, number>();
-  const waiting = (w: DeviceWorker) => w.queued + (tokenizing.get(w) ?? 0);
+  const waiting = (w: DeviceWorker) => w.queued + (approaching.get(w) ?? 0);
 
   function refuseEarly(req: { signal?: AbortSignal; deadline?: number }): void {
     if (req.signal?.aborted) throw new EngineError('cancelled', 'the request was cancelled before it started');
@@ -220,22 +219,16 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
     if (bytes > maxBytes) {
       throw new EngineError('input_too_long', `the prompt is ${bytes} bytes, and more than ${maxBytes} bytes cannot fit in ${limit} tokens; ${limitWhy(e, limit)}`, { limit, maxBytes, bytes, ...limitDetails(e) });
     }
-    tokenizing.set(worker, (tokenizing.get(worker) ?? 0) + 1);
     approaching.set(worker, (approaching.get(worker) ?? 0) + 1);
     let left = false;
-    // Idempotent: called by send(), and by the caller's finally whatever happened before it.
+    // Idempotent: called by send(), and on any failure before it.
     const arrived = () => {
       if (left) return;
       left = true;
       approaching.set(worker, approaching.get(worker)! - 1);
     };
     try {
-      let encoded: Encoded;
-      try {
-        encoded = await encode(e, prompt, limit, candidates, continuations);
-      } finally {
-        tokenizing.set(worker, tokenizing.get(worker)! - 1);
-      }
+      const encoded = await encode(e, prompt, limit, candidates, continuations);
       // Waiting requests are cancelled when the engine closes; this one was waiting for its tokens.
       if (closing) throw new EngineError('cancelled', 'the engine is closing');
       refuseEarly(req);
