@@ -5,7 +5,8 @@
  * and every answer from Redis (a networked gate state) waits for the end of such a turn: 4-5 ms at the median at
  * concurrency 32, for a Redis that answers in 34 µs. Clients run elsewhere; so does this one.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { tsWorker } from '../src/infer/spawn-worker.js';
 import type { BenchKeys } from './setup.js';
 
 export interface LoadJob {
@@ -23,10 +24,7 @@ export class HttpLoad {
   private readonly waiting = new Map<number, { resolve(rate: number): void; reject(err: Error): void }>();
 
   constructor(keys: Pick<BenchKeys, 'keyId' | 'secret'>) {
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./http-load-worker.ts', import.meta.url).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    this.worker = new Worker(code, { eval: true, workerData: { keyId: keys.keyId, secret: keys.secret } });
+    this.worker = tsWorker(new URL('./http-load-worker.ts', import.meta.url), { keyId: keys.keyId, secret: keys.secret });
     this.worker.on('message', (m: { id: number; rate?: number; error?: string }) => {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);

@@ -8,9 +8,13 @@ import { Worker } from 'node:worker_threads';
 export function spawnWorker(name: string, data: unknown): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, here), { workerData: data });
+  return tsWorker(new URL(`./${name}.ts`, here), data);
+}
+
+/** A worker thread on a TypeScript module, through tsx (tests and benches run from the sources). */
+export function tsWorker(entry: URL, data: unknown): Worker {
   // Hooks registered with tsx's API on the main thread (bin/guardctl.js) do not reach workers: register again.
   const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL(`./${name}.ts`, here).href;
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(code, { eval: true, workerData: data });
 }
