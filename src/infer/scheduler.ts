@@ -130,13 +130,26 @@ export class Scheduler {
       const more = this.arrivals !== seen;
       seen = this.arrivals;
       const left = until - performance.now();
-      if (!this.closing && this.announced > 0 && left > 0) {
-        const timer = setTimeout(settle, left);
-        this.wake = () => (clearTimeout(timer), settle());
-      } else if (!this.closing && more && ++passes < SETTLE_PASSES) setImmediate(settle);
+      if (!this.closing && this.announced > 0 && left > 0) this.wakeAfter(left, settle);
+      else if (!this.closing && more && ++passes < SETTLE_PASSES) setImmediate(settle);
       else void this.pump();
     };
     setImmediate(settle);
+  }
+
+  /**
+   * Calls fn after ms, or sooner when a request arrives (kick), once either way. The wake-up ends with its timer: one
+   * left behind was called by the next arrival while the device ran, and started a second pump beside the first,
+   * which ran a prefill on the batch in the middle of its decode step.
+   */
+  private wakeAfter(ms: number, fn: () => void): void {
+    const wake = () => {
+      clearTimeout(timer);
+      if (this.wake === wake) this.wake = undefined;
+      fn();
+    };
+    const timer = setTimeout(wake, ms);
+    this.wake = wake;
   }
 
   private async pump(): Promise<void> {
@@ -147,10 +160,7 @@ export class Scheduler {
         const turn = nextTurn(names.map((name) => view(name, this.slots.get(name)!)), this.cursor, this.limits, performance.now());
         if (turn.kind === 'idle') return;
         if (turn.kind === 'wait') {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, turn.ms);
-            this.wake = () => (clearTimeout(timer), resolve());
-          });
+          await new Promise<void>((resolve) => this.wakeAfter(turn.ms, resolve));
           continue;
         }
         this.cursor = turn.cursor;

@@ -232,3 +232,52 @@ test('an idle device waits for the requests the first one announced, and no long
     assert.equal(prefills[0], expected, `first prefill: ${prefills.join('+')}`);
   }
 });
+
+test('a request that arrives while the device runs, after an announced wait ran out, does not start a second pump beside the first', async () => {
+  // The bug: the announced wait's wake-up outlived its timer, so the next submission called it during the first
+  // pump's step and started another pump, which ran the batch's next step beside the first: a decode and a prefill
+  // on one batch at once, rows and KV cache out of step ("decode failed: Cannot read properties of undefined",
+  // seen under bench:serve's HTTP load).
+  let inFlight = 0;
+  let most = 0;
+  let submitted = false;
+  const runner = scriptedRunner();
+  const base = { prefill: runner.prefill.bind(runner), decode: runner.decode.bind(runner) };
+  const kv = (rows: number, lens: number[]): Kv => ({ rows, length: Math.max(0, ...lens), lens, mask: new Uint8Array(0), tensors: [] });
+  const tracked = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await call(...args);
+    } finally {
+      inFlight--;
+    }
+  };
+  Object.assign(runner, {
+    prefill: tracked(base.prefill),
+    decode: tracked(async (state: Kv, tokens: readonly number[]) => {
+      if (!submitted) {
+        submitted = true;
+        scheduler.submit(item(2, 2));
+      }
+      return base.decode(state, tokens);
+    }),
+    merge: (a: Kv, b: Kv) => kv(a.rows + b.rows, [...a.lens, ...b.lens]),
+  });
+  const answered = new Map<number, string>();
+  // The bound must outlast the first look at the inbox (one event-loop pass), so that its timer is what starts the
+  // device: 50 ms is ample there, and a pass that took longer would only leave the bug unexercised, never fail.
+  const scheduler = new Scheduler({ maxBatch: 8, maxWaitMs: 0, continuousAdmission: true, announcedWaitMs: 50 }, (msg) => {
+    if (msg.type === 'done') answered.set(msg.id, 'done');
+    if (msg.type === 'failed') answered.set(msg.id, msg.message);
+  });
+  scheduler.addModel('m', runner, [2], 0);
+  // Announces a follower that never comes: the device starts once the bound has passed.
+  scheduler.submit({ ...item(1, 4), following: 1 });
+  try {
+    await waitFor(() => answered.size === 2, () => `both requests to be answered (${[...answered.keys()]})`);
+  } finally {
+    await scheduler.close();
+  }
+  assert.deepEqual([...answered].sort(), [[1, 'done'], [2, 'done']]);
+  assert.equal(most, 1, 'runs on one batch at once');
+});
