@@ -3,7 +3,8 @@
  * timed on that thread. A load generator on the server's own event loop (as these rows first ran) makes the
  * server's turns longer by the client's work — signing, writing, parsing answers, starting the next request —
  * and every answer from Redis (a networked gate state) waits for the end of such a turn: 4-5 ms at the median at
- * concurrency 32, for a Redis that answers in 34 µs. Clients run elsewhere; so does this one.
+ * concurrency 32, for a Redis that answers in 34 µs. Clients run elsewhere; so does this one, and it costs as
+ * little as a load generator does (bench/http-load-worker.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import { tsWorker } from '../src/infer/spawn-worker.js';

@@ -4,7 +4,8 @@
  *     with the durable state (--state sqlite, the default), the in-memory one and Redis, alternating; with the
  *     requests per prefill/score step each side got (batch fill: requests that reach the engine spread out, rather
  *     than all in one turn, start smaller batches on an idle device). The HTTP client runs on a thread of its own
- *     (bench/http-load.ts), in sections 1 and 5.
+ *     (bench/http-load.ts), in sections 1 and 5, and writes requests signed before its clock starts, as wrk or
+ *     autocannon would (bench/http-load-worker.ts).
  *  2. dynamic batching: engine throughput at concurrency 32 vs 1 (target >= 3x)
  *  3. p50/p99 latency of one moderation request, fast path vs full decode
  *  4. webgpu vs cpu: `npm run bench:gpu` (bench/gpu.bench.ts); here it reports whether webgpu loads.
