@@ -2,17 +2,21 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { bearerAllowed, effectiveLimits, modelAllowed } from '../keys/tiers.js';
 import { isWellFormedToken, KEY_ID_PREFIX, parseBearer } from '../keys/token.js';
-import type { KeyCredentials, KeyLookup, KeyRecord, Limits, ModelRef, Tier } from '../keys/types.js';
+import type { KeyCredentials, KeyLookup, KeyRecord, ModelRef, Tier } from '../keys/types.js';
 import { KeysUnavailableError } from '../keys/unavailable.js';
 import {
   DuplicateParamError, hmac, parseQuery, sha256Hex, v1Params, v1StringToSign, v2CanonicalQuery, v2StringToSign,
 } from './canonical.js';
 import { clientIp, isLoopback, normalizeIp, parseCidrList } from './ip.js';
 import type { GateOptions } from './options.js';
-import { isAuthFailure, type ReasonCode } from './reasons.js';
-import { bucketSize, nonceShare } from './nonce-share.js';
-import type { GateState, LimitOutcome } from './state.js';
+import type { ReasonCode } from './reasons.js';
+import { nonceShare } from './nonce-share.js';
+import { Admission } from './admission.js';
+import type { GateState } from './state.js';
+import { denial, refusal, seconds, type DenialExtra, type GateDenial, type GateResult } from './verdict.js';
 import { v1Problem } from './v1-coverage.js';
+
+export type { GateDenial, GatePass, GateResult } from './verdict.js';
 
 /** A request as the gate sees it, independent of the HTTP framework. */
 export interface GateRequest {
@@ -54,37 +58,6 @@ export interface GateHeaderPass {
   creds: KeyCredentials;
 }
 
-/** A refusal, by reason code; the server turns it into an HTTP answer (status and message from its catalogue). */
-export interface GateDenial {
-  ok: false;
-  code: ReasonCode;
-  /** What exactly was wrong (a header's name, the model asked for), appended to the reason's message. */
-  detail?: string;
-  headers: Record<string, string>;
-  clientIp: string;
-  keyId?: string;
-  tier?: string;
-  /** Only with the debug option and a bad signature: what the server signed. */
-  stringToSign?: string;
-}
-
-export interface GatePass {
-  ok: true;
-  key: KeyRecord;
-  limits: Limits;
-  clientIp: string;
-  headers: Record<string, string>;
-  /** Frees the concurrency slot; safe to call more than once. */
-  release(): void;
-  /**
-   * With a state that groups its writes (SQLite): settles once this request's nonce, token and quota count are
-   * committed. The answer must wait for it (the fastify binding's onSend does); the request need not.
-   */
-  committed?: Promise<void>;
-}
-
-export type GateResult = GatePass | GateDenial;
-
 export interface GateDeps {
   keys: KeyLookup;
   state: GateState;
@@ -109,9 +82,11 @@ function isHex64(s: string): boolean {
 /** The request gate of ../shared/signing.md: every check in its order, the first failure answers. */
 export class Gate {
   private readonly now: () => number;
+  private readonly admission: Admission;
 
   constructor(private readonly deps: GateDeps) {
     this.now = deps.now ?? Date.now;
+    this.admission = new Admission(deps);
   }
 
   /**
@@ -295,7 +270,7 @@ export class Gate {
       model = req.model?.();
       return (modelRefused = model !== undefined && !modelAllowed(limits.models, model));
     };
-    if (state.admit && !v1 && !modelCheck()) return this.admitAtOnce(state.admit.bind(state), record, limits, ip, nonce!, ttlMs, share, now);
+    if (state.admit && !v1 && !modelCheck()) return this.admission.atOnce(state.admit.bind(state), record, limits, ip, nonce!, ttlMs, share, now);
 
     const recorded = state.recordNonce(record.id, nonce!, ttlMs, share);
     const seen = typeof recorded === 'string' ? recorded : await recorded;
@@ -310,9 +285,9 @@ export class Gate {
     if (v1) return this.deny(v1.code, ip, {}, { keyId, tier, detail: v1.detail });
 
     // 7. model allowed for the tier
-    const admitted = (modelRefused ?? modelCheck()) ? this.modelNotAllowed(model!, ip, record.id, tier) : await this.admit(record, limits, ip, now);
+    const admitted = (modelRefused ?? modelCheck()) ? this.modelNotAllowed(model!, ip, record.id, tier) : await this.admission.stepByStep(record, limits, ip, now);
     if (!admitted.ok) await state.forgetNonce(record.id, nonce!);
-    return this.committing(admitted);
+    return this.admission.committing(admitted);
   }
 
   /** Step 5 for a bearer credential: its secret against the key's; then straight to the limits (no nonce). */
@@ -327,7 +302,7 @@ export class Gate {
     const limits = effectiveLimits(record, this.deps.tiers);
     const model = req.model?.();
     if (model && !modelAllowed(limits.models, model)) return this.modelNotAllowed(model, ip, keyId, record.tier);
-    return this.committing(await this.admit(record, limits, ip, now));
+    return this.admission.committing(await this.admission.stepByStep(record, limits, ip, now));
   }
 
   /**
@@ -344,97 +319,6 @@ export class Gate {
 
   private modelNotAllowed(model: ModelRef, ip: string, keyId: string, tier: string): GateDenial {
     return this.deny('model_not_allowed', ip, {}, { keyId, tier, detail: `model "${model.name}" is not in this key's tier "${tier}"` });
-  }
-
-  /**
-   * The answer waits for the durable state's commit, not the request: a commit waits one turn of the event loop,
-   * which the model needs far longer than, so the answer rarely waits at all, while waiting here cost the served
-   * path about 5% of its throughput. A crash before the commit loses only requests that were never answered.
-   */
-  private committing(admitted: GateResult): GateResult {
-    if (admitted.ok && this.deps.state.durable) {
-      const committed = this.deps.state.durable();
-      committed.catch(() => admitted.release());
-      admitted.committed = committed;
-    }
-    return admitted;
-  }
-
-  /** Step 8, for a request whose nonce is recorded. */
-  private async admit(record: KeyRecord, limits: Limits, ip: string, now: number): Promise<GateResult> {
-    const { state } = this.deps;
-    const keyId = record.id;
-    const tier = record.tier;
-    // 8. rate, then concurrency, then the daily quota
-    const headers: Record<string, string> = {};
-    if (limits.rate !== null) {
-      const burst = bucketSize(limits);
-      const bucket = await state.consumeRate(record.id, limits.rate, burst);
-      Object.assign(headers, rateLimitHeaders(bucket, ratePolicy(burst, limits.rate)));
-      if (!bucket.allowed) return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(bucket.resetMs) }, { keyId, tier });
-    }
-    let holdsSlot = false;
-    if (limits.concurrency !== null) {
-      holdsSlot = await state.acquireSlot(record.id, limits.concurrency);
-      if (!holdsSlot) return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
-    }
-    const release = this.releaser(record.id, holdsSlot);
-    if (limits.daily !== null) {
-      let quota: LimitOutcome;
-      try {
-        quota = await state.consumeQuota(record.id, limits.daily, now);
-      } catch (err) {
-        // A shared state that stopped answering: the request is refused (503), and must not keep its slot.
-        release();
-        throw err;
-      }
-      if (limits.rate === null) Object.assign(headers, rateLimitHeaders(quota, quotaPolicy(limits.daily)));
-      if (!quota.allowed) {
-        release();
-        return this.deny('quota_exhausted', ip, { ...rateLimitHeaders(quota, quotaPolicy(limits.daily)), 'Retry-After': seconds(quota.resetMs) }, { keyId, tier });
-      }
-    }
-    this.deps.keys.touch?.(record.id, now);
-    return { ok: true, key: record, limits, clientIp: ip, headers, release };
-  }
-
-  /**
-   * Steps 6 and 8 (and the address block again) in one call to a networked state (GateState.admit): the same
-   * verdicts and headers as recordNonce and admit() step by step, for one round trip instead of up to five.
-   */
-  private async admitAtOnce(
-    admit: NonNullable<GateState['admit']>, record: KeyRecord, limits: Limits, ip: string, nonce: string, ttlMs: number, share: number, now: number,
-  ): Promise<GateResult> {
-    const keyId = record.id;
-    const tier = record.tier;
-    const burst = limits.rate === null ? 0 : bucketSize(limits);
-    const out = await admit({
-      keyId, ip, nonce, ttlMs, nonceShare: share, rate: limits.rate === null ? null : { rate: limits.rate, burst },
-      concurrency: limits.concurrency, daily: limits.daily, now,
-    });
-    switch (out.outcome) {
-      case 'blocked': return this.deny('auth_throttled', ip, { 'Retry-After': seconds(out.blockedMs) }, { keyId, tier });
-      case 'replayed': return this.fail('replayed_nonce', ip, { keyId, tier });
-      case 'full': return this.deny('nonce_store_full', ip, { 'Retry-After': '1' }, { keyId, tier });
-      case 'key_full': return this.deny('rate_limited', ip, { 'Retry-After': '1' }, { keyId, tier });
-    }
-    const headers: Record<string, string> = out.rate ? rateLimitHeaders(out.rate, ratePolicy(burst, limits.rate!)) : {};
-    const quotaHeaders = out.quota && rateLimitHeaders(out.quota, quotaPolicy(limits.daily!));
-    switch (out.outcome) {
-      case 'rate_limited': return this.deny('rate_limited', ip, { ...headers, 'Retry-After': seconds(out.rate!.resetMs) }, { keyId, tier });
-      case 'concurrency_limited': return this.deny('concurrency_limited', ip, { ...headers, 'Retry-After': '1' }, { keyId, tier });
-      case 'quota_exhausted': return this.deny('quota_exhausted', ip, { ...quotaHeaders, 'Retry-After': seconds(out.quota!.resetMs) }, { keyId, tier });
-    }
-    if (!out.rate && quotaHeaders) Object.assign(headers, quotaHeaders);
-    this.deps.keys.touch?.(keyId, now);
-    return { ok: true, key: record, limits, clientIp: ip, headers, release: this.releaser(keyId, limits.concurrency !== null) };
-  }
-
-  /** Frees the concurrency slot a request holds (none: a no-op); safe to call more than once. */
-  private releaser(keyId: string, holdsSlot: boolean): () => void {
-    return once(() => {
-      if (holdsSlot) this.deps.state.releaseSlot(keyId).catch((err) => this.deps.onError?.(err));
-    });
   }
 
   private readonly goodIds = new Set<string>();
@@ -463,66 +347,16 @@ export class Gate {
     return list;
   }
 
-  private async fail(code: ReasonCode, ip: string, extra: DenialExtra & { headers?: Record<string, string> }): Promise<GateDenial> {
-    if (isAuthFailure(code)) await this.deps.state.recordAuthFailure(ip);
-    return this.deny(code, ip, extra.headers ?? {}, extra);
+  private fail(code: ReasonCode, ip: string, extra: DenialExtra & { headers?: Record<string, string> }): Promise<GateDenial> {
+    return refusal(this.deps.state, code, ip, extra);
   }
 
   private deny(code: ReasonCode, ip: string, headers: Record<string, string>, extra: DenialExtra = {}): GateDenial {
-    return {
-      ok: false,
-      code,
-      ...(extra.detail ? { detail: extra.detail } : {}),
-      headers,
-      clientIp: ip,
-      keyId: extra.keyId,
-      tier: extra.tier,
-      stringToSign: extra.stringToSign,
-    };
+    return denial(code, ip, headers, extra);
   }
-}
-
-interface DenialExtra {
-  keyId?: string;
-  tier?: string;
-  detail?: string;
-  stringToSign?: string;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** The RateLimit-Policy of a token bucket: its size, over the seconds it takes to refill. */
-function ratePolicy(burst: number, rate: number): string {
-  return `${burst};w=${Math.max(1, Math.round(burst / rate))}`;
-}
-
-/** The RateLimit-Policy of a daily quota. */
-function quotaPolicy(daily: number): string {
-  return `${daily};w=86400`;
-}
-
-function seconds(ms: number): string {
-  return String(Math.max(1, Math.ceil(ms / 1000)));
-}
-
-function rateLimitHeaders(outcome: LimitOutcome, policy: string): Record<string, string> {
-  return {
-    'RateLimit-Limit': String(outcome.limit),
-    'RateLimit-Remaining': String(outcome.remaining),
-    'RateLimit-Reset': String(Math.ceil(outcome.resetMs / 1000)),
-    'RateLimit-Policy': policy,
-  };
-}
-
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (!done) {
-      done = true;
-      fn();
-    }
-  };
 }
