@@ -46,9 +46,9 @@ export class ChatTokenizer {
     }
     this.eosIds = model.config.eosIds;
     this.specials = specialTokens(model.tokenizerConfig);
-    const added = (model.tokenizerJson as { added_tokens?: Array<{ content?: unknown; special?: unknown }> }).added_tokens ?? [];
+    const added = (model.tokenizerJson as { added_tokens?: Array<{ content?: unknown; special?: unknown; rstrip?: unknown; normalized?: unknown }> }).added_tokens ?? [];
     this.controlStrings = added.filter((a) => a.special === true && typeof a.content === 'string' && a.content.length > 1).map((a) => a.content as string);
-    this.cutStrings = cutStrings(added);
+    this.cutStrings = cutStrings(added, (model.tokenizerJson as { normalizer?: unknown }).normalizer != null);
   }
 
   /**
@@ -172,14 +172,19 @@ export class ChatTokenizer {
 }
 
 /**
- * The added tokens a prompt can be cut after (jointEncoder): those whose text no other added token contains, so no
- * match of the tokenizer's added-token splitter can start before the cut and end after it, and without rstrip,
- * which would trim the text after them only when something precedes them.
+ * The added tokens a prompt can be cut after (jointEncoder):
+ * - those the tokenizer splits on before normalizing (not `normalized`, or no normalizer): a normalized one is
+ *   found only inside a normalized section, so the text after it is not a section of its own;
+ * - those whose text no other added token contains, so no match of the splitter can start before the cut and end
+ *   after it;
+ * - without rstrip: its trim would act alike in both encodings, but nothing is gained by relying on that.
  */
-function cutStrings(added: ReadonlyArray<{ content?: unknown; rstrip?: unknown }>): string[] {
+function cutStrings(added: ReadonlyArray<{ content?: unknown; rstrip?: unknown; normalized?: unknown; special?: unknown }>, normalizes: boolean): string[] {
   const texts = added.map((a) => a.content).filter((c): c is string => typeof c === 'string' && c.length > 0);
+  // As @huggingface/tokenizers reads the flag: absent, a special token is not normalized and any other is.
+  const normalized = (a: { normalized?: unknown; special?: unknown }) => (typeof a.normalized === 'boolean' ? a.normalized : a.special !== true);
   return added
-    .filter((a) => typeof a.content === 'string' && a.content.length > 0 && a.rstrip !== true)
+    .filter((a) => typeof a.content === 'string' && a.content.length > 0 && a.rstrip !== true && !(normalizes && normalized(a)))
     .map((a) => a.content as string)
     .filter((c) => !texts.some((other) => other !== c && other.includes(c)));
 }

@@ -86,26 +86,40 @@ test('candidates and continuations encoded from the last added token on equal wh
   }
 });
 
-test('a tokenizer that marks a text\'s first section (Metaspace, prepend_scheme first) gets the same answers', () => {
+/** A character-level tokenizer with Metaspace (prepend_scheme first): the first section of a text is marked. */
+function metaspaceTokenizer(normalizer: unknown, added: Array<{ content: string; special: boolean; normalized: boolean }>, chatTemplate: string): ChatTokenizer {
   const chars = ['▁', 'a', 'b', 'S', 'U', ' ', '\n', ':'];
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1 };
+  const vocab: Record<string, number> = { '<unk>': 0 };
+  for (const a of added) vocab[a.content] = Object.keys(vocab).length;
   for (const c of chars) vocab[c] = Object.keys(vocab).length;
-  const meta = new ChatTokenizer({
+  return new ChatTokenizer({
     dir: 'inline',
     tokenizerJson: {
       model: { type: 'BPE', vocab, merges: [], unk_token: '<unk>' },
       pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
       decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
-      normalizer: null, post_processor: null,
-      added_tokens: [{ id: 1, content: '<s>', special: true, lstrip: false, rstrip: false, normalized: false, single_word: false }],
+      normalizer, post_processor: null,
+      added_tokens: added.map((a) => ({ id: vocab[a.content], lstrip: false, rstrip: false, single_word: false, ...a })),
     },
     tokenizerConfig: { bos_token: '<s>' },
-    chatTemplate: "{% for m in messages %}{{ bos_token }}{{ m['content'] }}{% endfor %}{{ bos_token }}a:",
+    chatTemplate,
     config: { eosIds: [1] } as never,
   });
-  const prompt = meta.render([{ role: 'user', content: 'ab ab' }]);
-  const [candidates, continuations] = [['S', 'U'], ['Sab', 'Ua b']];
-  const whole = wholeAnswers(meta, prompt, candidates, continuations);
-  assert.notEqual(whole, 'ambiguous_candidates');
-  assert.deepEqual(answers(meta, prompt, candidates, continuations).got, whole);
+}
+
+test('a tokenizer that marks a text\'s first section (Metaspace, prepend_scheme first) gets the same answers', () => {
+  const cases = [
+    // <s> is split on before anything else: the part after it is encoded again from <s> on.
+    metaspaceTokenizer(null, [{ content: '<s>', special: true, normalized: false }], "{% for m in messages %}{{ bos_token }}{{ m['content'] }}{% endfor %}{{ bos_token }}a:"),
+    // <t> is normalized (found only inside a normalized section): a cut there would make the text after it a
+    // first section of its own, marked ▁, which it is not in the whole encoding (found in review).
+    metaspaceTokenizer({ type: 'NFC' }, [{ content: '<s>', special: true, normalized: false }, { content: '<t>', special: false, normalized: true }], "{% for m in messages %}{{ bos_token }}{{ m['content'] }}{% endfor %}<t>"),
+  ];
+  for (const meta of cases) {
+    const prompt = meta.render([{ role: 'user', content: 'ab ab' }]);
+    const [candidates, continuations] = [['S', 'U'], ['Sab', 'Ua b']];
+    const whole = wholeAnswers(meta, prompt, candidates, continuations);
+    assert.notEqual(whole, 'ambiguous_candidates');
+    assert.deepEqual(answers(meta, prompt, candidates, continuations).got, whole, JSON.stringify(prompt));
+  }
 });
