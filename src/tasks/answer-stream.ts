@@ -6,6 +6,8 @@
  * growth of that view is emitted. Should a view ever stop extending what was sent (a model that writes text
  * before its <target> tag), nothing more is emitted and the final event's `result` is the answer.
  */
+import { partialSuffix } from './partial-suffix.js';
+
 const OPEN = '<target>';
 const CLOSE = '</target>';
 
@@ -16,8 +18,7 @@ function settled(text: string): string {
 
 /** Drops a suffix that may be the start of `tag`. */
 function withoutPartial(text: string, tag: string): string {
-  for (let n = Math.min(tag.length - 1, text.length); n > 0; n--) if (tag.startsWith(text.slice(-n))) return text.slice(0, -n);
-  return text;
+  return text.slice(0, text.length - partialSuffix(text, [tag]));
 }
 
 function formattedView(raw: string): string {

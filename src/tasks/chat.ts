@@ -3,6 +3,7 @@
  * chat template (as vLLM does), and the `stop` strings applied to the answer as it is decoded.
  */
 import type { ChatMessage } from '../infer/types.js';
+import { partialSuffix } from './partial-suffix.js';
 
 export class ChatInputError extends Error {
   constructor(readonly field: string, message: string) {
@@ -64,11 +65,7 @@ export function stopSequences(raw: unknown): string[] {
 export class StopMatcher {
   private pending = '';
   stopped = false;
-  private readonly longest: number;
-
-  constructor(private readonly stops: readonly string[]) {
-    this.longest = Math.max(0, ...stops.map((s) => s.length));
-  }
+  constructor(private readonly stops: readonly string[]) {}
 
   /** What may be sent now of the answer so far; after a stop, nothing more. */
   push(delta: string): string {
@@ -87,14 +84,7 @@ export class StopMatcher {
       return out;
     }
     // Keep the longest tail that is the start of a stop sequence; the rest cannot be part of one.
-    let keep = 0;
-    for (let n = Math.min(this.longest - 1, this.pending.length); n > 0; n--) {
-      const tail = this.pending.slice(-n);
-      if (this.stops.some((s) => s.startsWith(tail))) {
-        keep = n;
-        break;
-      }
-    }
+    const keep = partialSuffix(this.pending, this.stops);
     const out = this.pending.slice(0, this.pending.length - keep);
     this.pending = this.pending.slice(this.pending.length - keep);
     return out;
