@@ -20,30 +20,44 @@ function requestBytes(job: LoadJob, body: string): Buffer {
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
-/** Sends `requests` one after another on one keep-alive connection; rejects on any answer but a 200. */
-function connection(port: number, take: () => Buffer | undefined): Promise<void> {
+/**
+ * Sends the requests `take` hands out one after another on one keep-alive connection; rejects on any answer but
+ * a 200, and on a connection that ends before its last answer. A failed connection is destroyed, and `take`
+ * hands the other connections nothing more once one has failed.
+ */
+function connection(port: number, take: () => Buffer | undefined, failed: (err: Error) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.setNoDelay(true);
     let pending: Buffer = Buffer.alloc(0);
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      failed(err);
+      socket.destroy();
+      reject(err);
+    };
     const next = () => {
       const req = take();
-      if (req) socket.write(req);
-      else socket.end(resolve);
+      if (req) return void socket.write(req);
+      done = true;
+      socket.end(() => resolve());
     };
     socket.on('connect', next);
-    socket.on('error', reject);
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('the server closed the connection before answering')));
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       const end = pending.indexOf('\r\n\r\n');
       if (end === -1) return;
       const head = pending.subarray(0, end).toString('latin1');
       const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-      if (!length) return reject(new Error(`an answer without Content-Length: ${head.split('\r\n')[0]}`));
+      if (!length) return fail(new Error(`an answer without Content-Length: ${head.split('\r\n')[0]}`));
       const total = end + 4 + Number(length[1]);
       if (pending.length < total) return;
       const status = head.slice(9, 12);
-      if (status !== '200') return reject(new Error(`HTTP ${status}: ${pending.subarray(end + 4, total).toString()}`));
+      if (status !== '200') return fail(new Error(`HTTP ${status}: ${pending.subarray(end + 4, total).toString()}`));
       pending = pending.subarray(total);
       next();
     });
@@ -53,9 +67,13 @@ function connection(port: number, take: () => Buffer | undefined): Promise<void>
 parentPort!.on('message', (job: LoadJob & { id: number }) => {
   const requests = Array.from({ length: job.n }, (_, i) => requestBytes(job, job.bodies[i % job.bodies.length]!));
   let sent = 0;
-  const take = () => (sent < requests.length ? requests[sent++] : undefined);
+  let stopped = false;
+  const take = () => (!stopped && sent < requests.length ? requests[sent++] : undefined);
+  const stop = () => {
+    stopped = true;
+  };
   const t0 = performance.now();
-  Promise.all(Array.from({ length: job.concurrency }, () => connection(job.port, take))).then(
+  Promise.all(Array.from({ length: job.concurrency }, () => connection(job.port, take, stop))).then(
     () => parentPort!.postMessage({ id: job.id, rate: job.n / ((performance.now() - t0) / 1000) }),
     (err: unknown) => parentPort!.postMessage({ id: job.id, error: (err as Error).message }),
   );
