@@ -364,10 +364,11 @@ test('abuse: a flooding key harms no other key, a restart replays nothing and re
 
   await t.test(`phase 3: /healthz p99 < ${HEALTHZ_P99_MS} ms (${HEALTHZ_LOAD_FACTOR} x its quiet p99 on a loaded machine) while 1 MB texts and unsigned deep JSON arrive in two loops`, async (st) => {
     // One measurement: /healthz polled quietly, then under the two attack loops.
-    const measure = async (round: number) => {
+    // One tally for both measurements: every answer to the attacks counts, in the kept measurement or not.
+    const tally = new Tally();
+    const measure = async (round: number, earlierQuietP99 = Infinity) => {
       const quiet = await pollHealthz(`${daemon.url}/healthz`, HEALTHZ_QUIET_POLLS);
       st.diagnostic(`phase 3 (${round}) /healthz without the attack: ${HEALTHZ_QUIET_POLLS} polls, p50 ${percentile(quiet.ms, 50).toFixed(1)} ms, p99 ${percentile(quiet.ms, 99).toFixed(1)} ms, max ${quiet.ms.at(-1)!.toFixed(1)} ms`);
-      const tally = new Tally();
       const attackAgent = new http.Agent({ keepAlive: true, maxSockets: 2 });
       const stop = new AbortController();
       st.after(() => (stop.abort(), attackAgent.destroy()));
@@ -390,17 +391,21 @@ test('abuse: a flooding key harms no other key, a restart replays nothing and re
       // The issue's figure where the machine is quiet (a quiet p99 up to 2.5 ms). On a loaded one, a daemon kept busy
       // waits for a core between its slices whatever it does: 20 times the quiet p99 (seen up to 18x at a load
       // average of 18 on 2 cores). A stalled event loop (seconds, today) fails either way.
-      const bound = Math.max(HEALTHZ_P99_MS, HEALTHZ_LOAD_FACTOR * percentile(quiet.ms, 99));
-      return { tally, healthz, p50, p99, max, bound };
+      // A second measurement's quiet polls follow the first's attack at once, and could catch a stall still going
+      // on: the quieter of the two baselines sets its bound.
+      const quietP99 = Math.min(earlierQuietP99, percentile(quiet.ms, 99));
+      const bound = Math.max(HEALTHZ_P99_MS, HEALTHZ_LOAD_FACTOR * quietP99);
+      return { healthz, p50, p99, max, bound, quietP99 };
     };
     // A daemon that stalls on these requests stalls every time they come. Once in a full suite run (2026-12-07) two
     // polls of a hundred came 1.4 s late while other test files loaded real-format models beside this one, and a
     // run of this file alone just after gave p99 22 ms: so a miss is measured once more, and the second decides.
-    let m = await measure(1);
-    if (!(m.p99 < m.bound)) m = await measure(2);
-    const { tally, healthz, p50, p99, max, bound } = m;
+    // Every other check covers both measurements.
+    const first = await measure(1);
+    const rounds = first.p99 < first.bound ? [first] : [first, await measure(2, first.quietP99)];
+    const { p50, p99, max, bound } = rounds.at(-1)!;
     assert.ok(p99 < bound, `/healthz p99 ${p99.toFixed(1)} ms (p50 ${p50.toFixed(1)}, max ${max.toFixed(1)}) under 1 MB texts and deep unsigned JSON; the bound is ${bound.toFixed(1)} ms`);
-    assert.equal(healthz.failed, 0, '/healthz answered 200 every time');
+    assert.equal(rounds.reduce((n, r) => n + r.healthz.failed, 0), 0, '/healthz answered 200 every time');
     // The attacks reached what they aim at: the long text the model route's input check, the deep JSON the
     // daemon's refusal of an unsigned request; neither ever a 5xx.
     // Connections the daemon closed on a refusal, or the test's own abort at the end, are no answer.
