@@ -143,11 +143,14 @@ export class DeviceWorker {
         break;
       }
       case 'tokens':
-        try {
-          this.requests.get(msg.id)?.onTokens?.(msg.tokens);
-        } catch (err) {
-          // A consumer that cannot take more text (its client is gone) stops the request, not the message loop.
-          this.abandon(msg.id, 'cancelled', `the stream's consumer failed: ${(err as Error).message}`);
+        for (let i = 0; i < msg.tokens.length; i += 2) {
+          const id = msg.tokens[i]!;
+          try {
+            this.requests.get(id)?.onTokens?.([msg.tokens[i + 1]!]);
+          } catch (err) {
+            // A consumer that cannot take more text (its client is gone) stops the request, not the message loop.
+            this.abandon(id, 'cancelled', `the stream's consumer failed: ${(err as Error).message}`);
+          }
         }
         break;
       case 'done':

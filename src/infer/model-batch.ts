@@ -226,9 +226,10 @@ export class ModelBatch {
   /**
    * Per live row: the next forced token, or the scores of a score row's prefill (answered now unless its winner
    * continues), or its next token (greedy, or its sampler's); rows that hit EOS or their token budget are
-   * answered now.
+   * answered now. The streamed rows' new tokens go out together, in one message per step.
    */
   private accept(rows: Row[], logits: Float32Array[]): void {
+    const streamed: number[] = [];
     rows.forEach((row, r) => {
       if (!row.live) return;
       if (row.forced.length > 0) {
@@ -258,8 +259,9 @@ export class ModelBatch {
       row.next = token;
       if (row.tokens.length >= row.item.maxNewTokens) return this.finish(row, 'length');
       // The last token travels with 'done'; the others are reported as they come when the caller streams.
-      if (row.item.stream) this.send({ type: 'tokens', id: row.item.id, tokens: [token] });
+      if (row.item.stream) streamed.push(row.item.id, token);
     });
+    if (streamed.length > 0) this.send({ type: 'tokens', tokens: streamed });
   }
 
   private finish(row: Row, finish: 'eos' | 'length'): void {

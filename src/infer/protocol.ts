@@ -79,8 +79,11 @@ export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
   | { type: 'admitted'; id: number; at: number }
-  /** A streamed generate's tokens accepted at this step (WorkItem.stream); 'done' still carries them all. */
-  | { type: 'tokens'; id: number; tokens: number[] }
+  /**
+   * The tokens a step accepted for its streamed generates (WorkItem.stream), as request id, token, id, token...:
+   * one message per step rather than one per row. 'done' still carries each answer's tokens in full.
+   */
+  | { type: 'tokens'; tokens: number[] }
   | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
   | { type: 'step'; event: StepEvent }

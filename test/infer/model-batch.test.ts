@@ -281,3 +281,30 @@ test('a request that arrives while the device runs, after an announced wait ran 
   assert.deepEqual([...answered].sort(), [[1, 'done'], [2, 'done']]);
   assert.equal(most, 1, 'runs on one batch at once');
 });
+
+test('streamed rows of one step share one tokens message, each token after its row\'s earlier ones and before its answer', async () => {
+  const tokenMessages: number[][] = [];
+  const order: string[] = [];
+  const answered = new Set<number>();
+  const scheduler = new Scheduler({ maxBatch: 8, maxWaitMs: 0, continuousAdmission: true, batchWait: 'always' }, (msg) => {
+    if (msg.type === 'tokens') {
+      tokenMessages.push(msg.tokens);
+      for (let i = 0; i < msg.tokens.length; i += 2) order.push(`token ${msg.tokens[i]}`);
+    }
+    if (msg.type === 'done') {
+      answered.add(msg.id);
+      order.push(`done ${msg.id}`);
+    }
+  });
+  scheduler.addModel('m', scriptedRunner(), [2], 0);
+  // Three streamed rows prefilled together, each answering after 4 tokens: the prefill's tokens and two decode
+  // steps' go out as a message per step naming all three; the fourth token travels with 'done'.
+  for (const id of [1, 2, 3]) scheduler.submit({ ...item(id, 4), stream: true });
+  try {
+    await waitFor(() => answered.size === 3, () => `every request to be answered (${answered.size} of 3)`);
+  } finally {
+    await scheduler.close();
+  }
+  assert.deepEqual(tokenMessages, [[1, 1, 2, 1, 3, 1], [1, 1, 2, 1, 3, 1], [1, 1, 2, 1, 3, 1]]);
+  for (const id of [1, 2, 3]) assert.ok(order.lastIndexOf(`token ${id}`) < order.indexOf(`done ${id}`), order.join(', '));
+});
