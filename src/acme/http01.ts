@@ -69,6 +69,7 @@ export function httpSolver(dns: DnsSettings): Solver {
   if (!webroot) throw usageError('this certificate uses HTTP-01 but names no webroot', 'issue it again with guardctl cert issue --http-webroot DIR');
   return {
     challenge: HTTP01,
+    failureHint: 'the CA could not fetch the challenge file over http://NAME/.well-known/acme-challenge/: check that the name points at this host, that port 80 reaches nginx, and that the site serves the --http-webroot folder there',
     provider: webrootWriter(webroot),
     parallel: true,
     // Nothing propagates: the file is served as soon as it is written.

@@ -38,7 +38,6 @@ const HINTS = {
   order: 'the CA refused the order (its policy, a rate limit, or the account): the reason above is the CA\'s own',
   challenge: 'the CA did not see the right TXT record: check that the provider writes to the zone the public DNS serves (CNAME delegation, split-horizon DNS) and try a longer --dns-timeout',
   finalize: 'the CA did not issue after validation; try again later, and check its status page',
-  http: 'the CA could not fetch the challenge file over http://NAME/.well-known/acme-challenge/: check that the name points at this host, that port 80 reaches nginx, and that the site serves the --http-webroot folder there',
 } as const;
 
 /** Orders and validates a certificate for meta's names and settings; touches nothing on disk but the account. */
@@ -65,7 +64,7 @@ export async function obtain(meta: Omit<LineageMeta, 'cert' | 'nextRenewalAt'>, 
   } catch (err) {
     if ((err as { code?: string }).code?.startsWith('GUARD_E_')) throw err;
     const phase = phaseOf(err) ?? 'order';
-    throw acmeError(`could not get a certificate for ${meta.names.join(', ')}: ${(err as Error).message}`, err, HINTS[phase === 'challenge' && solver.challenge === 'http-01' ? 'http' : phase]);
+    throw acmeError(`could not get a certificate for ${meta.names.join(', ')}: ${(err as Error).message}`, err, phase === 'challenge' ? solver.failureHint ?? HINTS.challenge : HINTS[phase]);
   }
   const bundle = toBundle(fullchain, privkey);
   try {

@@ -25,6 +25,8 @@ export interface Propagation {
 export interface Solver {
   /** Which challenge it answers (default dns-01). For http-01 a record's fqdn is the token (http01.ts). */
   challenge?: 'dns-01' | 'http-01';
+  /** What to check when the CA could not validate this solver's challenge (default: obtain.ts's DNS-01 hint). */
+  failureHint?: string;
   provider: DnsProvider;
   /** Whether present()/cleanup() may run concurrently (ProviderMeta.parallel). */
   parallel: boolean;

@@ -12,6 +12,7 @@ import { configureAcmeTrust } from '../../src/acme/directory.js';
 import { issueCertificate } from '../../src/acme/issue.js';
 import type { LifecycleDeps } from '../../src/acme/obtain.js';
 import type { Solver } from '../../src/acme/order.js';
+import { httpSolver } from '../../src/acme/http01.js';
 import { renewMany } from '../../src/acme/renew-all.js';
 import { solverFor } from '../../src/acme/solver.js';
 import type { DnsSettings } from '../../src/acme/types.js';
@@ -41,6 +42,26 @@ test('faults leave the previous good state', async (t) => {
   });
   const issue = (home: string, names: string[], wrap?: (s: Solver) => Solver) =>
     issueCertificate({ lineage: names[0]!, names, server: pebble.directory, keyType: 'ec256', agreeTos: true, dns }, deps(home, wrap));
+
+  await t.test('the CA cannot validate a challenge: the hint names what to check for that challenge, and no lineage is written', async (st) => {
+    // DNS-01: the provider says it wrote the record and writes nothing, and nothing waits for it to appear.
+    const dnsHome = tempDir(st);
+    const silent = await issue(dnsHome, ['silent.example.test'], (s) => ({
+      ...s,
+      provider: { name: 'silent', present: async () => {}, cleanup: async () => {} },
+      propagation: { ...s.propagation, waitForTxt: async () => undefined },
+    })).then(() => null, (e: Error & { hint?: string }) => e);
+    assert.match(String(silent?.message), /could not get a certificate for silent\.example\.test/);
+    assert.match(String(silent?.hint), /did not see the right TXT record/);
+    // HTTP-01: Pebble fetches the token from a port nothing listens on.
+    const httpHome = tempDir(st);
+    const webroot = tempDir(st);
+    const unfetched = await issue(httpHome, ['unfetched.example.test'], () => httpSolver({ provider: 'http', options: { webroot }, intervalSec: 0, timeoutSec: 0 } as DnsSettings))
+      .then(() => null, (e: Error & { hint?: string }) => e);
+    assert.match(String(unfetched?.message), /could not get a certificate for unfetched\.example\.test/);
+    assert.match(String(unfetched?.hint), /could not fetch the challenge file over http:\/\/NAME\/\.well-known\/acme-challenge\//);
+    for (const home of [dnsHome, httpHome]) assert.deepEqual(fs.readdirSync(path.join(home, 'certs')), []);
+  });
 
   await t.test('the provider fails on add: the other value is removed, no lineage is written', async (st) => {
     const home = tempDir(st);
