@@ -30,8 +30,8 @@ export class ChatTokenizer {
   private readonly specials: Record<string, string>;
   /** The control-token strings (<|im_start|>, <|im_end|>, ...) that user text must never produce. */
   private readonly controlStrings: string[];
-  /** Added tokens after which the rest of a text can be encoded without what comes before them (jointEncoder). */
-  private readonly cutStrings: string[];
+  /** Added tokens after which the rest of a text can be encoded without what comes before them (jointEncoder), with their ids. */
+  private readonly cutStrings: Map<string, number>;
 
   constructor(model: Pick<ModelDir, 'dir' | 'tokenizerJson' | 'tokenizerConfig' | 'chatTemplate' | 'config'>) {
     try {
@@ -46,7 +46,7 @@ export class ChatTokenizer {
     }
     this.eosIds = model.config.eosIds;
     this.specials = specialTokens(model.tokenizerConfig);
-    const added = (model.tokenizerJson as { added_tokens?: Array<{ content?: unknown; special?: unknown; rstrip?: unknown; normalized?: unknown }> }).added_tokens ?? [];
+    const added = (model.tokenizerJson as { added_tokens?: Array<{ id?: unknown; content?: unknown; special?: unknown; rstrip?: unknown; normalized?: unknown }> }).added_tokens ?? [];
     this.controlStrings = added.filter((a) => a.special === true && typeof a.content === 'string' && a.content.length > 1).map((a) => a.content as string);
     this.cutStrings = cutStrings(added, (model.tokenizerJson as { normalizer?: unknown }).normalizer != null);
   }
@@ -109,16 +109,16 @@ export class ChatTokenizer {
   private jointEncoder(prompt: string, promptIds: readonly number[]): (text: string) => number[] {
     const whole = (text: string) => this.encode(prompt + text);
     let cut = -1;
-    let token = '';
-    for (const s of this.cutStrings) {
+    let tokenId = -1;
+    for (const [s, id] of this.cutStrings) {
       const at = prompt.lastIndexOf(s);
-      if (at > cut) [cut, token] = [at, s];
+      if (at > cut) [cut, tokenId] = [at, id];
     }
     if (cut < 0) return whole;
     const rest = prompt.slice(cut);
     const tail = this.encode(rest);
     const keep = promptIds.length - tail.length;
-    if (keep < 0 || tail[0] !== this.encode(token)[0] || tail.some((id, i) => promptIds[keep + i] !== id)) return whole;
+    if (keep < 0 || tail[0] !== tokenId || tail.some((id, i) => promptIds[keep + i] !== id)) return whole;
     const head = promptIds.slice(0, keep);
     return (text) => head.concat(this.encode(rest + text));
   }
@@ -179,12 +179,12 @@ export class ChatTokenizer {
  *   after it;
  * - without rstrip: its trim would act alike in both encodings, but nothing is gained by relying on that.
  */
-function cutStrings(added: ReadonlyArray<{ content?: unknown; rstrip?: unknown; normalized?: unknown; special?: unknown }>, normalizes: boolean): string[] {
+function cutStrings(added: ReadonlyArray<{ id?: unknown; content?: unknown; rstrip?: unknown; normalized?: unknown; special?: unknown }>, normalizes: boolean): Map<string, number> {
   const texts = added.map((a) => a.content).filter((c): c is string => typeof c === 'string' && c.length > 0);
   // As @huggingface/tokenizers reads the flag: absent, a special token is not normalized and any other is.
   const normalized = (a: { normalized?: unknown; special?: unknown }) => (typeof a.normalized === 'boolean' ? a.normalized : a.special !== true);
-  return added
-    .filter((a) => typeof a.content === 'string' && a.content.length > 0 && a.rstrip !== true && !(normalizes && normalized(a)))
-    .map((a) => a.content as string)
-    .filter((c) => !texts.some((other) => other !== c && other.includes(c)));
+  return new Map(added
+    .filter((a) => typeof a.id === 'number' && typeof a.content === 'string' && a.content.length > 0 && a.rstrip !== true && !(normalizes && normalized(a)))
+    .filter((a) => !texts.some((other) => other !== a.content && other.includes(a.content as string)))
+    .map((a) => [a.content as string, a.id as number]));
 }
