@@ -1,6 +1,7 @@
 /**
  * ONNX Runtime alone on bench:real's model, loaded as the device worker loads it (worker.ts): the last-logits
- * rewrite unless fullLogits, the present-delta outputs unless fullPresents, the same CPU session options, the
+ * rewrite unless fullLogits, split attention (or, with concatAttention, the present-delta outputs) unless
+ * fullPresents, the same CPU session options, the
  * engine's Runner for prefill and decode. The
  * baseline of the served-throughput ratio and the subject of the memory and decode-step measurements.
  */
@@ -12,6 +13,7 @@ import { lastPositionLogits } from '../src/infer/last-logits.js';
 import { argmax as argmaxOf } from '../src/infer/logits.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
 import { addPresentDeltas } from '../src/infer/present-delta.js';
+import { splitAttention, splitPays } from '../src/infer/split-attention.js';
 import type { ModelDir } from '../src/infer/model-dir.js';
 import { Runner } from '../src/infer/runner.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
@@ -28,6 +30,8 @@ export interface Loaded {
 export interface LoadChoices {
   fullLogits?: boolean;
   fullPresents?: boolean;
+  /** Attention over the concatenated cache (present-delta.ts only), as before split-attention.ts. */
+  concatAttention?: boolean;
   extra?: ort.InferenceSession.SessionOptions;
 }
 
@@ -40,7 +44,12 @@ export async function loadRunner(dir: string, dtype: Dtype, threads: number, cho
     if (!r.rewritten) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
     bytes = r.model;
   }
-  if (!choices.fullPresents) {
+  const split = !choices.fullPresents && !choices.concatAttention && splitPays(model.config);
+  if (split) {
+    const r = splitAttention(bytes);
+    if (!r.rewritten) throw new Error(`the split-attention rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
+    bytes = r.model;
+  } else if (!choices.fullPresents) {
     const r = addPresentDeltas(bytes);
     if (!r.rewritten) throw new Error(`the present-delta rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
     bytes = r.model;

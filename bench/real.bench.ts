@@ -9,7 +9,8 @@
  *  2. item 2's figure: peak memory of a batch-32 prefill of real-template prompts against the KV cache it produces,
  *     with the last-logits rewrite and with the graph as exported (fullLogits), one process each.
  *  3. decode step time at batch 1 and batch 8 after a ~300-token prompt (goal: batch 8 <= 2x batch 1), with
- *     ONNX Runtime's profile of the decode steps by operator type.
+ *     ONNX Runtime's profile of the decode steps by operator type: whole presents fetched, new positions fetched
+ *     with the graph's Concat attention, and split attention (the default).
  * Every measurement runs in its own child process, so one's memory does not count in another's peak. Bounded:
  * each concurrency runs exactly that many requests once (8, then 32), latency is the median of 3, so a run takes
  * 10-20 minutes per dtype for section 1 on 2 cores (most of it batch-32 prefills of ~300 tokens), 3 minutes for
@@ -131,9 +132,9 @@ async function memoryChild(dir: string, dtype: Dtype, fullLogits: boolean): Prom
 }
 
 /** Item 3: decode step times at batch 1 and 8 after the guard prompt (~300 tokens), and ORT's profile of them. */
-async function stepsChild(dir: string, dtype: Dtype, fullPresents: boolean): Promise<object> {
+async function stepsChild(dir: string, dtype: Dtype, variant: 'full' | 'delta' | 'split'): Promise<object> {
   const profileDir = mkdtempSync(path.join(os.tmpdir(), 'guardctl-real-profile-'));
-  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { fullPresents, extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
+  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { fullPresents: variant === 'full', concatAttention: variant === 'delta', extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
   const STEPS = 6;
   const result: Record<number, { runMs: number; wallMs: number; past: number; slots: number }> = {};
   const prefillRuns: number[] = [];
@@ -239,19 +240,25 @@ async function parent(): Promise<void> {
   if (runs(3)) {
     say('\n3. decode steps after the guard prompt, fp32 (median of 6; goal batch 8 <= 2x batch 1)');
     type Steps = { steps: Record<number, { runMs: number; wallMs: number; past: number; slots: number }>; profile: Record<string, Record<string, number>> };
-    const variants: Array<[string, Steps]> = [];
-    for (const full of [true, false]) {
-      const s = child('steps', dir, 'fp32', full ? 'full' : 'delta') as Steps;
-      variants.push([full ? 'whole presents fetched' : 'new positions fetched (present-delta)', s]);
-      say(full ? 'whole presents fetched every step (before):' : 'new positions only, written into free slots of the past in place (present-delta.ts, kv-append.ts; the default):');
+    const variants: Record<string, Steps> = {};
+    const labels: Record<string, string> = {
+      full: 'whole presents fetched every step (before present-delta):',
+      delta: 'new positions only, written into free slots of the past in place (present-delta.ts, kv-append.ts), attention over Concat(past, new):',
+      split: 'the same, with attention reading the past and the new positions apart, no Concat (split-attention.ts; the default):',
+    };
+    for (const variant of ['full', 'delta', 'split'] as const) {
+      const s = child('steps', dir, 'fp32', variant) as Steps;
+      variants[variant] = s;
+      say(labels[variant]!);
       for (const b of [1, 8]) {
         const st = s.steps[b]!;
         say(`  batch ${b}: past ${st.past}${st.slots > st.past ? ` (in ${st.slots} slots)` : ''}: session.run ${st.runMs.toFixed(0)} ms, step ${st.wallMs.toFixed(0)} ms; ORT profile ms/step: ${Object.entries(s.profile[b] ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`);
       }
       say(`  batch 8 / batch 1 step: ${(s.steps[8]!.wallMs / s.steps[1]!.wallMs).toFixed(2)}x`);
     }
-    const [before, after] = [variants[0]![1].steps, variants[1]![1].steps];
-    say(`present-delta speed-up per step: batch 1 ${(before[1]!.wallMs / after[1]!.wallMs).toFixed(2)}x, batch 8 ${(before[8]!.wallMs / after[8]!.wallMs).toFixed(2)}x`);
+    const step = (v: string, b: number) => variants[v]!.steps[b]!.wallMs;
+    say(`present-delta speed-up per step over whole presents: batch 1 ${(step('full', 1) / step('delta', 1)).toFixed(2)}x, batch 8 ${(step('full', 8) / step('delta', 8)).toFixed(2)}x`);
+    say(`split attention speed-up per step over Concat: batch 1 ${(step('delta', 1) / step('split', 1)).toFixed(2)}x, batch 8 ${(step('delta', 8) / step('split', 8)).toFixed(2)}x`);
   }
 }
 
@@ -261,7 +268,7 @@ async function childMain(args: string[]): Promise<void> {
     kind === 'engine' ? await engineChild(dir, dtype, arg as PrefixMode)
     : kind === 'ort' ? await ortChild(dir, dtype, Number(arg.split(',')[0]), arg.split(',')[1] as PrefixMode)
     : kind === 'memory' ? await memoryChild(dir, dtype, arg === 'full')
-    : kind === 'steps' ? await stepsChild(dir, dtype, arg === 'full')
+    : kind === 'steps' ? await stepsChild(dir, dtype, arg as 'full' | 'delta' | 'split')
     : undefined;
   if (!result) throw new Error(`unknown child ${kind}`);
   say(JSON.stringify(result));

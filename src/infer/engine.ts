@@ -74,6 +74,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
           ...(options.announcedWaitMs !== undefined ? { announcedWaitMs: options.announcedWaitMs } : {}),
           ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.fullPresents ? { fullPresents: true } : {}),
+          ...(options.splitAttention !== undefined ? { splitAttention: options.splitAttention } : {}),
           ...(options.threads ? { threads: options.threads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
           ...(options.batchWait ? { batchWait: options.batchWait } : {}),

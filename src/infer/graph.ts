@@ -27,6 +27,11 @@ export interface GraphInfo {
   pastNames: string[];
   /** presentNames[i] is the output that becomes pastNames[i] on the next step. */
   presentNames: string[];
+  /**
+   * The presents hold the run's new positions only (present_delta.N of split-attention.ts, which computes no
+   * present.N): the runner writes them after the past, and never feeds an empty past.
+   */
+  newPositionsOnly: boolean;
 }
 
 export const pastName = (layer: number, kind: 'key' | 'value') => `past_key_values.${layer}.${kind}`;
@@ -67,6 +72,7 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
   const pastNames: string[] = [];
   const presentNames: string[] = [];
   let kvDtype: FloatType | undefined;
+  let newOnly = false;
   for (let layer = 0; layer < config.layers; layer++) {
     for (const kind of ['key', 'value'] as const) {
       const pn = pastName(layer, kind);
@@ -84,6 +90,14 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
       }
       if (typeof dim === 'number' && dim !== config.headDim) throw configError(`${where}: ${pn} has head size ${dim} but config.json says ${config.headDim}`, 'config.json and the graph come from different exports', { tensor: pn });
       const on = presentName(layer, kind);
+      const delta = `present_delta.${layer}.${kind}`;
+      if (!outputs.has(on) && outputs.has(delta) && (layer === 0 || newOnly)) {
+        newOnly = true;
+        pastNames.push(pn);
+        presentNames.push(delta);
+        continue;
+      }
+      if (newOnly) throw configError(`${where}: ${on} is a whole present but earlier layers give new positions only`, 'the graph was rewritten in part: load the export as it is');
       if (!outputs.has(on)) throw configError(`${where}: output ${on} is missing`, 'the model must be a decoder export with KV cache (text-generation-with-past)', { tensor: on });
       pastNames.push(pn);
       presentNames.push(on);
@@ -109,5 +123,5 @@ export function validateGraph(where: string, config: ModelConfig, inputList: rea
     });
   }
   const logitsPositions = logits.shape?.[1] === 1 ? 'last' : 'all';
-  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, logitsPositions, pastNames, presentNames };
+  return { kvDtype: kvDtype ?? 'float32', logitsDtype, hasPositionIds: posMeta !== undefined, logitsPositions, pastNames, presentNames, newPositionsOnly: newOnly };
 }

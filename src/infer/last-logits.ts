@@ -12,7 +12,8 @@
  * changes. Every other byte of the model is copied unchanged, and the weights, inline or external, are not
  * touched. A graph that does not match the pattern is served as it is (the worker says so at load).
  */
-import { lenField, replaceField, readVarint, stringField, text, varintField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
+import { int64Initializer, nameOf, readGraph, type NodeInfo } from './onnx-edit.js';
+import { lenField, replaceField, stringField, varintField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
 
 /** The operators whose first input is the hidden state that the lm_head projects. */
 const LM_HEAD_OPS = new Set(['MatMul', 'MatMulNBits', 'MatMulInteger', 'FusedMatMul']);
@@ -20,56 +21,9 @@ const LM_HEAD_OPS = new Set(['MatMul', 'MatMulNBits', 'MatMulInteger', 'FusedMat
 const PASS_OPS = new Set(['Cast', 'Identity', 'Mul', 'Div', 'Add', 'Sub', 'Tanh']);
 const PREFIX = 'guardctl_last_position';
 
-interface NodeInfo {
-  field: WireField;
-  inputs: string[];
-  outputs: string[];
-  op: string;
-  domain: string;
-}
-
 export type LastLogitsResult =
   | { rewritten: true; model: Buffer; lmHead: string; hidden: string }
   | { rewritten: false; reason: string };
-
-function nodeInfo(buf: Uint8Array, field: WireField): NodeInfo {
-  const n: NodeInfo = { field, inputs: [], outputs: [], op: '', domain: '' };
-  for (const f of wireFields(buf, field.start, field.end)) {
-    if (f.wire !== WIRE_LEN) continue;
-    if (f.no === 1) n.inputs.push(text(buf, f));
-    else if (f.no === 2) n.outputs.push(text(buf, f));
-    else if (f.no === 4) n.op = text(buf, f);
-    else if (f.no === 7) n.domain = text(buf, f);
-  }
-  return n;
-}
-
-export function nameOf(buf: Uint8Array, field: WireField): string {
-  for (const f of wireFields(buf, field.start, field.end)) if (f.no === 1 && f.wire === WIRE_LEN) return text(buf, f);
-  return '';
-}
-
-/** The default-domain opset the model imports (ModelProto.opset_import), or 0. */
-function defaultOpset(buf: Uint8Array, model: readonly WireField[]): number {
-  for (const f of model) {
-    if (f.no !== 8 || f.wire !== WIRE_LEN) continue;
-    let domain = '';
-    let version = 0;
-    for (const g of wireFields(buf, f.start, f.end)) {
-      if (g.no === 1 && g.wire === WIRE_LEN) domain = text(buf, g);
-      else if (g.no === 2) version = readVarint(buf, g.start)[0];
-    }
-    if (domain === '' || domain === 'ai.onnx') return version;
-  }
-  return 0;
-}
-
-/** A 1-D int64 initializer of one element (TensorProto: dims 1, data_type 2 = INT64, name 8, raw_data 9). */
-export function int64Initializer(name: string, value: bigint): Buffer {
-  const raw = Buffer.alloc(8);
-  raw.writeBigInt64LE(value);
-  return Buffer.concat(lenField(5, [varintField(1, 1), varintField(2, 7), stringField(8, name), Buffer.concat(lenField(9, raw))]));
-}
 
 /** The node with its first input renamed (other fields copied as they are). */
 function withFirstInput(buf: Uint8Array, node: WireField, input: string): Buffer {
@@ -123,13 +77,9 @@ function logitsValueInfo(buf: Uint8Array, vi: WireField): Buffer {
  * match the pattern.
  */
 export function lastPositionLogits(model: Uint8Array): LastLogitsResult {
-  const top = [...wireFields(model)];
-  const graphField = top.find((f) => f.no === 7 && f.wire === WIRE_LEN);
-  if (!graphField) return { rewritten: false, reason: 'the file holds no graph' };
-  if (defaultOpset(model, top) < 10) return { rewritten: false, reason: 'the graph imports an opset below 10 (no Slice with tensor inputs)' };
-
-  const graph = [...wireFields(model, graphField.start, graphField.end)];
-  const nodes = graph.filter((f) => f.no === 1 && f.wire === WIRE_LEN).map((f) => nodeInfo(model, f));
+  const view = readGraph(model, 10, 'no Slice with tensor inputs');
+  if ('reason' in view) return { rewritten: false, reason: view.reason };
+  const { field: graphField, fields: graph, nodes } = view;
   const inputs = graph.filter((f) => f.no === 11 && f.wire === WIRE_LEN).map((f) => nameOf(model, f));
   if (inputs.some((n) => n === 'num_logits_to_keep' || n === 'logits_to_keep')) return { rewritten: false, reason: 'the export has its own num_logits_to_keep input' };
   const logitsOut = graph.find((f) => f.no === 12 && f.wire === WIRE_LEN && nameOf(model, f) === 'logits');

@@ -11,30 +11,13 @@
  * new positions.
  * Every other byte of the model is copied unchanged; a graph without presents is served as it is.
  */
-import { int64Initializer, nameOf } from './last-logits.js';
-import { lenField, replaceField, stringField, WIRE_LEN, wireFields, type WireField } from './protobuf.js';
+import { int64Initializer, nameOf, renamedUnshaped } from './onnx-edit.js';
+import { lenField, replaceField, stringField, WIRE_LEN, wireFields } from './protobuf.js';
 
 export const deltaName = (present: string) => present.replace(/^present\./, 'present_delta.');
 const PREFIX = 'guardctl_present_delta';
 
 export type PresentDeltaResult = { rewritten: true; model: Buffer; outputs: string[] } | { rewritten: false; reason: string };
-
-/** ValueInfoProto under a new name, its tensor type kept without the shape (the delta's sequence axis differs). */
-function renamedUnshaped(buf: Uint8Array, vi: WireField, name: string): Buffer {
-  const parts: Buffer[] = [stringField(1, name)];
-  for (const f of wireFields(buf, vi.start, vi.end)) {
-    if (f.no !== 2 || f.wire !== WIRE_LEN) continue;
-    // TypeProto.tensor_type (1) -> TypeProto.Tensor { elem_type 1, shape 2 }: drop the shape.
-    const typeParts: Buffer[] = [];
-    for (const t of wireFields(buf, f.start, f.end)) {
-      if (t.no !== 1 || t.wire !== WIRE_LEN) continue;
-      const tensor = [...wireFields(buf, t.start, t.end)].filter((g) => g.no !== 2).map((g) => Buffer.from(buf.subarray(g.tagStart, g.end)));
-      typeParts.push(...lenField(1, tensor));
-    }
-    parts.push(...lenField(2, typeParts));
-  }
-  return Buffer.concat(lenField(12, parts));
-}
 
 function node(op: string, inputs: string[], output: string): Buffer {
   return Buffer.concat(lenField(1, [...inputs.map((i) => stringField(1, i)), stringField(2, output), stringField(3, `${PREFIX}/${output}`), stringField(4, op)]));

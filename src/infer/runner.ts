@@ -65,16 +65,23 @@ export class Runner {
     private readonly prefillKvBudget = DEFAULT_PREFILL_KV_BUDGET,
   ) {
     this.gpu = device === 'webgpu';
-    if (presentDeltas && !this.gpu) this.deltaNames = graph.presentNames.map(deltaName);
+    if ((presentDeltas || graph.newPositionsOnly) && !this.gpu) this.deltaNames = graph.presentNames.map(deltaName);
   }
 
   private kvShape(rows: number, length: number): number[] {
     return [rows, this.config.kvHeads, length, this.config.headDim];
   }
 
+  /**
+   * The past of a prefill without a cached head: no positions, or for a split-attention graph one free slot
+   * (masked out, zeros), since its past branch must not be empty (split-attention.ts).
+   */
   private emptyPast(rows: number): Kv {
-    const make = () => (this.graph.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0));
-    return { rows, length: 0, lens: new Array<number>(rows).fill(0), mask: new Uint8Array(0), tensors: this.graph.pastNames.map(() => new ort.Tensor(this.graph.kvDtype, make(), this.kvShape(rows, 0))) };
+    const length = this.graph.newPositionsOnly ? 1 : 0;
+    const n = rows * this.config.kvHeads * length * this.config.headDim;
+    const make = () => (this.graph.kvDtype === 'float16' ? new Uint16Array(n) : new Float32Array(n));
+    const tensors = this.graph.pastNames.map(() => new ort.Tensor(this.graph.kvDtype, make(), this.kvShape(rows, length)));
+    return { rows, length, lens: new Array<number>(rows).fill(0), mask: new Uint8Array(rows * length), tensors, ...(length > 0 ? { used: 0 } : {}) };
   }
 
   /** Runs and returns logits (when asked) and the presents as the next past, disposing the consumed past. */

@@ -12,6 +12,7 @@ import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
 import { lastPositionLogits } from './last-logits.js';
 import { addPresentDeltas } from './present-delta.js';
+import { splitAttention, splitPays } from './split-attention.js';
 import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
@@ -44,24 +45,29 @@ function wire(err: unknown): WireError {
   return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
 }
 
+/** A graph rewrite whose failure (a file it cannot parse) is one more reason to serve the graph as it is. */
+function attempt<R extends { rewritten: boolean }>(rewrite: (model: Uint8Array) => R, model: Uint8Array): R | { rewritten: false; reason: string } {
+  try {
+    return rewrite(model);
+  } catch (err) {
+    return { rewritten: false, reason: (err as Error).message };
+  }
+}
+
 /**
  * The graph as the session gets it: rewritten in memory to compute the last position's logits only
- * (last-logits.ts) and, on CPU, to hand out each step's new KV positions (present-delta.ts), or the file as it
- * is. A model loaded from bytes finds its external data through the session's external-initializers folder, the
+ * (last-logits.ts) and, on CPU, to hand out each step's new KV positions: with attention that reads the past
+ * and the new positions apart where that pays (split-attention.ts), else as slices of the presents
+ * (present-delta.ts). Or the file as it is. A model loaded from bytes finds its external data through the session's external-initializers folder, the
  * model's own directory.
  */
-function modelSource(model: string, onnxPath: string, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean } {
+function modelSource(model: string, onnxPath: string, config: ModelConfig, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean } {
   const wantDeltas = init.device === 'cpu' && !init.tuning.fullPresents;
   if (init.tuning.fullLogits && !wantDeltas) return { source: onnxPath, options, deltas: false };
   let bytes: Uint8Array = readFileSync(onnxPath);
   let rewritten = false;
   if (!init.tuning.fullLogits) {
-    let result: ReturnType<typeof lastPositionLogits>;
-    try {
-      result = lastPositionLogits(bytes);
-    } catch (err) {
-      result = { rewritten: false, reason: (err as Error).message };
-    }
+    const result = attempt(lastPositionLogits, bytes);
     if (result.rewritten) {
       send({ type: 'log', level: 'info', message: `model ${model}: logits computed for the last position only (lm_head ${result.lmHead})` });
       ({ model: bytes } = result);
@@ -69,7 +75,15 @@ function modelSource(model: string, onnxPath: string, options: ort.InferenceSess
     } else send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
   }
   let deltas = false;
-  if (wantDeltas) {
+  if (wantDeltas && (init.tuning.splitAttention ?? splitPays(config))) {
+    const result = attempt(splitAttention, bytes);
+    if (result.rewritten) {
+      send({ type: 'log', level: 'info', message: `model ${model}: attention reads the past and the new positions apart (${result.layers} layers; no cache copy per step)` });
+      ({ model: bytes } = result);
+      deltas = rewritten = true;
+    } else send({ type: 'log', level: 'info', message: `model ${model}: attention over the concatenated cache, as exported (${result.reason})` });
+  }
+  if (wantDeltas && !deltas) {
     const result = addPresentDeltas(bytes);
     if (result.rewritten) ({ model: bytes } = result);
     deltas = result.rewritten;
@@ -87,7 +101,7 @@ async function load(model: string, onnxPath: string, config: ModelConfig, heads:
   let used: { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean };
   try {
     const plain = sessionOptions(config);
-    used = modelSource(model, onnxPath, plain);
+    used = modelSource(model, onnxPath, config, plain);
     const { source, options } = used;
     if (typeof source === 'string') session = await ort.InferenceSession.create(source, options);
     else {
@@ -96,7 +110,7 @@ async function load(model: string, onnxPath: string, config: ModelConfig, heads:
       } catch (err) {
         used = { source: onnxPath, options: plain, deltas: false };
         // The rewrite is an optimisation: a graph it breaks is served as exported, and the log says why.
-        send({ type: 'log', level: 'warn', message: `model ${model}: the last-position logits graph does not load (${(err as Error).message.split('\n')[0]}); serving the export as it is` });
+        send({ type: 'log', level: 'warn', message: `model ${model}: the rewritten graph does not load (${(err as Error).message.split('\n')[0]}); serving the export as it is` });
         session = await ort.InferenceSession.create(onnxPath, plain);
       }
     }
