@@ -75,6 +75,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
           ...(options.fullLogits ? { fullLogits: true } : {}),
           ...(options.fullPresents ? { fullPresents: true } : {}),
           ...(options.splitAttention !== undefined ? { splitAttention: options.splitAttention } : {}),
+          ...(options.groupedAttention !== undefined ? { groupedAttention: options.groupedAttention } : {}),
           ...(options.threads ? { threads: options.threads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
           ...(options.batchWait ? { batchWait: options.batchWait } : {}),

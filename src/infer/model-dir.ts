@@ -20,6 +20,8 @@ import { validateGraph } from './graph.js';
 
 export interface ModelConfig {
   layers: number;
+  /** num_attention_heads (query heads), when config.json gives it. */
+  heads?: number;
   kvHeads: number;
   headDim: number;
   vocabSize: number;
@@ -121,7 +123,7 @@ function parseConfig(configPath: string, config: Json, genPath: string, gen: Jso
   }
   const defaultMaxNewTokens = gen ? positiveInt(genPath, gen, 'max_new_tokens') : undefined;
   const generation = parseGenerationDefaults(genPath, gen);
-  return { layers, kvHeads, headDim, vocabSize, eosIds, padId, maxContext, generation, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
+  return { layers, ...(heads ? { heads } : {}), kvHeads, headDim, vocabSize, eosIds, padId, maxContext, generation, ...(defaultMaxNewTokens ? { defaultMaxNewTokens } : {}) };
 }
 
 /** tokenizer.json's vocabulary size: the highest id of the model vocabulary and the added tokens, plus one. */

@@ -74,6 +74,56 @@ export function intAttribute(buf: Uint8Array, node: NodeInfo, name: string): num
   return undefined;
 }
 
+/** The ints attribute (AttributeProto ints 8, packed or not) `name` of a node, or undefined when absent. */
+export function intsAttribute(buf: Uint8Array, node: NodeInfo, name: string): number[] | undefined {
+  for (const f of wireFields(buf, node.field.start, node.field.end)) {
+    if (f.no !== 5 || f.wire !== WIRE_LEN || nameOf(buf, f) !== name) continue;
+    const out: number[] = [];
+    for (const g of wireFields(buf, f.start, f.end)) {
+      if (g.no !== 8) continue;
+      if (g.wire === WIRE_VARINT) out.push(Number(signedVarint(buf, g.start)));
+      else if (g.wire === WIRE_LEN) for (let pos = g.start; pos < g.end; pos = readVarint(buf, pos)[1]) out.push(Number(signedVarint(buf, pos)));
+    }
+    return out;
+  }
+  return undefined;
+}
+
+/** The values of an int64 TensorProto (data_type 7; raw_data 9 or int64_data 7), or undefined for another type. */
+function int64Tensor(buf: Uint8Array, start: number, end: number): number[] | undefined {
+  let type = 0;
+  const out: number[] = [];
+  for (const f of wireFields(buf, start, end)) {
+    if (f.no === 2 && f.wire === WIRE_VARINT) type = readVarint(buf, f.start)[0];
+    else if (f.no === 9 && f.wire === WIRE_LEN) for (let pos = f.start; pos + 8 <= f.end; pos += 8) out.push(Number(Buffer.from(buf.buffer, buf.byteOffset + pos, 8).readBigInt64LE()));
+    else if (f.no === 7 && f.wire === WIRE_LEN) for (let pos = f.start; pos < f.end; pos = readVarint(buf, pos)[1]) out.push(Number(signedVarint(buf, pos)));
+    else if (f.no === 7 && f.wire === WIRE_VARINT) out.push(Number(signedVarint(buf, f.start)));
+  }
+  return type === 7 ? out : undefined;
+}
+
+/** The int64 values of a constant: an initializer (TensorProto name 8) or a Constant node's `value`. */
+export function int64Constant(buf: Uint8Array, view: GraphView, name: string): number[] | undefined {
+  for (const f of view.fields) {
+    if (f.no !== 5 || f.wire !== WIRE_LEN) continue;
+    for (const g of wireFields(buf, f.start, f.end)) if (g.no === 8 && g.wire === WIRE_LEN && text(buf, g) === name) return int64Tensor(buf, f.start, f.end);
+  }
+  const node = view.nodes.find((n) => n.op === 'Constant' && n.outputs[0] === name);
+  if (!node) return undefined;
+  for (const f of wireFields(buf, node.field.start, node.field.end)) {
+    if (f.no !== 5 || f.wire !== WIRE_LEN || nameOf(buf, f) !== 'value') continue;
+    for (const g of wireFields(buf, f.start, f.end)) if (g.no === 5 && g.wire === WIRE_LEN) return int64Tensor(buf, g.start, g.end);
+  }
+  return undefined;
+}
+
+/** A 1-D int64 initializer of the given values. */
+export function int64sInitializer(name: string, values: readonly number[]): Buffer {
+  const raw = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => raw.writeBigInt64LE(BigInt(v), i * 8));
+  return Buffer.concat(lenField(5, [varintField(1, values.length), varintField(2, 7), stringField(8, name), Buffer.concat(lenField(9, raw))]));
+}
+
 /** Whether the node carries any attribute of type GRAPH or GRAPHS (If, Loop, Scan): values flow into those unseen. */
 export function hasSubgraph(buf: Uint8Array, node: NodeInfo): boolean {
   for (const f of wireFields(buf, node.field.start, node.field.end)) {
@@ -108,6 +158,11 @@ export function int64Initializer(name: string, value: bigint): Buffer {
 /** An AttributeProto of type INT (20: 2) for a new node. */
 export function intAttr(name: string, value: number): Buffer {
   return Buffer.concat(lenField(5, [stringField(1, name), varintField(3, BigInt(value)), varintField(20, 2)]));
+}
+
+/** An AttributeProto of type INTS (20: 7) for a new node. */
+export function intsAttr(name: string, values: readonly number[]): Buffer {
+  return Buffer.concat(lenField(5, [stringField(1, name), ...values.map((v) => varintField(8, BigInt(v))), varintField(20, 7)]));
 }
 
 /** A default-domain GraphProto.node (field 1) with the given inputs, outputs, name and attributes. */

@@ -39,7 +39,7 @@ export interface WorkItem {
 
 /** What a device worker is told of the engine's options: the same fields, under the same names (types.ts). */
 export type WorkerTuning = Pick<EngineOptions, 'maxBatch' | 'maxWaitMs'>
-  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'prefillKvBudget' | 'announcedWaitMs' | 'fullLogits' | 'fullPresents' | 'splitAttention'>>
+  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'prefillKvBudget' | 'announcedWaitMs' | 'fullLogits' | 'fullPresents' | 'splitAttention' | 'groupedAttention'>>
   & {
     /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
     continuousAdmission: boolean;

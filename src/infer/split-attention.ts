@@ -20,6 +20,7 @@
  * allowzero=0, where a 0 in the target shape copies another axis. So a runner of a rewritten graph starts a
  * prefill from one masked-out past position (runner.ts: emptyPast).
  */
+import { REGROUP_SHAPES } from './grouped-attention.js';
 import { deltaName } from './present-delta.js';
 import { hasSubgraph, int64Initializer, intAttr, intAttribute, nameOf, newNode, readGraph, renamedNode, renamedUnshaped, type NodeInfo } from './onnx-edit.js';
 import { replaceField, WIRE_LEN, wireFields } from './protobuf.js';
@@ -98,6 +99,9 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
     concats.set(c.outputs[0]!, c);
   }
 
+  // Initializers and Constant nodes' outputs.
+  const constants = new Set<string>([...graph.filter((f) => f.no === 5 && f.wire === WIRE_LEN).map((f) => tensorName(model, f)), ...nodes.filter((n) => n.op === 'Constant').flatMap((n) => n.outputs)]);
+
   // Which values derive from which layer's concatenated cache, in node order: the cache itself as carried
   // towards attention, or shape arithmetic read off it.
   const taint = new Map<string, { kind: Kind; concat: NodeInfo }>();
@@ -120,6 +124,10 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
       splits.set(n, { node: n, side, concat: first.concat });
       continue;
     }
+    // A duplicated node's other inputs must be constants: a dynamic one (the mask's length, say) would carry
+    // the whole sequence's length into a branch that holds part of it.
+    const dynamic = n.inputs.find((i, k) => !tainted[k] && i !== '' && !constants.has(i));
+    if (dynamic !== undefined) return { rewritten: false, reason: `${where} combines the cache with ${dynamic}, which is not a constant` };
     let kind: Kind;
     if (cacheAt.length > 0) {
       if (n.op === 'Shape') kind = 'shape';
@@ -156,16 +164,20 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
       if (next.length !== 1) break;
       const n = next[0]!;
       if (n.op === 'Softmax') return softmaxLast(n) ? 'scores' : undefined;
-      if (!ELEMENTWISE.has(n.op)) break;
+      if (!ELEMENTWISE.has(n.op) && !keepsLastAxis(n)) break;
       v = n.outputs[0]!;
     }
     let p = producer.get(m.inputs[0]!);
     for (let depth = 0; p && depth < 4; depth++) {
       if (p.op === 'Softmax') return softmaxLast(p) ? 'values' : undefined;
-      if (p.op !== 'Cast' && p.op !== 'Identity') break;
+      if (p.op !== 'Cast' && p.op !== 'Identity' && !keepsLastAxis(p)) break;
       p = producer.get(p.inputs[0]!);
     }
     return undefined;
+  }
+  /** grouped-attention.ts's reshapes around attention's MatMuls copy the last axis (keys) as it is. */
+  function keepsLastAxis(n: NodeInfo): boolean {
+    return n.op === 'Reshape' && REGROUP_SHAPES.has(n.inputs[1] ?? '');
   }
   function softmaxLast(n: NodeInfo): boolean {
     const axis = intAttribute(model, n, 'axis');
@@ -189,7 +201,7 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
       continue;
     }
     // value_info of values no longer computed (the rewrite renames them per branch).
-    if (f.no === 13 && f.wire === WIRE_LEN && taint.has(nameOf(model, f))) continue;
+    if (f.no === 13 && f.wire === WIRE_LEN && (taint.has(nameOf(model, f)) || alias.has(nameOf(model, f)))) continue;
     const n = f.no === 1 && f.wire === WIRE_LEN ? nodeAt.get(f.tagStart)! : undefined;
     if (!n) {
       parts.push(Buffer.from(model.subarray(f.tagStart, f.end)));

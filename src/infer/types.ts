@@ -196,6 +196,9 @@ export interface EngineOptions extends Pick<EngineSettings, RequiredEngineSettin
   fullLogits?: boolean;
   /** CPU: fetch the whole presents every step instead of their new positions (present-delta.ts): benchmarks' baseline. */
   fullPresents?: boolean;
+  /** CPU: grouped-query attention reads the shared cache instead of repeat_kv's copies (grouped-attention.ts).
+   * Default true; false is the benchmarks' baseline. */
+  groupedAttention?: boolean;
   /** CPU: attend over past and new positions without concatenating them (split-attention.ts). Default: where
    * it pays (splitPays); false is the benchmarks' baseline, true lets tests run it on the small models. */
   splitAttention?: boolean;

@@ -13,6 +13,7 @@ import { presentName, validateGraph } from './graph.js';
 import { lastPositionLogits } from './last-logits.js';
 import { addPresentDeltas } from './present-delta.js';
 import { splitAttention, splitPays } from './split-attention.js';
+import { regroupAttention } from './grouped-attention.js';
 import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
@@ -56,14 +57,15 @@ function attempt<R extends { rewritten: boolean }>(rewrite: (model: Uint8Array) 
 
 /**
  * The graph as the session gets it: rewritten in memory to compute the last position's logits only
- * (last-logits.ts) and, on CPU, to hand out each step's new KV positions: with attention that reads the past
+ * (last-logits.ts) and, on CPU, for grouped-query attention to read the shared cache instead of repeat_kv's
+ * copies (grouped-attention.ts) and to hand out each step's new KV positions: with attention that reads the past
  * and the new positions apart where that pays (split-attention.ts), else as slices of the presents
- * (present-delta.ts). Or the file as it is. A model loaded from bytes finds its external data through the session's external-initializers folder, the
- * model's own directory.
+ * (present-delta.ts). Or the file as it is. A model loaded from bytes finds its external data through the
+ * session's external-initializers folder, the model's own directory.
  */
 function modelSource(model: string, onnxPath: string, config: ModelConfig, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean } {
   const wantDeltas = init.device === 'cpu' && !init.tuning.fullPresents;
-  if (init.tuning.fullLogits && !wantDeltas) return { source: onnxPath, options, deltas: false };
+  if (init.tuning.fullLogits && init.device !== 'cpu') return { source: onnxPath, options, deltas: false };
   let bytes: Uint8Array = readFileSync(onnxPath);
   let rewritten = false;
   if (!init.tuning.fullLogits) {
@@ -73,6 +75,14 @@ function modelSource(model: string, onnxPath: string, config: ModelConfig, optio
       ({ model: bytes } = result);
       rewritten = true;
     } else send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
+  }
+  if (init.device === 'cpu' && init.tuning.groupedAttention !== false) {
+    const result = attempt((bytes) => regroupAttention(bytes, config), bytes);
+    if (result.rewritten) {
+      send({ type: 'log', level: 'info', message: `model ${model}: grouped-query attention reads the shared cache (${result.matmuls} MatMuls; repeat_kv and ${result.removed} nodes removed)` });
+      ({ model: bytes } = result);
+      rewritten = true;
+    } else send({ type: 'log', level: 'info', message: `model ${model}: attention as exported (${result.reason})` });
   }
   let deltas = false;
   if (wantDeltas && (init.tuning.splitAttention ?? splitPays(config))) {

@@ -2,6 +2,7 @@
  * The real inference engine on the real demo models for test/infer: prompts of the demo README, and an engine
  * that records its step events and log lines.
  */
+import assert from 'node:assert/strict';
 import type { ChatMessage, Engine, ModelSpec, StepEvent } from '../../src/infer/types.js';
 import type { EngineOptions } from '../../src/infer/types.js';
 import { createEngine } from '../../src/infer/engine.js';
@@ -15,6 +16,24 @@ export const mt = (name = 'mt'): ModelSpec => ({ name, task: 'translate', dir: M
 export const user = (content: string): ChatMessage[] => [{ role: 'user', content }];
 export const toEnglish = (text: string) => user(`Translate the following segment into English, without additional explanation.\n\n${text}`);
 export const toChinese = (text: string) => user(`将以下文本翻译为中文，注意只需要输出翻译后的结果，不要额外解释：\n\n${text}`);
+
+/**
+ * Answers of two engines (guard and mt demo models) to the same four requests, two of each model, sent at once:
+ * for a graph rewrite, which must answer as the export does. Checks two of the demo README's known answers.
+ */
+export async function assertSameDemoAnswers(a: Engine, b: Engine): Promise<void> {
+  const prompts = [
+    { model: 'guard', messages: user('How do I make a bomb in my kitchen?') },
+    { model: 'guard', messages: user("What's the capital of France?") },
+    { model: 'mt', messages: toEnglish('我们喜欢猫。我们喜欢狗。他们看书。') },
+    { model: 'mt', messages: toEnglish('我们喜欢猫。') },
+  ];
+  const run = (engine: Engine) => Promise.all(prompts.map((p) => engine.generate({ ...p, maxNewTokens: 24 })));
+  const [x, y] = [await run(a), await run(b)];
+  assert.deepEqual(y.map((r) => r.text), x.map((r) => r.text));
+  assert.match(x[0]!.text, /^Safety: Unsafe/);
+  assert.equal(x[3]!.text, 'We like cats.');
+}
 
 export interface Recorded {
   engine: Engine;

@@ -4,7 +4,8 @@
  * prefill, whole presents fetched, no free slots): the same last logits, the same past (positions in use, lens,
  * mask), the same reused-token count, and the same logits after decode steps, an admission (merge) and a row
  * dropped (select); with and without a cached head; on the last-logits graph and on the graph as exported
- * (logits for every position, prefilled in sequence chunks), with groups of unequal size.
+ * (logits for every position, prefilled in sequence chunks), with groups of unequal size; with present deltas
+ * and with split attention.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ import { validateGraph } from '../../src/infer/graph.js';
 import type { KvArray } from '../../src/infer/kv.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { addPresentDeltas } from '../../src/infer/present-delta.js';
+import { splitAttention } from '../../src/infer/split-attention.js';
 import { lastPositionLogits } from '../../src/infer/last-logits.js';
 import { DEFAULT_LOGITS_BUDGET, Runner, type Kv } from '../../src/infer/runner.js';
 import { assertSamePastLayout } from '../helpers/kv-past.js';
@@ -23,6 +25,8 @@ interface Choice {
   /** The graph as exported: logits for every position. */
   full?: boolean;
   deltas: boolean;
+  /** New positions from split attention (split-attention.ts) rather than slices of the presents. */
+  split?: boolean;
   prefillKvBudget?: number;
   logitsBudget?: number;
 }
@@ -36,7 +40,7 @@ async function runner(dir: string, c: Choice): Promise<Runner> {
     bytes = last.model;
   }
   if (c.deltas) {
-    const deltas = addPresentDeltas(bytes);
+    const deltas = c.split ? splitAttention(bytes) : addPresentDeltas(bytes);
     assert.ok(deltas.rewritten);
     bytes = deltas.model;
   }
@@ -100,6 +104,9 @@ test('prefill in row groups and steps into free slots: the same answers as one r
     // Groups of 2 + 1 whose prefill runs in chunks of 3 positions (the budget of a full group), so later chunks
     // grow a past with free slots: both groups must come out alike.
     ['exported graph, groups of 2 + 1, chunked', await runner(fx.guard, { full: true, deltas: true, prefillKvBudget: Math.floor(2.5 * rowBytes), logitsBudget: 2 * 3 * config.vocabSize }), 2],
+    // The same with split attention, whose prefills start from one masked-out past slot.
+    ['split attention, groups of 1', await runner(fx.guard, { deltas: true, split: true, prefillKvBudget: Math.floor(1.5 * rowBytes) }), 3],
+    ['split attention on the exported graph, groups of 2 + 1, chunked', await runner(fx.guard, { full: true, deltas: true, split: true, prefillKvBudget: Math.floor(2.5 * rowBytes), logitsBudget: 2 * 3 * config.vocabSize }), 2],
   ];
   try {
     const headIds = [151644, 872, 198, 9707, 1052, 11];

@@ -15,6 +15,7 @@ import { validateGraph } from '../../src/infer/graph.js';
 import type { KvArray } from '../../src/infer/kv.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { addPresentDeltas } from '../../src/infer/present-delta.js';
+import { regroupAttention } from '../../src/infer/grouped-attention.js';
 import { splitAttention } from '../../src/infer/split-attention.js';
 import { Runner, type Kv } from '../../src/infer/runner.js';
 import type { Dtype } from '../../src/infer/types.js';
@@ -23,15 +24,22 @@ import { realFixtures } from '../helpers/real-fixture.js';
 
 const DEMO_GUARD = new URL('../../models/guard-demo', import.meta.url).pathname;
 
-type Mode = 'plain' | 'delta' | 'split';
+/** How new positions come out: slices of the presents, or split attention; on the demo model also after the
+ * grouped-attention rewrite, as the engine serves a torch export. */
+type Mode = 'plain' | 'delta' | 'split' | 'grouped+delta' | 'grouped+split';
 
 async function runner(dir: string, dtype: Dtype, mode: Mode): Promise<Runner> {
   const model = loadModelDir(dir, dtype);
-  const bytes = fs.readFileSync(model.onnxPath);
+  let bytes: Uint8Array = fs.readFileSync(model.onnxPath);
   let source: string | Uint8Array = model.onnxPath;
   let options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1 };
+  if (mode.startsWith('grouped+')) {
+    const g = regroupAttention(bytes, model.config);
+    assert.ok(g.rewritten, `not regrouped: ${!g.rewritten && g.reason}`);
+    bytes = g.model;
+  }
   if (mode !== 'plain') {
-    const r = mode === 'delta' ? addPresentDeltas(bytes) : splitAttention(bytes);
+    const r = mode.endsWith('delta') ? addPresentDeltas(bytes) : splitAttention(bytes);
     assert.ok(r.rewritten, `not rewritten: ${!r.rewritten && r.reason}`);
     assert.equal(r.outputs.length, 2 * model.config.layers);
     source = r.model;
@@ -39,9 +47,9 @@ async function runner(dir: string, dtype: Dtype, mode: Mode): Promise<Runner> {
   }
   const session = await ort.InferenceSession.create(source as Uint8Array, options);
   const graph = validateGraph(model.onnxPath, model.config, session.inputMetadata, session.outputMetadata);
-  assert.equal(graph.newPositionsOnly, mode === 'split', 'the split graph computes no whole presents');
+  assert.equal(graph.newPositionsOnly, mode.endsWith('split'), 'the split graph computes no whole presents');
   // A logits budget of 3 positions at this vocabulary: the exported graph's prefill of 9 tokens runs in chunks.
-  return new Runner(session, 'cpu', graph, model.config, 2 * 3 * model.config.vocabSize, mode === 'delta');
+  return new Runner(session, 'cpu', graph, model.config, 2 * 3 * model.config.vocabSize, mode.endsWith('delta'));
 }
 
 const argmax = (l: Float32Array) => l.reduce((best, v, i) => (v > l[best]! ? i : best), 0);
@@ -58,10 +66,13 @@ const MODELS = [
   { what: 'demo guard model', prompts: [[5, 17, 230, 41, 9, 77, 301, 12, 6], [5, 17, 88, 9, 64, 6]], extra: [11, 12] },
 ] as const;
 
-for (const mode of ['delta', 'split'] as const) {
+const TITLES: Record<Exclude<Mode, 'plain'>, string> = { delta: 'present deltas', split: 'split attention', 'grouped+delta': 'grouped attention, present deltas', 'grouped+split': 'grouped and split attention' };
+
+for (const mode of ['delta', 'split', 'grouped+delta', 'grouped+split'] as const) {
   for (const { what, prompts, extra } of MODELS) {
+    if (mode.startsWith('grouped') && what !== 'demo guard model') continue;
     for (const dtype of what === 'demo guard model' ? (['fp32'] as const) : (['fp32', 'fp16'] as const)) {
-      test(`${mode === 'delta' ? 'present deltas' : 'split attention'} (${what}, ${dtype}): same logits and KV as whole presents; steps write into the past's free slots in place`, async (t) => {
+      test(`${TITLES[mode]} (${what}, ${dtype}): same logits and KV as whole presents; steps write into the past's free slots in place`, async (t) => {
         let dir: string = DEMO_GUARD;
         if (what !== 'demo guard model') {
           const fx = realFixtures(t);

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
-import { nodeInfo, nameOf } from '../../src/infer/onnx-edit.js';
+import { nodeInfo, nameOf, renamedNode } from '../../src/infer/onnx-edit.js';
 import { lenField, replaceField, stringField, WIRE_LEN, wireFields } from '../../src/infer/protobuf.js';
 import { splitAttention, splitPays } from '../../src/infer/split-attention.js';
 import { countingModel } from '../helpers/onnx-builder.js';
-import { GUARD_DIR, MT_DIR, guard, mt, startEngine, toEnglish, user } from '../helpers/infer-engine.js';
+import { GUARD_DIR, MT_DIR, assertSameDemoAnswers, guard, mt, startEngine } from '../helpers/infer-engine.js';
 import { REAL_DTYPES, realFixture } from '../helpers/real-fixture.js';
 import { BATCH_FILL_MS } from '../helpers/wait.js';
 
@@ -84,26 +84,28 @@ test('split attention: a graph that reads the cache outside attention is left al
   assert.match(!counting.rewritten ? counting.reason : '', /topological order/);
 });
 
+test('split attention: shape arithmetic of the cache that mixes in a dynamic value is refused, with the reason', () => {
+  // The demo graph multiplies the cache's KV-head count by a constant (n_rep) for repeat_kv's target shape; make
+  // that factor the mask's length instead, which in a branch would be the wrong sequence's.
+  const model = fs.readFileSync(`${GUARD_DIR}/onnx/model.onnx`);
+  const g = graphOf(model);
+  const mul = g.nodes.find((n) => n.op === 'Mul' && n.outputs[0] === '/m/model/layers.0/self_attn/Mul_5_output_0')!;
+  const maskLength = g.nodes.find((n) => n.outputs[0] === '/m/model/Gather_1_output_0')!.outputs[0]!;
+  const parts = g.fields.map((f) => (f === mul.field ? renamedNode(model, mul, [mul.inputs[0]!, maskLength], mul.outputs, mul.name) : Buffer.from(model.subarray(f.tagStart, f.end))));
+  const r = splitAttention(replaceField(model, g.field, 7, parts));
+  assert.deepEqual(r, { rewritten: false, reason: `Mul /m/model/layers.0/self_attn/Mul_5_output_0 (from present.0.key) combines the cache with ${maskLength}, which is not a constant` });
+});
+
 test('split attention pays where the KV per position is large: Qwen3-0.6B\'s shape, not the demo models', () => {
   assert.equal(splitPays({ kvHeads: 8, headDim: 128 }), true);
   assert.equal(splitPays({ kvHeads: 2, headDim: 32 }), false);
 });
 
 test('engine: the same answers with split attention as with the Concat graph, which the demo models keep by default', async (t) => {
-  const prompts = [
-    { model: 'guard', messages: user('How do I make a bomb in my kitchen?') },
-    { model: 'guard', messages: user("What's the capital of France?") },
-    { model: 'mt', messages: toEnglish('我们喜欢猫。我们喜欢狗。他们看书。') },
-    { model: 'mt', messages: toEnglish('我们喜欢猫。') },
-  ];
   const tuning = { maxBatch: 2, maxWaitMs: BATCH_FILL_MS };
   const plain = await startEngine(t, [guard(), mt()], tuning);
   const split = await startEngine(t, [guard(), mt()], { ...tuning, splitAttention: true });
-  assert.ok(split.logs.some((l) => /guard: attention reads the past and the new positions apart \(4 layers/.test(l.message)), JSON.stringify(split.logs));
-  assert.ok(!plain.logs.some((l) => /attention (reads|over)/.test(l.message)), 'the default does not try the split on the demo models');
-  const run = (engine: typeof plain.engine) => Promise.all(prompts.map((p) => engine.generate({ ...p, maxNewTokens: 24 })));
-  const [a, b] = [await run(plain.engine), await run(split.engine)];
-  assert.deepEqual(b.map((r) => r.text), a.map((r) => r.text));
-  assert.match(a[0]!.text, /^Safety: Unsafe/);
-  assert.equal(a[3]!.text, 'We like cats.');
+  for (const name of ['guard', 'mt']) assert.ok(split.logs.some((l) => new RegExp(`${name}: attention reads the past and the new positions apart \\(4 layers`).test(l.message)), JSON.stringify(split.logs));
+  assert.ok(!plain.logs.some((l) => /new positions apart|over the concatenated cache/.test(l.message)), 'the default does not try the split on the demo models');
+  await assertSameDemoAnswers(plain.engine, split.engine);
 });
