@@ -36,7 +36,7 @@ function rejectsDir(dir: string, patterns: RegExp[], dtype?: 'fp16'): void {
 
 test('loadModelDir reads the demo layout', () => {
   const dir = loadModelDir(GUARD_DIR);
-  assert.deepEqual(dir.config, { layers: 4, kvHeads: 2, headDim: 32, vocabSize: 4096, eosIds: [2], padId: 0, maxContext: 512, defaultMaxNewTokens: 64, generation: { doSample: false } });
+  assert.deepEqual(dir.config, { layers: 4, heads: 4, kvHeads: 2, headDim: 32, vocabSize: 4096, eosIds: [2], padId: 0, maxContext: 512, defaultMaxNewTokens: 64, generation: { doSample: false } });
   assert.equal(dir.onnxPath, path.join(GUARD_DIR, 'onnx', 'model.onnx'));
   assert.deepEqual(dir.externalData, []);
   assert.equal(dir.tokenizerVocab, 4096);
