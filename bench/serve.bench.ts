@@ -20,6 +20,8 @@
  *     request, concurrency 1 and 32, CPU, three rounds alternating which goes first; on guard-demo's own template
  *     (moderate(), a head of 14 tokens) and on guard-demo with a policy (a head of about 250 tokens) written into its
  *     template, about the real Qwen3Guard head's 202 (score(), the fast path's prefill).
+ *  8. the engine's attention rewrites on guard-demo, raw engine at concurrency 1 and 32, three rounds alternating:
+ *     grouped attention (the CPU default) and grouped + split attention against the exported graph.
  * Ratios come from runs in the same process, alternating, so machine load affects both sides alike.
  * GUARDCTL_BENCH_ONLY=5 (a comma list of section numbers) runs only those sections.
  */
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
 
     // 7. prefix reuse
     if (runs(7)) await prefixCache();
+    if (runs(8)) await graphRewrites();
   } finally {
     await load.close();
     for (const srv of servers) await srv.app.close();
@@ -281,6 +284,36 @@ async function prefixCache(): Promise<void> {
     }
   } finally {
     policy.cleanup();
+  }
+}
+
+/**
+ * Section 8: the engine's attention rewrites on guard-demo (a torch export), raw engine, moderate(), three rounds
+ * alternating: grouped attention (grouped-attention.ts, the CPU default) against the exported graph; and split
+ * attention on top (split-attention.ts, which the default leaves to models with a larger cache).
+ */
+async function graphRewrites(): Promise<void> {
+  const make = (tuning: { groupedAttention: boolean; splitAttention?: boolean }) =>
+    createEngine([{ name: 'guard-demo', task: 'moderate', dir: 'models/guard-demo', size: 'small', device: 'cpu' }], { maxBatch: 32, maxWaitMs: 5, maxQueue: 4096, maxInputTokens: 512, threads: autoThreads(), ...tuning });
+  const variants = { exported: make({ groupedAttention: false }), grouped: make({ groupedAttention: true }), 'grouped+split': make({ groupedAttention: true, splitAttention: true }) };
+  const engines = Object.values(variants);
+  await Promise.all(engines.map((e) => e.start()));
+  try {
+    for (const e of engines) await pool(32, 32, viaEngine(e));
+    for (const c of [1, 32]) {
+      const ratios: Record<string, number[]> = { grouped: [], 'grouped+split': [] };
+      for (let round = 0; round < 3; round++) {
+        const order = round % 2 === 0 ? engines : [...engines].reverse();
+        const r = new Map<Engine, number>();
+        for (const e of order) r.set(e, await pool(c === 1 ? 48 : N, c, viaEngine(e)));
+        const base = r.get(variants.exported)!;
+        for (const k of ['grouped', 'grouped+split'] as const) ratios[k]!.push(r.get(variants[k])! / base);
+        say(`8. concurrency ${c}, round ${round + 1}: ${Object.entries(variants).map(([k, e]) => `${k} ${r.get(e)!.toFixed(1)} req/s`).join(', ')}`);
+      }
+      for (const [k, xs] of Object.entries(ratios)) rows.push([`${k} / exported graph, raw engine, c=${c}`, `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x (rounds: ${xs.map((x) => x.toFixed(2)).join(', ')})`, '', '']);
+    }
+  } finally {
+    await Promise.all(engines.map((e) => e.close()));
   }
 }
 
