@@ -13,19 +13,24 @@ import { build, findPython, fixtureHash } from '../scripts/fixtures/build.mjs';
 
 export const BENCH_DTYPES = ['fp32', 'q4'] as const;
 
+/** How the model's attention is written (the builder's --attention): GUARDCTL_BENCH_ATTENTION=repeat_kv for a
+ * torch export's repeat_kv, the default the builder's grouped heads. */
+export const BENCH_ATTENTION = process.env.GUARDCTL_BENCH_ATTENTION === 'repeat_kv' ? 'repeat_kv' : 'grouped';
+
 export function benchModelDir(log: (line: string) => void): string {
   const cache = process.env.GUARDCTL_BENCH_CACHE ?? path.join(os.homedir(), '.cache/guardctl/bench-real');
-  const root = path.join(cache, (fixtureHash as () => string)());
+  const hash = (fixtureHash as () => string)();
+  const root = path.join(cache, BENCH_ATTENTION === 'grouped' ? hash : `${hash}-repeat-kv`);
   const dir = path.join(root, 'qwen3guard-gen');
   if (existsSync(dir)) return dir;
   const python = (findPython as () => string | undefined)();
   if (!python) throw new Error('bench:real builds its model with python3-onnx and python3-numpy: install them (Debian), or set GUARDCTL_FIXTURE_PYTHON');
   mkdirSync(cache, { recursive: true });
-  log(`building the Qwen3-0.6B-shaped model (fp32 + q4, random weights) into ${root}: a few minutes, once`);
+  log(`building the Qwen3-0.6B-shaped model (fp32 + q4, random weights, ${BENCH_ATTENTION} attention) into ${root}: a few minutes, once`);
   const started = performance.now();
-  (build as (root: string, python: string, args: string[], names: string[]) => void)(root, python, ['--shape', 'qwen3-0.6b', '--dtypes', BENCH_DTYPES.join(','), '--no-reference'], ['qwen3guard-gen']);
+  (build as (root: string, python: string, args: string[], names: string[]) => void)(root, python, ['--shape', 'qwen3-0.6b', '--dtypes', BENCH_DTYPES.join(','), '--no-reference', '--attention', BENCH_ATTENTION], ['qwen3guard-gen']);
   log(`built in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   // Builds from earlier builder versions are 3.5 GB each and never used again.
-  for (const old of readdirSync(cache)) if (old !== path.basename(root)) rmSync(path.join(cache, old), { recursive: true, force: true });
+  for (const old of readdirSync(cache)) if (!old.startsWith(hash)) rmSync(path.join(cache, old), { recursive: true, force: true });
   return dir;
 }

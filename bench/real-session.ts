@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime alone on bench:real's model, loaded as the device worker loads it (worker.ts): the last-logits
- * rewrite unless fullLogits, split attention (or, with concatAttention, the present-delta outputs) unless
- * fullPresents, the same CPU session options, the
+ * rewrite unless fullLogits, grouped attention where the graph has repeat_kv (unless exportedAttention), split
+ * attention (or, with concatAttention, the present-delta outputs) unless fullPresents, the same CPU session options, the
  * engine's Runner for prefill and decode. The
  * baseline of the served-throughput ratio and the subject of the memory and decode-step measurements.
  */
@@ -14,6 +14,7 @@ import { argmax as argmaxOf } from '../src/infer/logits.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
 import { addPresentDeltas } from '../src/infer/present-delta.js';
 import { splitAttention, splitPays } from '../src/infer/split-attention.js';
+import { regroupAttention } from '../src/infer/grouped-attention.js';
 import type { ModelDir } from '../src/infer/model-dir.js';
 import { Runner } from '../src/infer/runner.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
@@ -32,6 +33,8 @@ export interface LoadChoices {
   fullPresents?: boolean;
   /** Attention over the concatenated cache (present-delta.ts only), as before split-attention.ts. */
   concatAttention?: boolean;
+  /** The export's repeat_kv kept (no grouped-attention.ts), as before it. */
+  exportedAttention?: boolean;
   extra?: ort.InferenceSession.SessionOptions;
 }
 
@@ -43,6 +46,11 @@ export async function loadRunner(dir: string, dtype: Dtype, threads: number, cho
     const r = lastPositionLogits(bytes);
     if (!r.rewritten) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
     bytes = r.model;
+  }
+  if (!choices.exportedAttention) {
+    // As the worker: a graph without repeat_kv (the grouped builder's) is left as it is.
+    const r = regroupAttention(bytes, model.config);
+    if (r.rewritten) bytes = r.model;
   }
   const split = !choices.fullPresents && !choices.concatAttention && splitPays(model.config);
   if (split) {

@@ -16,7 +16,8 @@
  * 10-20 minutes per dtype for section 1 on 2 cores (most of it batch-32 prefills of ~300 tokens), 3 minutes for
  * sections 2 and 3. Ratios are taken within one run, but engine and ONNX Runtime alone run one after the other:
  * on a shared machine their load differs, so run it on an idle one.
- * GUARDCTL_BENCH_ONLY=1,3 picks sections; GUARDCTL_BENCH_DTYPES=fp32 picks dtypes.
+ * GUARDCTL_BENCH_ONLY=1,3 picks sections; GUARDCTL_BENCH_DTYPES=fp32 picks dtypes; GUARDCTL_BENCH_ATTENTION=repeat_kv
+ * measures a model whose attention is written as torch exports write it (bench/real-model.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { ChatTokenizer } from '../src/infer/tokenizer.js';
 import type { Dtype, EngineOptions } from '../src/infer/types.js';
 import { GuardOutputError } from '../src/tasks/guard-output.js';
 import { guardMessages, moderate } from '../src/tasks/moderate.js';
-import { BENCH_DTYPES, benchModelDir } from './real-model.js';
+import { BENCH_ATTENTION, BENCH_DTYPES, benchModelDir } from './real-model.js';
 import { SHORT_TEXTS, argmax, guardPromptIds, loadRunner } from './real-session.js';
 import { drive, percentile } from './setup.js';
 
@@ -39,6 +40,7 @@ const OPTS = { categories: 'always' as const, fastPath: true, maxNewTokens: 8 };
 const CONCURRENCY = [8, 32];
 const LATENCY_RUNS = 3;
 type PrefixMode = 'off' | 'on';
+type StepVariant = 'full' | 'delta' | 'grouped' | 'split';
 // Prefix reuse (the engine's prefix cache) off, then on: GUARDCTL_BENCH_PREFIX=off runs one of them.
 const PREFIX_MODES = (process.env.GUARDCTL_BENCH_PREFIX?.split(',') ?? ['off', 'on']) as PrefixMode[];
 
@@ -132,9 +134,10 @@ async function memoryChild(dir: string, dtype: Dtype, fullLogits: boolean): Prom
 }
 
 /** Item 3: decode step times at batch 1 and 8 after the guard prompt (~300 tokens), and ORT's profile of them. */
-async function stepsChild(dir: string, dtype: Dtype, variant: 'full' | 'delta' | 'split'): Promise<object> {
+async function stepsChild(dir: string, dtype: Dtype, variant: StepVariant): Promise<object> {
   const profileDir = mkdtempSync(path.join(os.tmpdir(), 'guardctl-real-profile-'));
-  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { fullPresents: variant === 'full', concatAttention: variant === 'delta', extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
+  const choices = { fullPresents: variant === 'full', concatAttention: variant === 'delta' || variant === 'grouped', exportedAttention: variant === 'full' || variant === 'delta' };
+  const { runner, tok, session } = await loadRunner(dir, dtype, THREADS, { ...choices, extra: { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } });
   const STEPS = 6;
   const result: Record<number, { runMs: number; wallMs: number; past: number; slots: number }> = {};
   const prefillRuns: number[] = [];
@@ -213,7 +216,7 @@ const DTYPES = (process.env.GUARDCTL_BENCH_DTYPES?.split(',') ?? [...BENCH_DTYPE
 
 async function parent(): Promise<void> {
   const dir = benchModelDir(say);
-  say(`bench:real: Qwen3-0.6B shape (28 layers, hidden 1024, 16/8 heads of 128, vocab 151936), random weights, ${dir}`);
+  say(`bench:real: Qwen3-0.6B shape (28 layers, hidden 1024, 16/8 heads of 128, vocab 151936), random weights, ${BENCH_ATTENTION} attention, ${dir}`);
   say(`CPU: ${os.cpus()[0]?.model ?? '?'} x${os.cpus().length}, ONNX Runtime intra-op threads ${THREADS} on both sides; moderation: categories=always, max ${OPTS.maxNewTokens} new tokens`);
   if (runs(1)) {
     say('\n1. moderations of short texts (official template, ~300 prompt tokens each)');
@@ -241,12 +244,15 @@ async function parent(): Promise<void> {
     say('\n3. decode steps after the guard prompt, fp32 (median of 6; goal batch 8 <= 2x batch 1)');
     type Steps = { steps: Record<number, { runMs: number; wallMs: number; past: number; slots: number }>; profile: Record<string, Record<string, number>> };
     const variants: Record<string, Steps> = {};
-    const labels: Record<string, string> = {
-      full: 'whole presents fetched every step (before present-delta):',
-      delta: 'new positions only, written into free slots of the past in place (present-delta.ts, kv-append.ts), attention over Concat(past, new):',
-      split: 'the same, with attention reading the past and the new positions apart, no Concat (split-attention.ts; the default):',
+    const labels: Record<StepVariant, string> = {
+      full: 'whole presents fetched every step, the export\'s attention (before present-delta):',
+      delta: 'new positions only, written into free slots of the past in place (present-delta.ts, kv-append.ts), the export\'s attention over Concat(past, new):',
+      grouped: 'the same, with grouped attention reading the shared cache instead of repeat_kv\'s copies (grouped-attention.ts):',
+      split: 'the default: grouped attention where the graph has repeat_kv, and attention reading the past and the new positions apart, no Concat (split-attention.ts):',
     };
-    for (const variant of ['full', 'delta', 'split'] as const) {
+    // The builder's grouped graph has no repeat_kv to rewrite.
+    const shown: StepVariant[] = BENCH_ATTENTION === 'repeat_kv' ? ['full', 'delta', 'grouped', 'split'] : ['full', 'delta', 'split'];
+    for (const variant of shown) {
       const s = child('steps', dir, 'fp32', variant) as Steps;
       variants[variant] = s;
       say(labels[variant]!);
@@ -258,7 +264,7 @@ async function parent(): Promise<void> {
     }
     const step = (v: string, b: number) => variants[v]!.steps[b]!.wallMs;
     say(`present-delta speed-up per step over whole presents: batch 1 ${(step('full', 1) / step('delta', 1)).toFixed(2)}x, batch 8 ${(step('full', 8) / step('delta', 8)).toFixed(2)}x`);
-    say(`split attention speed-up per step over Concat: batch 1 ${(step('delta', 1) / step('split', 1)).toFixed(2)}x, batch 8 ${(step('delta', 8) / step('split', 8)).toFixed(2)}x`);
+    say(`the default's speed-up per step over the export's attention: batch 1 ${(step('delta', 1) / step('split', 1)).toFixed(2)}x, batch 8 ${(step('delta', 8) / step('split', 8)).toFixed(2)}x`);
   }
 }
 
@@ -268,7 +274,7 @@ async function childMain(args: string[]): Promise<void> {
     kind === 'engine' ? await engineChild(dir, dtype, arg as PrefixMode)
     : kind === 'ort' ? await ortChild(dir, dtype, Number(arg.split(',')[0]), arg.split(',')[1] as PrefixMode)
     : kind === 'memory' ? await memoryChild(dir, dtype, arg === 'full')
-    : kind === 'steps' ? await stepsChild(dir, dtype, arg as 'full' | 'delta' | 'split')
+    : kind === 'steps' ? await stepsChild(dir, dtype, arg as StepVariant)
     : undefined;
   if (!result) throw new Error(`unknown child ${kind}`);
   say(JSON.stringify(result));

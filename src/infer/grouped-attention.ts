@@ -13,7 +13,7 @@
  * itself (transposed for the keys), and drops the repeat_kv nodes and the shape arithmetic only they used.
  * Every other byte is copied. A graph without the pattern is left as it is, with the reason.
  */
-import { int64Constant, int64sInitializer, intsAttr, intsAttribute, nameOf, newNode, readGraph, renamedNode, type NodeInfo } from './onnx-edit.js';
+import { int64Constant, int64sInitializer, intsAttr, intsAttribute, nameOf, newNode, readGraph, renamedNode, tensorName, type NodeInfo } from './onnx-edit.js';
 import { replaceField, WIRE_LEN } from './protobuf.js';
 
 const PREFIX = 'guardctl_regroup';
@@ -99,11 +99,15 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   let id = 0;
   const fresh = (what: string) => `${PREFIX}/${what}_${id++}`;
   const droppedValues = new Set([...dropped].flatMap((n) => n.outputs));
+  // Initializers only the dropped nodes read (repeat_kv's constant dims) go too: ONNX Runtime warns of each.
+  const keptReads = new Set(nodes.filter((n) => !dropped.has(n)).flatMap((n) => n.inputs));
+  const orphans = new Set([...dropped].flatMap((n) => n.inputs).filter((i) => !keptReads.has(i) && !outputs.has(i)));
   const byField = new Map(nodes.map((n) => [n.field.tagStart, n]));
   for (const f of view.fields) {
     const n = f.no === 1 && f.wire === WIRE_LEN ? byField.get(f.tagStart) : undefined;
     if (n && dropped.has(n)) continue;
     if (f.no === 13 && f.wire === WIRE_LEN && droppedValues.has(nameOf(model, f))) continue;
+    if (f.no === 5 && f.wire === WIRE_LEN && orphans.has(tensorName(model, f))) continue;
     const chain = n && fed.get(n);
     if (!n || !chain) {
       parts.push(Buffer.from(model.subarray(f.tagStart, f.end)));

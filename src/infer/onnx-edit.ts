@@ -53,6 +53,12 @@ export function nameOf(buf: Uint8Array, field: WireField): string {
   return '';
 }
 
+/** An initializer's name (TensorProto field 8). */
+export function tensorName(buf: Uint8Array, f: { start: number; end: number }): string {
+  for (const g of wireFields(buf, f.start, f.end)) if (g.no === 8 && g.wire === WIRE_LEN) return text(buf, g);
+  return '';
+}
+
 /** A varint read as a signed int64 (negative values take ten bytes, which a float cannot hold exactly). */
 function signedVarint(buf: Uint8Array, pos: number): bigint {
   let value = 0n;

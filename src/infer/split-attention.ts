@@ -22,7 +22,7 @@
  */
 import { REGROUP_SHAPES } from './grouped-attention.js';
 import { deltaName } from './present-delta.js';
-import { hasSubgraph, int64Initializer, intAttr, intAttribute, nameOf, newNode, readGraph, renamedNode, renamedUnshaped, type NodeInfo } from './onnx-edit.js';
+import { hasSubgraph, int64Initializer, intAttr, intAttribute, nameOf, newNode, readGraph, renamedNode, renamedUnshaped, tensorName, type NodeInfo } from './onnx-edit.js';
 import { replaceField, WIRE_LEN, wireFields } from './protobuf.js';
 
 const PREFIX = 'guardctl_split';
@@ -235,10 +235,4 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
   parts.push(int64Initializer(zero, 0n), int64Initializer(end, 2n ** 63n - 1n), int64Initializer(last, -1n), int64Initializer(seqAxis, 2n));
   const outputs = [...concats.keys()].map(deltaName);
   return { rewritten: true, model: replaceField(model, graphField, 7, parts), outputs, layers: concats.size / 2 };
-}
-
-/** TensorProto's name is field 8. */
-function tensorName(buf: Uint8Array, f: { start: number; end: number }): string {
-  for (const g of wireFields(buf, f.start, f.end)) if (g.no === 8 && g.wire === WIRE_LEN) return Buffer.from(buf.subarray(g.start, g.end)).toString('utf8');
-  return '';
 }

@@ -5,15 +5,24 @@
  * pattern are left as they are, with the reason.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { regroupAttention } from '../../src/infer/grouped-attention.js';
 import { loadModelDir } from '../../src/infer/model-dir.js';
 import { readGraph } from '../../src/infer/onnx-edit.js';
+import { splitAttention } from '../../src/infer/split-attention.js';
+// @ts-expect-error: a plain .mjs script without types
+import { findPython } from '../../scripts/fixtures/build.mjs';
 import { GUARD_DIR, MT_DIR, assertSameDemoAnswers, guard, mt, startEngine } from '../helpers/infer-engine.js';
 import { realFixture } from '../helpers/real-fixture.js';
+import { availableOrSkip } from '../helpers/system.js';
 import { BATCH_FILL_MS } from '../helpers/wait.js';
+
+const BUILDER = new URL('../../scripts/fixtures/qwen3_decoder.py', import.meta.url).pathname;
 
 /** Runs both graphs on a left-padded batch of 2 rows with a past of 5 positions and 3 new ones. */
 async function compare(dir: string): Promise<void> {
@@ -78,4 +87,43 @@ test('engine: the same answers with grouped attention (the default on CPU) as wi
   assert.ok(grouped.logs.some((l) => /guard: grouped-query attention reads the shared cache \(8 MatMuls; repeat_kv and \d+ nodes removed\)/.test(l.message)), JSON.stringify(grouped.logs));
   assert.ok(!exported.logs.some((l) => /grouped-query/.test(l.message)));
   await assertSameDemoAnswers(exported.engine, grouped.engine);
+});
+
+test('grouped and split attention on a repeat_kv graph at the Qwen3 vocabulary: numpy\'s logits, as the export gives them', async (t) => {
+  // The fixture builder's torch-style variant (what bench:real's GUARDCTL_BENCH_ATTENTION=repeat_kv measures at
+  // real size), built small: each rewrite must keep the export's answer to the reference sequence.
+  const python = (findPython as () => string | undefined)();
+  if (!availableOrSkip(t, python !== undefined, 'python3 with onnx and numpy (python3-onnx, python3-numpy)', 'no python3 imports onnx and numpy')) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guardctl-repeat-kv-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const built = spawnSync(python!, [BUILDER, '--onnx-dir', `${dir}/onnx`, '--reference-dir', dir, '--dtypes', 'fp32', '--attention', 'repeat_kv'], { encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  const { ids, config } = JSON.parse(fs.readFileSync(`${dir}/reference.json`, 'utf8')) as { ids: number[]; config: { layers: number; heads: number; kv_heads: number; head_dim: number; vocab: number } };
+  const reference = new Float32Array(fs.readFileSync(`${dir}/reference_fp32.bin`).buffer.slice(0));
+  const exported = fs.readFileSync(`${dir}/onnx/model.onnx`);
+  const grouped = regroupAttention(exported, { heads: config.heads, kvHeads: config.kv_heads });
+  assert.ok(grouped.rewritten, !grouped.rewritten ? grouped.reason : '');
+  assert.equal(grouped.matmuls, 2 * config.layers);
+  const split = splitAttention(grouped.model);
+  assert.ok(split.rewritten, !split.rewritten ? split.reason : '');
+  for (const [what, model, past] of [['exported', exported, 0], ['grouped', grouped.model, 0], ['grouped + split', split.model, 1]] as const) {
+    const session = await ort.InferenceSession.create(model, { logSeverityLevel: 2, extra: { session: { model_external_initializers_file_folder_path: `${dir}/onnx` } } });
+    try {
+      const n = ids.length;
+      // The split graph is fed as the runner feeds it: one masked-out past slot.
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from([...Array<number>(past).fill(0), ...Array<number>(n).fill(1)].map(BigInt)), [1, past + n]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
+      };
+      for (let i = 0; i < config.layers; i++) for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(config.kv_heads * past * config.head_dim), [1, config.kv_heads, past, config.head_dim]);
+      const logits = (await session.run(feeds)).logits!.data as Float32Array;
+      const last = logits.subarray(logits.length - config.vocab);
+      let worst = 0;
+      for (let i = 0; i < config.vocab; i++) worst = Math.max(worst, Math.abs(last[i]! - reference[i]!));
+      assert.ok(worst <= 1e-4, `${what}: logits differ from numpy's by ${worst}`);
+    } finally {
+      await session.release();
+    }
+  }
 });
