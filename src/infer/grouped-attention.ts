@@ -13,7 +13,7 @@
  * itself (transposed for the keys), and drops the repeat_kv nodes and the shape arithmetic only they used.
  * Every other byte is copied. A graph without the pattern is left as it is, with the reason.
  */
-import { int64Constant, int64sInitializer, intsAttr, intsAttribute, nameOf, newNode, readGraph, renamedNode, tensorName, type NodeInfo } from './onnx-edit.js';
+import { hasSubgraph, int64Constant, int64sInitializer, intsAttr, intsAttribute, nameOf, newNode, readGraph, renamedNode, tensorName, type GraphView, type NodeInfo } from './onnx-edit.js';
 import { replaceField, WIRE_LEN } from './protobuf.js';
 
 const PREFIX = 'guardctl_regroup';
@@ -35,6 +35,10 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   const view = readGraph(model, 13, 'Unsqueeze axes as an input');
   if ('reason' in view) return { rewritten: false, reason: view.reason };
   const { nodes } = view;
+  const graph: GraphView = view;
+  // Values an If or Loop body reads are invisible to the consumer map below.
+  if (nodes.some((n) => hasSubgraph(model, n))) return { rewritten: false, reason: 'the graph has control flow (If, Loop, Scan)' };
+  const rep = heads / config.kvHeads;
   const outputs = new Set(view.fields.filter((f) => f.no === 12 && f.wire === WIRE_LEN).map((f) => nameOf(model, f)));
   const consumers = new Map<string, NodeInfo[]>();
   for (const n of nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
@@ -56,6 +60,10 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
       partial ??= `${cache} is unsqueezed but not repeated by Expand and Reshape on axis 2`;
       continue;
     }
+    // The graph's own repeat count, where its Expand target spells it out (torch: [b, kvHeads, n_rep, T, d]),
+    // must be config.json's: otherwise the query heads would be grouped wrongly, silently.
+    const repeat = repeatCount(expand);
+    if (repeat !== undefined && repeat !== rep) return { rewritten: false, reason: `${cache} is repeated ${repeat} times, but config.json has ${heads} query heads for ${config.kvHeads} KV heads` };
     const isKey = cache.endsWith('.key');
     const readers = consumers.get(reshape.outputs[0]!) ?? [];
     const chainNodes = [u, expand, reshape];
@@ -80,9 +88,11 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   }
   if (fed.size === 0) return { rewritten: false, reason: partial ?? 'no repeat_kv (Unsqueeze, Expand, Reshape of the cache) feeds attention' };
 
-  // What goes: the repeat_kv nodes, then whatever computed only for them (their shape arithmetic).
+  // What goes: the repeat_kv nodes, then whatever computed only for them (their shape arithmetic). A rewritten
+  // MatMul still reads its left operand, and its cache (through the new Transpose for the keys).
   const dropped = new Set<NodeInfo>([...fed.values()].flatMap((c) => c.nodes));
-  const used = (value: string) => outputs.has(value) || (consumers.get(value) ?? []).some((c) => !dropped.has(c) && !fed.has(c));
+  const rewrittenReads = new Set([...fed].flatMap(([m, c]) => [m.inputs[0]!, c.cache]));
+  const used = (value: string) => outputs.has(value) || rewrittenReads.has(value) || (consumers.get(value) ?? []).some((c) => !dropped.has(c) && !fed.has(c));
   for (let changed = true; changed; ) {
     changed = false;
     for (const n of nodes) {
@@ -100,8 +110,10 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   const fresh = (what: string) => `${PREFIX}/${what}_${id++}`;
   const droppedValues = new Set([...dropped].flatMap((n) => n.outputs));
   // Initializers only the dropped nodes read (repeat_kv's constant dims) go too: ONNX Runtime warns of each.
-  const keptReads = new Set(nodes.filter((n) => !dropped.has(n)).flatMap((n) => n.inputs));
-  const orphans = new Set([...dropped].flatMap((n) => n.inputs).filter((i) => !keptReads.has(i) && !outputs.has(i)));
+  const keptReads = new Set([...nodes.filter((n) => !dropped.has(n)).flatMap((n) => n.inputs), ...rewrittenReads]);
+  // An initializer also declared as a graph input (keep_initializers_as_inputs) stays: the input would dangle.
+  const inputs = new Set(view.fields.filter((f) => f.no === 11 && f.wire === WIRE_LEN).map((f) => nameOf(model, f)));
+  const orphans = new Set([...dropped].flatMap((n) => n.inputs).filter((i) => !keptReads.has(i) && !outputs.has(i) && !inputs.has(i)));
   const byField = new Map(nodes.map((n) => [n.field.tagStart, n]));
   for (const f of view.fields) {
     const n = f.no === 1 && f.wire === WIRE_LEN ? byField.get(f.tagStart) : undefined;
@@ -125,5 +137,16 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
     parts.push(newNode('Reshape', [product, headShape], [n.outputs[0]!], fresh('Reshape')));
   }
   parts.push(int64sInitializer(groupShape, [0, config.kvHeads, -1, 0]), int64sInitializer(headShape, [0, heads, -1, 0]));
+
+  /** The constant repeat count in an Expand's target (torch: Concat of [b, kvHeads, n_rep, T, d], possibly behind
+   * the Where/Reshape that ONNX export wraps it in), or undefined where the graph does not spell it out. */
+  function repeatCount(expand: NodeInfo): number | undefined {
+    const producer = (v: string) => nodes.find((n) => n.outputs.includes(v));
+    let n = producer(expand.inputs[1] ?? '');
+    for (let depth = 0; n && depth < 4 && n.op !== 'Concat'; depth++) n = producer(n.op === 'Where' ? n.inputs[2]! : n.inputs[0]!);
+    if (!n || n.op !== 'Concat' || n.inputs.length !== 5) return undefined;
+    const value = int64Constant(model, graph, n.inputs[2]!);
+    return value?.length === 1 ? value[0] : undefined;
+  }
   return { rewritten: true, model: replaceField(model, view.field, 7, parts), matmuls: fed.size, removed: dropped.size };
 }

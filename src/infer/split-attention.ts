@@ -168,7 +168,7 @@ export function splitAttention(model: Uint8Array): SplitAttentionResult {
       v = n.outputs[0]!;
     }
     let p = producer.get(m.inputs[0]!);
-    for (let depth = 0; p && depth < 4; depth++) {
+    for (let depth = 0; p && depth < 6; depth++) {
       if (p.op === 'Softmax') return softmaxLast(p) ? 'values' : undefined;
       if (p.op !== 'Cast' && p.op !== 'Identity' && !keepsLastAxis(p)) break;
       p = producer.get(p.inputs[0]!);

@@ -79,7 +79,7 @@ function modelSource(model: string, onnxPath: string, config: ModelConfig, optio
   if (init.device === 'cpu' && init.tuning.groupedAttention !== false) {
     const result = attempt((bytes) => regroupAttention(bytes, config), bytes);
     if (result.rewritten) {
-      send({ type: 'log', level: 'info', message: `model ${model}: grouped-query attention reads the shared cache (${result.matmuls} MatMuls; repeat_kv and ${result.removed} nodes removed)` });
+      send({ type: 'log', level: 'info', message: `model ${model}: grouped-query attention reads the shared cache (${result.matmuls} MatMuls; ${result.removed} nodes of repeat_kv and its shape arithmetic removed)` });
       ({ model: bytes } = result);
       rewritten = true;
     } else send({ type: 'log', level: 'info', message: `model ${model}: attention as exported (${result.reason})` });

@@ -73,6 +73,8 @@ test('grouped attention: graphs without repeat_kv, or without grouped heads, are
   const demo = fs.readFileSync(`${GUARD_DIR}/onnx/model.onnx`);
   assert.deepEqual(regroupAttention(demo, { heads: 2, kvHeads: 2 }), { rewritten: false, reason: 'no grouped-query attention (2 query heads, 2 KV heads)' });
   assert.deepEqual(regroupAttention(demo, { kvHeads: 2 }), { rewritten: false, reason: 'no grouped-query attention (? query heads, 2 KV heads)' });
+  // A config.json that disagrees with the graph's repeat count (2) would group the heads wrongly: refused.
+  assert.deepEqual(regroupAttention(demo, { heads: 8, kvHeads: 2 }), { rewritten: false, reason: 'present.0.key is repeated 2 times, but config.json has 8 query heads for 2 KV heads' });
   const dir = realFixture(t, 'moderate');
   if (!dir) return;
   // The fixture builder groups the query heads itself: its cache is unsqueezed, then transposed, never repeated.
@@ -84,7 +86,7 @@ test('engine: the same answers with grouped attention (the default on CPU) as wi
   const tuning = { maxBatch: 2, maxWaitMs: BATCH_FILL_MS };
   const exported = await startEngine(t, [guard(), mt()], { ...tuning, groupedAttention: false });
   const grouped = await startEngine(t, [guard(), mt()], tuning);
-  assert.ok(grouped.logs.some((l) => /guard: grouped-query attention reads the shared cache \(8 MatMuls; repeat_kv and \d+ nodes removed\)/.test(l.message)), JSON.stringify(grouped.logs));
+  assert.ok(grouped.logs.some((l) => /guard: grouped-query attention reads the shared cache \(8 MatMuls; \d+ nodes of repeat_kv and its shape arithmetic removed\)/.test(l.message)), JSON.stringify(grouped.logs));
   assert.ok(!exported.logs.some((l) => /grouped-query/.test(l.message)));
   await assertSameDemoAnswers(exported.engine, grouped.engine);
 });
