@@ -156,6 +156,9 @@ export class DeviceWorker {
       case 'done':
         this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
         break;
+      case 'answers':
+        for (const a of msg.answers) this.settle(a.id)?.resolve({ result: a.result, queueMs: a.queueMs, engineMs: a.engineMs });
+        break;
       case 'failed':
         this.settle(msg.id)?.reject(new EngineError(msg.code, msg.message, msg.details));
         break;

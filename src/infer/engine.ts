@@ -76,6 +76,7 @@ export function createEngine(specs: ModelSpec[], options: EngineOptions): Engine
           ...(options.fullPresents ? { fullPresents: true } : {}),
           ...(options.splitAttention !== undefined ? { splitAttention: options.splitAttention } : {}),
           ...(options.groupedAttention !== undefined ? { groupedAttention: options.groupedAttention } : {}),
+          ...(options.groupAnswersAfterMs !== undefined ? { groupAnswersAfterMs: options.groupAnswersAfterMs } : {}),
           ...(options.threads ? { threads: options.threads } : {}),
           ...(options.gpuStyleBatching ? { gpuStyleBatching: true } : {}),
           ...(options.batchWait ? { batchWait: options.batchWait } : {}),

@@ -39,7 +39,7 @@ export interface WorkItem {
 
 /** What a device worker is told of the engine's options: the same fields, under the same names (types.ts). */
 export type WorkerTuning = Pick<EngineOptions, 'maxBatch' | 'maxWaitMs'>
-  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'prefillKvBudget' | 'announcedWaitMs' | 'fullLogits' | 'fullPresents' | 'splitAttention' | 'groupedAttention'>>
+  & Partial<Pick<EngineOptions, 'maxBatchTokens' | 'batchWait' | 'threads' | 'gpuStyleBatching' | 'logitsBudget' | 'prefillKvBudget' | 'announcedWaitMs' | 'fullLogits' | 'fullPresents' | 'splitAttention' | 'groupedAttention' | 'groupAnswersAfterMs'>>
   & {
     /** Admit into a running batch between decode steps (CPU); off means admit at batch boundaries only. */
     continuousAdmission: boolean;
@@ -75,6 +75,8 @@ export type ScoreDone = {
   continued?: { tokens: number[]; finish: 'eos' | 'length' };
 };
 
+export type DoneMessage = { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number };
+
 export type FromWorker =
   | { type: 'loaded'; model: string; kvDtype: FloatType; logitsDtype: FloatType; ms: number; prefixTokens: number[] }
   | { type: 'load_failed'; model: string; error: WireError }
@@ -84,7 +86,9 @@ export type FromWorker =
    * one message per step rather than one per row. 'done' still carries each answer's tokens in full.
    */
   | { type: 'tokens'; tokens: number[] }
-  | { type: 'done'; id: number; result: GenerateDone | ScoreDone; queueMs: number; engineMs: number }
+  | DoneMessage
+  /** Answers sent one after another (one step's finished rows), in one message: see worker.ts. */
+  | { type: 'answers'; answers: DoneMessage[] }
   | { type: 'failed'; id: number; code: EngineErrorCode; message: string; details?: Record<string, unknown> }
   | { type: 'step'; event: StepEvent }
   /** What a model's batch holds now: KV cache bytes, and GPU tensors not yet disposed (0 once idle, or a leak). */

@@ -126,3 +126,17 @@ test('limits: abort, deadline, queue_full, close', async (t) => {
     await assert.rejects(engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 8 }), { code: 'not_ready' });
   });
 });
+
+test('answers a step finishes reach the main thread together: their callers\' next requests share one prefill', async (t) => {
+  // groupAnswersAfterMs 0 groups after every step, as the engine does after slow steps (a real model's); the
+  // announced wait is long, so only arrivals end it, never the clock.
+  const rec = await startEngine(t, [mt()], { maxBatch: 8, maxWaitMs: 0, groupAnswersAfterMs: 0, announcedWaitMs: HANG_BOUND_MS });
+  const { engine } = rec;
+  rec.steps.length = 0; // the warm-up's
+  // Four callers, each sending its next request as soon as its answer comes: the same prompt, so every round's
+  // four rows finish in the same decode step.
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let round = 0; round < 3; round++) assert.equal((await engine.generate({ model: 'mt', messages: SHORT, maxNewTokens: 64 })).text, SHORT_ANSWER);
+  }));
+  assert.deepEqual(rec.steps.filter((e) => e.kind === 'prefill').map((e) => e.batchSize), [4, 4, 4], JSON.stringify(rec.steps));
+});
