@@ -1,20 +1,18 @@
 /**
- * ONNX Runtime alone on bench:real's model, loaded as the device worker loads it (worker.ts): the last-logits
- * rewrite unless fullLogits, grouped attention where the graph has repeat_kv (unless exportedAttention), split
- * attention (or, with concatAttention, the present-delta outputs) unless fullPresents, the same CPU session options, the
- * engine's Runner for prefill and decode. The
- * baseline of the served-throughput ratio and the subject of the memory and decode-step measurements.
+ * ONNX Runtime alone on bench:real's model, rewritten as the device worker rewrites it (graph-rewrites.ts): the
+ * last-logits rewrite unless fullLogits, grouped attention where the graph has repeat_kv (unless
+ * exportedAttention), split attention (or, with concatAttention, the present-delta outputs) unless fullPresents;
+ * the same CPU session options, the engine's Runner for prefill and decode. The baseline of the served-throughput
+ * ratio and the subject of the memory and decode-step measurements.
  */
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import ort from 'onnxruntime-node';
 import { validateGraph } from '../src/infer/graph.js';
-import { lastPositionLogits } from '../src/infer/last-logits.js';
 import { argmax as argmaxOf } from '../src/infer/logits.js';
 import { loadModelDir } from '../src/infer/model-dir.js';
-import { addPresentDeltas } from '../src/infer/present-delta.js';
-import { splitAttention, splitPays } from '../src/infer/split-attention.js';
-import { regroupAttention } from '../src/infer/grouped-attention.js';
+import { rewriteGraph } from '../src/infer/graph-rewrites.js';
+import { splitPays } from '../src/infer/split-attention.js';
 import type { ModelDir } from '../src/infer/model-dir.js';
 import { Runner } from '../src/infer/runner.js';
 import { ChatTokenizer } from '../src/infer/tokenizer.js';
@@ -41,27 +39,16 @@ export interface LoadChoices {
 export async function loadRunner(dir: string, dtype: Dtype, threads: number, choices: LoadChoices = {}): Promise<Loaded> {
   const model = loadModelDir(dir, dtype);
   const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, intraOpNumThreads: threads, ...choices.extra };
-  let bytes: Uint8Array = readFileSync(model.onnxPath);
-  if (!choices.fullLogits) {
-    const r = lastPositionLogits(bytes);
-    if (!r.rewritten) throw new Error(`the last-logits rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
-    bytes = r.model;
-  }
-  if (!choices.exportedAttention) {
-    // As the worker: a graph without repeat_kv (the grouped builder's) is left as it is.
-    const r = regroupAttention(bytes, model.config);
-    if (r.rewritten) bytes = r.model;
-  }
-  const split = !choices.fullPresents && !choices.concatAttention && splitPays(model.config);
-  if (split) {
-    const r = splitAttention(bytes);
-    if (!r.rewritten) throw new Error(`the split-attention rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
-    bytes = r.model;
-  } else if (!choices.fullPresents) {
-    const r = addPresentDeltas(bytes);
-    if (!r.rewritten) throw new Error(`the present-delta rewrite does not apply to ${model.onnxPath}: ${r.reason}`);
-    bytes = r.model;
-  }
+  // As the worker rewrites it; a graph without repeat_kv (the grouped builder's) keeps its attention.
+  const { model: bytes, applied, notes } = rewriteGraph(readFileSync(model.onnxPath), model.config, {
+    device: 'cpu', fullLogits: choices.fullLogits, fullPresents: choices.fullPresents, groupedAttention: !choices.exportedAttention, ...(choices.concatAttention ? { splitAttention: false } : {}),
+  });
+  const missing = [
+    !choices.fullLogits && !applied.lastLogits && 'last-logits',
+    !choices.fullPresents && !choices.concatAttention && splitPays(model.config) && !applied.split && 'split-attention',
+    !choices.fullPresents && !applied.deltas && 'present-delta',
+  ].filter(Boolean);
+  if (missing.length > 0) throw new Error(`the ${missing.join(' and ')} rewrite does not apply to ${model.onnxPath}: ${notes.join('; ')}`);
   const session = await ort.InferenceSession.create(bytes, { ...options, extra: { session: { model_external_initializers_file_folder_path: dirname(model.onnxPath) } } });
   const graph = validateGraph(model.onnxPath, model.config, session.inputMetadata, session.outputMetadata);
   return { model, session, runner: new Runner(session, 'cpu', graph, model.config, undefined, !choices.fullPresents), tok: new ChatTokenizer(model) };

@@ -10,10 +10,7 @@ import ort from 'onnxruntime-node';
 import { isGuardError } from '../core/errors.js';
 import { configError } from './model-dir.js';
 import { presentName, validateGraph } from './graph.js';
-import { lastPositionLogits } from './last-logits.js';
-import { addPresentDeltas } from './present-delta.js';
-import { splitAttention, splitPays } from './split-attention.js';
-import { regroupAttention } from './grouped-attention.js';
+import { rewriteGraph } from './graph-rewrites.js';
 import { explainLoadFailure } from './provider-ops.js';
 import { Runner } from './runner.js';
 import { Scheduler } from './scheduler.js';
@@ -73,62 +70,19 @@ function wire(err: unknown): WireError {
   return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
 }
 
-/** A graph rewrite whose failure (a file it cannot parse) is one more reason to serve the graph as it is. */
-function attempt<R extends { rewritten: boolean }>(rewrite: (model: Uint8Array) => R, model: Uint8Array): R | { rewritten: false; reason: string } {
-  try {
-    return rewrite(model);
-  } catch (err) {
-    return { rewritten: false, reason: (err as Error).message };
-  }
-}
-
 /**
- * The graph as the session gets it: rewritten in memory to compute the last position's logits only
- * (last-logits.ts) and, on CPU, for grouped-query attention to read the shared cache instead of repeat_kv's
- * copies (grouped-attention.ts) and to hand out each step's new KV positions: with attention that reads the past
- * and the new positions apart where that pays (split-attention.ts), else as slices of the presents
- * (present-delta.ts). Or the file as it is. A model loaded from bytes finds its external data through the
- * session's external-initializers folder, the model's own directory.
+ * The graph as the session gets it: rewritten in memory (graph-rewrites.ts), or the file as it is. A model loaded
+ * from bytes finds its external data through the session's external-initializers folder, the model's own
+ * directory.
  */
 function modelSource(model: string, onnxPath: string, config: ModelConfig, options: ort.InferenceSession.SessionOptions): { source: string | Uint8Array; options: ort.InferenceSession.SessionOptions; deltas: boolean } {
-  const wantDeltas = init.device === 'cpu' && !init.tuning.fullPresents;
+  // Only the last-logits rewrite applies off the CPU.
   if (init.tuning.fullLogits && init.device !== 'cpu') return { source: onnxPath, options, deltas: false };
-  let bytes: Uint8Array = readFileSync(onnxPath);
-  let rewritten = false;
-  if (!init.tuning.fullLogits) {
-    const result = attempt(lastPositionLogits, bytes);
-    if (result.rewritten) {
-      send({ type: 'log', level: 'info', message: `model ${model}: logits computed for the last position only (lm_head ${result.lmHead})` });
-      ({ model: bytes } = result);
-      rewritten = true;
-    } else send({ type: 'log', level: 'info', message: `model ${model}: logits computed for every position, as exported (${result.reason})` });
-  }
-  if (init.device === 'cpu' && init.tuning.groupedAttention !== false) {
-    const result = attempt((bytes) => regroupAttention(bytes, config), bytes);
-    if (result.rewritten) {
-      send({ type: 'log', level: 'info', message: `model ${model}: grouped-query attention reads the shared cache (${result.matmuls} MatMuls; ${result.removed} nodes of repeat_kv and its shape arithmetic removed)` });
-      ({ model: bytes } = result);
-      rewritten = true;
-    } else send({ type: 'log', level: 'info', message: `model ${model}: attention as exported (${result.reason})` });
-  }
-  let deltas = false;
-  if (wantDeltas && (init.tuning.splitAttention ?? splitPays(config))) {
-    const result = attempt(splitAttention, bytes);
-    if (result.rewritten) {
-      send({ type: 'log', level: 'info', message: `model ${model}: attention reads the past and the new positions apart (${result.layers} layers; no cache copy per step)` });
-      ({ model: bytes } = result);
-      deltas = rewritten = true;
-    } else send({ type: 'log', level: 'info', message: `model ${model}: attention over the concatenated cache, as exported (${result.reason})` });
-  }
-  if (wantDeltas && !deltas) {
-    const result = addPresentDeltas(bytes);
-    if (result.rewritten) ({ model: bytes } = result);
-    deltas = result.rewritten;
-    rewritten ||= deltas;
-  }
-  if (!rewritten) return { source: onnxPath, options, deltas: false };
+  const { model: bytes, applied, notes } = rewriteGraph(readFileSync(onnxPath), config, { device: init.device, ...init.tuning });
+  for (const note of notes) send({ type: 'log', level: 'info', message: `model ${model}: ${note}` });
+  if (!Object.values(applied).some(Boolean)) return { source: onnxPath, options, deltas: false };
   const extra = { ...(options.extra ?? {}), session: { ...((options.extra?.session as Record<string, unknown>) ?? {}), model_external_initializers_file_folder_path: dirname(onnxPath) } };
-  return { source: bytes, options: { ...options, extra }, deltas };
+  return { source: bytes, options: { ...options, extra }, deltas: applied.deltas };
 }
 
 async function load(model: string, onnxPath: string, config: ModelConfig, heads: number[][]): Promise<void> {
