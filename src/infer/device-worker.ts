@@ -9,7 +9,7 @@ import { GuardError } from '../core/errors.js';
 import type { ErrorCode } from '../core/errors.js';
 import { EngineError } from './types.js';
 import type { Device, EngineErrorCode, StepEvent } from './types.js';
-import type { FromWorker, GenerateDone, ScoreDone, ToWorker, WireError, WorkItem, WorkerTuning } from './protocol.js';
+import type { DoneMessage, FromWorker, GenerateDone, ScoreDone, ToWorker, WireError, WorkItem, WorkerTuning } from './protocol.js';
 import type { ModelConfig } from './model-dir.js';
 import type { FloatType } from './graph.js';
 import { spawnWorker } from './spawn-worker.js';
@@ -154,10 +154,10 @@ export class DeviceWorker {
         }
         break;
       case 'done':
-        this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
+        this.answer(msg);
         break;
       case 'answers':
-        for (const a of msg.answers) this.settle(a.id)?.resolve({ result: a.result, queueMs: a.queueMs, engineMs: a.engineMs });
+        for (const a of msg.answers) this.answer(a);
         break;
       case 'failed':
         this.settle(msg.id)?.reject(new EngineError(msg.code, msg.message, msg.details));
@@ -179,6 +179,10 @@ export class DeviceWorker {
         this.onClosed?.();
         break;
     }
+  }
+
+  private answer(msg: DoneMessage): void {
+    this.settle(msg.id)?.resolve({ result: msg.result, queueMs: msg.queueMs, engineMs: msg.engineMs });
   }
 
   private die(err: Error): void {

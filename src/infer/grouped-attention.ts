@@ -39,9 +39,13 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   // Values an If or Loop body reads are invisible to the consumer map below.
   if (nodes.some((n) => hasSubgraph(model, n))) return { rewritten: false, reason: 'the graph has control flow (If, Loop, Scan)' };
   const rep = heads / config.kvHeads;
-  const outputs = new Set(view.fields.filter((f) => f.no === 12 && f.wire === WIRE_LEN).map((f) => nameOf(model, f)));
+  const { outputs } = view;
   const consumers = new Map<string, NodeInfo[]>();
-  for (const n of nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const producer = new Map<string, NodeInfo>();
+  for (const n of nodes) {
+    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+    for (const o of n.outputs) producer.set(o, n);
+  }
   const only = (value: string, op: string): NodeInfo | undefined => {
     const c = consumers.get(value) ?? [];
     return c.length === 1 && c[0]!.op === op && c[0]!.inputs[0] === value && !outputs.has(value) ? c[0] : undefined;
@@ -141,9 +145,8 @@ export function regroupAttention(model: Uint8Array, config: { heads?: number; kv
   /** The constant repeat count in an Expand's target (torch: Concat of [b, kvHeads, n_rep, T, d], possibly behind
    * the Where/Reshape that ONNX export wraps it in), or undefined where the graph does not spell it out. */
   function repeatCount(expand: NodeInfo): number | undefined {
-    const producer = (v: string) => nodes.find((n) => n.outputs.includes(v));
-    let n = producer(expand.inputs[1] ?? '');
-    for (let depth = 0; n && depth < 4 && n.op !== 'Concat'; depth++) n = producer(n.op === 'Where' ? n.inputs[2]! : n.inputs[0]!);
+    let n = producer.get(expand.inputs[1] ?? '');
+    for (let depth = 0; n && depth < 4 && n.op !== 'Concat'; depth++) n = producer.get(n.op === 'Where' ? n.inputs[2]! : n.inputs[0]!);
     if (!n || n.op !== 'Concat' || n.inputs.length !== 5) return undefined;
     const value = int64Constant(model, graph, n.inputs[2]!);
     return value?.length === 1 ? value[0] : undefined;

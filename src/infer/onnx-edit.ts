@@ -10,6 +10,8 @@ export interface GraphView {
   field: WireField;
   fields: WireField[];
   nodes: NodeInfo[];
+  /** The graph's output names (ValueInfoProto, field 12). */
+  outputs: Set<string>;
   opset: number;
 }
 
@@ -21,7 +23,9 @@ export function readGraph(model: Uint8Array, minOpset: number, why: string): Gra
   const opset = defaultOpset(model, top);
   if (opset < minOpset) return { reason: `the graph imports an opset below ${minOpset}${why ? ` (${why})` : ''}` };
   const fields = [...wireFields(model, field.start, field.end)];
-  return { field, fields, nodes: fields.filter((f) => f.no === 1 && f.wire === WIRE_LEN).map((f) => nodeInfo(model, f)), opset };
+  const nodes = fields.filter((f) => f.no === 1 && f.wire === WIRE_LEN).map((f) => nodeInfo(model, f));
+  const outputs = new Set(fields.filter((f) => f.no === 12 && f.wire === WIRE_LEN).map((f) => nameOf(model, f)));
+  return { field, fields, nodes, outputs, opset };
 }
 
 export interface NodeInfo {
@@ -123,8 +127,8 @@ export function int64Constant(buf: Uint8Array, view: GraphView, name: string): n
   return undefined;
 }
 
-/** A 1-D int64 initializer of the given values. */
-export function int64sInitializer(name: string, values: readonly number[]): Buffer {
+/** A 1-D int64 initializer of the given values (TensorProto: dims 1, data_type 2 = INT64, name 8, raw_data 9). */
+export function int64sInitializer(name: string, values: readonly (number | bigint)[]): Buffer {
   const raw = Buffer.alloc(values.length * 8);
   values.forEach((v, i) => raw.writeBigInt64LE(BigInt(v), i * 8));
   return Buffer.concat(lenField(5, [varintField(1, values.length), varintField(2, 7), stringField(8, name), Buffer.concat(lenField(9, raw))]));
@@ -154,11 +158,9 @@ export function defaultOpset(buf: Uint8Array, model: readonly WireField[]): numb
   return 0;
 }
 
-/** A 1-D int64 initializer of one element (TensorProto: dims 1, data_type 2 = INT64, name 8, raw_data 9). */
+/** A 1-D int64 initializer of one element. */
 export function int64Initializer(name: string, value: bigint): Buffer {
-  const raw = Buffer.alloc(8);
-  raw.writeBigInt64LE(value);
-  return Buffer.concat(lenField(5, [varintField(1, 1), varintField(2, 7), stringField(8, name), Buffer.concat(lenField(9, raw))]));
+  return int64sInitializer(name, [value]);
 }
 
 /** An AttributeProto of type INT (20: 2) for a new node. */

@@ -53,10 +53,8 @@ type Split = { node: NodeInfo; side: 'scores' | 'values'; concat: NodeInfo };
 export function splitAttention(model: Uint8Array): SplitAttentionResult {
   const view = readGraph(model, 13, '');
   if ('reason' in view) return { rewritten: false, reason: view.reason };
-  const { field: graphField, fields: graph, nodes } = view;
-  const outputFields = graph.filter((f) => f.no === 12 && f.wire === WIRE_LEN);
-  const graphOutputs = new Set(outputFields.map((f) => nameOf(model, f)));
-  const presents = outputFields.filter((f) => nameOf(model, f).startsWith('present.'));
+  const { field: graphField, fields: graph, nodes, outputs: graphOutputs } = view;
+  const presents = graph.filter((f) => f.no === 12 && f.wire === WIRE_LEN && nameOf(model, f).startsWith('present.'));
   if (presents.length === 0) return { rewritten: false, reason: 'the graph has no present outputs' };
 
   // Nodes must come in topological order (the ONNX spec requires it) for one forward pass to see every use.
